@@ -1,0 +1,385 @@
+"""The `promptctl` command: each command parses, makes one registry call and prints."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.output import emit_json, rendered_text, table
+from registry.diff import diff_versions
+from registry.errors import PromptNotFound, RegistryError, UsageError
+from registry.library import WORKTREE, PromptLibrary
+from registry.lint import ERROR, lint_library
+from registry.scaffold import init_project
+from registry.variables import coerce_text
+
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+class PromptctlGroup(click.Group):
+    """Turns every registry error into one line on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RegistryError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+class Options:
+    """Repository options given to the group, and the library built from them on demand."""
+
+    def __init__(self, repo: str, root: str | None, pattern: str | None, branch: str | None):
+        self.repo = repo
+        self.root = root
+        self.pattern = pattern
+        self.branch = branch
+        self._library: PromptLibrary | None = None
+
+    @property
+    def library(self) -> PromptLibrary:
+        if self._library is None:
+            self._library = PromptLibrary(
+                self.repo, root=self.root, pattern=self.pattern, branch=self.branch
+            )
+        return self._library
+
+
+pass_options = click.make_pass_decorator(Options)
+
+
+@click.group(cls=PromptctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--repo",
+    envvar="PROMPTCTL_REPO",
+    default=".",
+    show_default=True,
+    help="The prompt repository (or a folder inside it).",
+)
+@click.option("--root", default=None, help="Folder of prompts in the repository [prompts].")
+@click.option("--pattern", default=None, help="File pattern of a prompt [{name}.prompt].")
+@click.option("--branch", default=None, help="The tracked branch that numbers versions [main].")
+@click.version_option(package_name="promptctl")
+@click.pass_context
+def cli(
+    ctx: click.Context, repo: str, root: str | None, pattern: str | None, branch: str | None
+) -> None:
+    """promptctl: a git-backed prompt registry and release manager."""
+    ctx.obj = Options(repo, root, pattern, branch)
+
+
+def split_ref(spec: str) -> tuple[str, str | None]:
+    """Split `name@ref` into its parts (the ref may itself contain '@', as in HEAD@{1})."""
+    name, sep, ref = spec.partition("@")
+    if sep and not ref:
+        raise UsageError(f"'{spec}': nothing after '@' (expected a version, e.g. {name}@v2)")
+    return name, ref or None
+
+
+@cli.command("init")
+@click.argument("directory", default=".", type=click.Path(file_okay=False))
+@JSON_OPTION
+@pass_options
+def init_command(options: Options, directory: str, as_json: bool) -> None:
+    """Create a prompt repository in DIRECTORY, or add promptctl.toml to an existing one."""
+    result = init_project(
+        Path(directory), root=options.root, pattern=options.pattern, branch=options.branch
+    )
+    if as_json:
+        emit_json(result)
+        return
+    verb = "Created a git repository" if result["created_repository"] else "Using the repository"
+    click.echo(f"{verb} at {result['repository']}")
+    for path in result["written"]:
+        click.echo(f"  wrote {path}")
+    for path in result["kept"]:
+        click.echo(f"  kept  {path} (already there)")
+    click.echo("Next: commit the files, then try 'promptctl list' and 'promptctl lint'.")
+
+
+@cli.command("list")
+@click.option("--rev", default=None, help="List at a git revision instead of the working tree.")
+@JSON_OPTION
+@pass_options
+def list_command(options: Options, rev: str | None, as_json: bool) -> None:
+    """List the prompts with their version, digest, kind and model."""
+    library = options.library
+    entries = []
+    for name in library.list(rev):
+        try:
+            version = library.get(name, rev)
+        except RegistryError as exc:
+            entries.append({"name": name, "error": str(exc)})
+            continue
+        entries.append(version.to_json(content=False))
+    if as_json:
+        emit_json(entries)
+        return
+    if not entries:
+        root = library.layout.root or "the repository root"
+        click.echo(f"No prompts under {root} (pattern {library.layout.pattern}).")
+        return
+    rows = []
+    for e in entries:
+        if "error" in e:
+            rows.append([e["name"], "-", "-", "-", "-", f"INVALID: {e['error']}"])
+        else:
+            version = e["label"] if e["version"] else "(new)"
+            rows.append(
+                [
+                    e["name"],
+                    version,
+                    e["digest"][:12],
+                    e["kind"],
+                    e["model"] or "-",
+                    e["description"] or "",
+                ]
+            )
+    table(["NAME", "VERSION", "DIGEST", "KIND", "MODEL", "DESCRIPTION"], rows)
+
+
+@cli.command("show")
+@click.argument("spec", metavar="NAME[@REF]")
+@click.option("--body-only", is_flag=True, help="Print only the template body.")
+@JSON_OPTION
+@pass_options
+def show_command(options: Options, spec: str, body_only: bool, as_json: bool) -> None:
+    """Show a prompt version: where it comes from, its settings and its file."""
+    name, ref = split_ref(spec)
+    version = options.library.get(name, ref)
+    if as_json:
+        emit_json(version.to_json())
+        return
+    if body_only:
+        click.echo(version.prompt.body, nl=False)
+        return
+    first = version.record.commit if version.record else None
+    click.echo(f"# {version.name} {version.label}  digest {version.short_digest}")
+    click.echo(
+        f"# from {version.source}" + (f" ({version.commit.summary})" if version.commit else "")
+    )
+    if first:
+        click.echo(
+            f"# first appeared in {first.short} by {first.author} on "
+            f"{first.time:%Y-%m-%d %H:%M} ({first.summary})"
+        )
+    elif version.source == WORKTREE or version.commit:
+        click.echo(f"# not on branch '{options.library.layout.branch}' yet: no version number")
+    if version.partials:
+        click.echo(f"# partials: {', '.join(sorted(version.partials))}")
+    click.echo(f"# file: {version.prompt.path}")
+    click.echo(version.prompt.text, nl=not version.prompt.text.endswith("\n"))
+
+
+@cli.command("log")
+@click.argument("name")
+@JSON_OPTION
+@pass_options
+def log_command(options: Options, name: str, as_json: bool) -> None:
+    """Show a prompt's versions on the tracked branch, newest first."""
+    records, index = options.library.history(name)
+    current = index.current_digest(name)
+    events = index.events.get(name, [])
+    if as_json:
+        emit_json(
+            {
+                "name": name,
+                "branch": index.branch,
+                "current": current,
+                "versions": [
+                    {
+                        "version": r.number,
+                        "label": r.label,
+                        "digest": r.digest,
+                        "commit": r.commit.to_json(),
+                    }
+                    for r in reversed(records)
+                ],
+                "changes": [
+                    {"commit": e.commit.to_json(), "digest": e.digest, "version": e.number}
+                    for e in reversed(events)
+                ],
+            }
+        )
+        return
+    rows = []
+    for r in reversed(records):
+        mark = f"<- {index.branch}" if r.digest == current else ""
+        rows.append(
+            [
+                r.label,
+                r.digest[:12],
+                r.commit.short,
+                f"{r.commit.time:%Y-%m-%d %H:%M}",
+                r.commit.author,
+                r.commit.summary[:60],
+                mark,
+            ]
+        )
+    table(["VERSION", "DIGEST", "COMMIT", "DATE", "AUTHOR", "MESSAGE", ""], rows)
+    if current is None:
+        click.echo(f"(removed from {index.branch} in {events[-1].commit.short})")
+
+
+@cli.command("render")
+@click.argument("spec", metavar="NAME[@REF]")
+@click.option(
+    "--var",
+    "pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A variable; typed by the prompt's input (JSON for arrays and objects).",
+)
+@click.option("--vars-file", type=click.File("r"), help="A JSON object of variables.")
+@click.option("--sample", type=int, default=None, help="Render the prompt's N-th sample (1-based).")
+@JSON_OPTION
+@pass_options
+def render_command(
+    options: Options,
+    spec: str,
+    pairs: tuple[str, ...],
+    vars_file: Any,
+    sample: int | None,
+    as_json: bool,
+) -> None:
+    """Render a prompt version with variables, as chat messages or text."""
+    name, ref = split_ref(spec)
+    version = options.library.get(name, ref)
+    variables = _collect_variables(version.prompt, pairs, vars_file, sample)
+    rendered = version.render(variables)
+    if as_json:
+        emit_json(
+            {
+                "name": name,
+                "version": version.number,
+                "label": version.label,
+                "digest": version.digest,
+                **rendered.to_json(),
+            }
+        )
+        return
+    click.echo(rendered_text(rendered))
+
+
+def _collect_variables(
+    prompt: Any, pairs: tuple[str, ...], vars_file: Any, sample: int | None
+) -> dict[str, Any]:
+    variables: dict[str, Any] = {}
+    if sample is not None:
+        samples = prompt.samples
+        if not 1 <= sample <= len(samples):
+            raise UsageError(f"--sample {sample}: {prompt.path} has {len(samples)} sample(s)")
+        variables.update(samples[sample - 1])
+    if vars_file is not None:
+        try:
+            loaded = json.load(vars_file)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{vars_file.name}:{exc.lineno}: not valid JSON: {exc.msg}") from exc
+        if not isinstance(loaded, dict):
+            raise UsageError(f"{vars_file.name}: must hold a JSON object of variables")
+        variables.update(loaded)
+    inputs = prompt.inputs or {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--var '{pair}': expected KEY=VALUE")
+        variables[key] = coerce_text(inputs.get(key), raw)
+    return variables
+
+
+@cli.command("diff")
+@click.argument("name")
+@click.argument("old_ref", required=False, metavar="[A]")
+@click.argument("new_ref", required=False, metavar="[B]")
+@JSON_OPTION
+@pass_options
+def diff_command(
+    options: Options, name: str, old_ref: str | None, new_ref: str | None, as_json: bool
+) -> None:
+    """Compare two versions of a prompt (default: the last commit against the working tree).
+
+    A and B are version references: vN, a digest prefix or a git revision.
+    """
+    library = options.library
+    old = _version_or_none(library, name, old_ref or "HEAD")
+    new = _version_or_none(library, name, new_ref)
+    if old is None and new is None:
+        raise PromptNotFound(name, f"{old_ref or 'HEAD'} or {new_ref or WORKTREE}")
+    result = diff_versions(name, old, new)
+    if as_json:
+        emit_json(result.to_json())
+        return
+    if result.unchanged:
+        click.echo(f"{name}: no change ({old.label if old else '-'})")
+        return
+    click.echo(f"{name}: {old.label if old else '(none)'} -> {new.label if new else '(removed)'}")
+    for change in result.front_matter:
+        click.echo(f"  ~ {change.key}: {_short(change.old)} -> {_short(change.new)}")
+    for var in result.variables_added:
+        click.echo(f"  + variable {var}")
+    for var in result.variables_removed:
+        click.echo(f"  - variable {var}")
+    for var in result.variables_changed:
+        click.echo(f"  ~ variable {var}")
+    if result.body:
+        click.echo("")
+        click.echo(result.body, nl=False)
+    for text in result.partials.values():
+        click.echo("")
+        click.echo(text, nl=False)
+
+
+def _version_or_none(library: PromptLibrary, name: str, ref: str | None) -> Any:
+    try:
+        return library.get(name, ref)
+    except PromptNotFound:
+        return None
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return "(absent)"
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+@cli.command("lint")
+@click.argument("names", nargs=-1)
+@click.option("--rev", default=None, help="Lint a git revision instead of the working tree.")
+@JSON_OPTION
+@pass_options
+def lint_command(options: Options, names: tuple[str, ...], rev: str | None, as_json: bool) -> None:
+    """Check prompts for broken YAML, templates, variables, includes and samples."""
+    library = options.library
+    for name in names:
+        if name not in library.list(rev):
+            raise PromptNotFound(name, rev or WORKTREE)
+    findings = lint_library(library, names or None, rev)
+    errors = sum(1 for f in findings if f.severity == ERROR)
+    checked = len(names) if names else len(library.list(rev))
+    if as_json:
+        emit_json(
+            {
+                "checked": checked,
+                "errors": errors,
+                "warnings": len(findings) - errors,
+                "findings": [f.to_json() for f in findings],
+            }
+        )
+    else:
+        for finding in findings:
+            click.echo(str(finding))
+        click.echo(
+            f"{checked} prompt(s) checked: {errors} error(s), {len(findings) - errors} warning(s)"
+        )
+    if errors:
+        sys.exit(1)
+
+
+def main() -> None:
+    cli(prog_name="promptctl")

@@ -1,0 +1,118 @@
+"""The registry's exceptions: one base, grouped subclasses, each building its own message.
+
+Every error carries the HTTP status a transport should answer with, so the server maps
+them in one handler and the CLI in one place, without knowing the individual classes.
+"""
+
+from __future__ import annotations
+
+
+class RegistryError(Exception):
+    """Base of every error the registry raises for a user's mistake or a missing thing."""
+
+    status: int = 400
+    title: str = "Registry error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NotFound(RegistryError):
+    """Something that was asked for does not exist."""
+
+    status = 404
+    title = "Not found"
+
+
+class PromptNotFound(NotFound):
+    """No prompt of that name at that revision."""
+
+    title = "Prompt not found"
+
+    def __init__(self, name: str, where: str | None = None) -> None:
+        self.name = name
+        suffix = f" at {where}" if where else ""
+        super().__init__(f"unknown prompt '{name}'{suffix}")
+
+
+class VersionNotFound(NotFound):
+    """A version reference that matches no version of the prompt."""
+
+    title = "Version not found"
+
+    def __init__(self, name: str, ref: str, hint: str = "") -> None:
+        self.name = name
+        self.ref = ref
+        extra = f" ({hint})" if hint else ""
+        super().__init__(f"prompt '{name}' has no version '{ref}'{extra}")
+
+
+class RevisionNotFound(NotFound):
+    """A git revision that does not resolve to a commit."""
+
+    title = "Revision not found"
+
+    def __init__(self, rev: str, hint: str = "") -> None:
+        self.rev = rev
+        extra = f" ({hint})" if hint else ""
+        super().__init__(f"unknown git revision '{rev}'{extra}")
+
+
+class RepositoryError(RegistryError):
+    """The repository cannot be opened or read as asked."""
+
+    status = 422
+    title = "Repository error"
+
+
+class ConfigError(RegistryError):
+    """promptctl.toml or a layout option is wrong."""
+
+    status = 422
+    title = "Configuration error"
+
+
+class InvalidPromptFile(RegistryError):
+    """A prompt or partial file is malformed; names the file, line and field."""
+
+    status = 422
+    title = "Invalid prompt file"
+
+    def __init__(
+        self, path: str, detail: str, *, line: int | None = None, field: str | None = None
+    ) -> None:
+        self.path = path
+        self.detail = detail
+        self.line = line
+        self.field = field
+        location = path if line is None else f"{path}:{line}"
+        where = f" (field '{field}')" if field else ""
+        super().__init__(f"{location}: {detail}{where}")
+
+
+class TemplateError(InvalidPromptFile):
+    """A template does not compile or fails while rendering."""
+
+    title = "Template error"
+
+
+class VariablesInvalid(RegistryError):
+    """Variables given for rendering do not match the prompt's input declarations."""
+
+    status = 422
+    title = "Invalid variables"
+
+    def __init__(self, name: str, problems: list[str]) -> None:
+        self.name = name
+        self.problems = problems
+        super().__init__(f"invalid variables for '{name}': " + "; ".join(problems))
+
+
+class UsageError(RegistryError):
+    """An argument is malformed (for example a --var without '=')."""
+
+    title = "Bad argument"

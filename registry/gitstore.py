@@ -1,0 +1,249 @@
+"""The one module that talks to pygit2.
+
+It hands out plain values (`CommitInfo`, hex ids, bytes) and turns every pygit2 error into
+a registry error, so no library type or exception crosses into the rest of the code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pygit2
+
+from registry.errors import RepositoryError, RevisionNotFound
+
+_BLOB_MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE)
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """A commit as the registry shows it."""
+
+    sha: str
+    author: str
+    email: str
+    time: datetime
+    summary: str
+
+    @property
+    def short(self) -> str:
+        return self.sha[:10]
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "sha": self.sha,
+            "author": self.author,
+            "email": self.email,
+            "time": self.time.isoformat(),
+            "summary": self.summary,
+        }
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """A file below the prompt root that a commit added, changed (blob set) or removed."""
+
+    relpath: str
+    blob: str | None
+
+
+class GitStore:
+    """Read access to one repository: revisions, trees, blobs and first-parent history."""
+
+    def __init__(self, path: str | Path) -> None:
+        try:
+            found = pygit2.discover_repository(str(path))
+        except (pygit2.GitError, OSError) as exc:
+            raise RepositoryError(f"cannot open a git repository at '{path}': {exc}") from exc
+        if found is None:
+            raise RepositoryError(
+                f"'{path}' is not inside a git repository (run 'promptctl init' to make one)"
+            )
+        try:
+            self._repo = pygit2.Repository(found)
+        except pygit2.GitError as exc:
+            raise RepositoryError(f"cannot open the git repository at '{found}': {exc}") from exc
+        self._infos: dict[str, CommitInfo] = {}
+
+    @property
+    def workdir(self) -> Path | None:
+        """The working tree's top folder, or None for a bare repository."""
+        return Path(self._repo.workdir) if self._repo.workdir else None
+
+    @property
+    def git_dir(self) -> Path:
+        return Path(self._repo.path)
+
+    def has_commits(self) -> bool:
+        """Tell whether HEAD points at a commit (false in a new, empty repository)."""
+        return not (self._repo.is_empty or self._repo.head_is_unborn)
+
+    def head_description(self) -> str:
+        """Describe HEAD for messages: the branch name, or 'detached HEAD at <sha>'."""
+        if self._repo.head_is_unborn:
+            return "an unborn branch (no commits yet)"
+        if self._repo.head_is_detached:
+            return f"detached HEAD at {self._repo.head.target}"[:30]
+        return self._repo.head.shorthand
+
+    def branches(self) -> list[str]:
+        return sorted(self._repo.branches.local)
+
+    def branch_tip(self, branch: str) -> str | None:
+        """Return the commit sha a local branch points at, or None when it does not exist."""
+        ref = self._repo.branches.local.get(branch)
+        if ref is None:
+            return None
+        try:
+            return str(ref.peel(pygit2.Commit).id)
+        except (pygit2.GitError, KeyError, ValueError):
+            return None
+
+    def resolve(self, rev: str) -> str:
+        """Return the commit sha a revision (`HEAD~2`, a tag, a branch, a sha) names."""
+        if not self.has_commits() and rev.startswith("HEAD"):
+            raise RevisionNotFound(rev, "the repository has no commits yet")
+        try:
+            obj = self._repo.revparse_single(rev)
+            return str(obj.peel(pygit2.Commit).id)
+        except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError) as exc:
+            raise RevisionNotFound(rev) from exc
+
+    def commit_info(self, sha: str) -> CommitInfo:
+        info = self._infos.get(sha)
+        if info is None:
+            commit = self._repo[sha]
+            author = commit.author
+            tz = timezone(timedelta(minutes=author.offset))
+            info = CommitInfo(
+                sha=sha,
+                author=author.name,
+                email=author.email,
+                time=datetime.fromtimestamp(author.time, tz),
+                summary=commit.message.strip().splitlines()[0] if commit.message.strip() else "",
+            )
+            self._infos[sha] = info
+        return info
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        if ancestor == descendant:
+            return True
+        return self._repo.descendant_of(descendant, ancestor)
+
+    def _root_tree(self, sha: str, root: str) -> pygit2.Tree | None:
+        tree = self._repo[sha].peel(pygit2.Tree)
+        if not root:
+            return tree
+        try:
+            obj = tree[root]
+        except KeyError:
+            return None
+        return obj if isinstance(obj, pygit2.Tree) else None
+
+    def files_at(self, sha: str, root: str) -> dict[str, str]:
+        """Return {path below root: blob id} for every regular file below `root` at a commit."""
+        tree = self._root_tree(sha, root)
+        out: dict[str, str] = {}
+        if tree is not None:
+            self._collect(tree, "", out)
+        return out
+
+    def _collect(self, tree: pygit2.Tree, prefix: str, out: dict[str, str]) -> None:
+        for entry in tree:
+            path = f"{prefix}{entry.name}"
+            if entry.filemode == pygit2.GIT_FILEMODE_TREE:
+                self._collect(self._repo[entry.id], f"{path}/", out)
+            elif entry.filemode in _BLOB_MODES:
+                out[path] = str(entry.id)
+
+    def blob_at(self, sha: str, repo_path: str) -> str | None:
+        """Return the blob id of a file at a commit, or None when there is none."""
+        try:
+            entry = self._repo[sha].peel(pygit2.Tree)[repo_path]
+        except KeyError:
+            return None
+        return str(entry.id) if entry.filemode in _BLOB_MODES else None
+
+    def read_blob(self, blob_id: str) -> bytes:
+        return self._repo[blob_id].data
+
+    def first_parent_changes(self, tip: str, root: str) -> Iterator[tuple[str, list[FileChange]]]:
+        """Yield (commit sha, changes below root) oldest first along first parents from `tip`.
+
+        Commits that leave the root untouched are skipped; comparing subtree ids first keeps
+        a long history cheap when most commits touch other folders.
+        """
+        shas = []
+        commit = self._repo[tip]
+        while True:
+            shas.append(commit)
+            if not commit.parent_ids:
+                break
+            commit = self._repo[commit.parent_ids[0]]
+        previous: pygit2.Tree | None = None
+        for commit in reversed(shas):
+            tree = self._root_tree(str(commit.id), root)
+            if tree is None and previous is None:
+                continue
+            if tree is not None and previous is not None and tree.id == previous.id:
+                continue
+            if previous is None:
+                diff = tree.diff_to_tree(swap=True)
+            elif tree is None:
+                diff = previous.diff_to_tree()
+            else:
+                diff = previous.diff_to_tree(tree)
+            changes = []
+            for delta in diff.deltas:
+                if delta.new_file.mode in _BLOB_MODES:
+                    changes.append(FileChange(delta.new_file.path, str(delta.new_file.id)))
+                else:
+                    changes.append(FileChange(delta.old_file.path, None))
+            previous = tree
+            yield str(commit.id), changes
+
+    def workdir_files(self, root: str) -> dict[str, Path]:
+        """Return {path below root: file} for the working tree, leaving out ignored files."""
+        top = self.workdir
+        if top is None:
+            return {}
+        base = top / root if root else top
+        out: dict[str, Path] = {}
+        if not base.is_dir():
+            return out
+        for folder, dirs, files in os.walk(base):
+            dirs[:] = sorted(d for d in dirs if d != ".git")
+            for name in files:
+                full = Path(folder) / name
+                if full.is_symlink() or not full.is_file():
+                    continue
+                rel_top = full.relative_to(top).as_posix()
+                if self._repo.path_is_ignored(rel_top):
+                    continue
+                out[full.relative_to(base).as_posix()] = full
+        return out
+
+    def user_identity(self) -> str | None:
+        """Return git's `user.name <user.email>`, or None when it is not configured."""
+        try:
+            sig = self._repo.default_signature
+        except (KeyError, pygit2.GitError):
+            return None
+        return f"{sig.name} <{sig.email}>"
+
+
+def init_repository(path: str | Path, branch: str = "main") -> GitStore:
+    """Create a new repository with `branch` as its initial branch."""
+    try:
+        pygit2.init_repository(str(path), initial_head=branch)
+    except pygit2.GitError as exc:
+        raise RepositoryError(f"cannot create a repository at '{path}': {exc}") from exc
+    return GitStore(path)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

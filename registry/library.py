@@ -1,0 +1,315 @@
+"""The prompt library: prompts in a git repository at any revision or in the working tree.
+
+`PromptLibrary` resolves version references, loads versions with their partials, renders
+them and numbers them; `lint` and `diff` build on it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Template
+
+from registry.errors import (
+    PromptNotFound,
+    RepositoryError,
+    RevisionNotFound,
+    VersionNotFound,
+)
+from registry.gitstore import CommitInfo, GitStore
+from registry.layout import CONFIG_FILE, Layout, check_name, load_layout
+from registry.promptfile import PromptFile, decode_text, parse_prompt_file
+from registry.rendering import (
+    Rendered,
+    compile_body,
+    has_message_blocks,
+    make_environment,
+    render_compiled,
+)
+from registry.variables import validate_variables
+from registry.versions import (
+    SHORT,
+    VersionIndex,
+    VersionRecord,
+    build_index,
+    dependency_closure,
+    digest_of,
+    includes_in,
+)
+
+WORKTREE = "working tree"
+_VERSION_NUMBER = re.compile(r"v(\d+)\Z")
+_HEX = re.compile(r"[0-9a-fA-F]{7,64}\Z")
+
+
+class Snapshot:
+    """The files below the prompt root at one commit, or in the working tree."""
+
+    def __init__(self, store: GitStore, layout: Layout, commit: str | None) -> None:
+        self.store = store
+        self.layout = layout
+        self.commit = commit
+        if commit is None:
+            self._disk = store.workdir_files(layout.root)
+            self._blobs: dict[str, str] = {}
+        else:
+            self._disk = {}
+            self._blobs = store.files_at(commit, layout.root)
+        self._cache: dict[str, bytes] = {}
+
+    @property
+    def where(self) -> str:
+        return WORKTREE if self.commit is None else f"commit {self.commit[:10]}"
+
+    def relpaths(self) -> list[str]:
+        return sorted(self._disk if self.commit is None else self._blobs)
+
+    def read(self, relpath: str) -> bytes | None:
+        if relpath in self._cache:
+            return self._cache[relpath]
+        data: bytes | None = None
+        if self.commit is None:
+            path = self._disk.get(relpath)
+            if path is not None:
+                data = path.read_bytes()
+        else:
+            blob = self._blobs.get(relpath)
+            if blob is not None:
+                data = self.store.read_blob(blob)
+        if data is not None:
+            self._cache[relpath] = data
+        return data
+
+    def names(self) -> list[str]:
+        """Return the names of every prompt in this snapshot."""
+        out = []
+        for relpath in self.relpaths():
+            name = self.layout.name_of(relpath)
+            if name is not None:
+                out.append(name)
+        return out
+
+
+@dataclass(frozen=True)
+class PromptVersion:
+    """One version of a prompt: its file, its partials, its digest and where it came from."""
+
+    name: str
+    digest: str
+    prompt: PromptFile
+    partials: dict[str, str | None]
+    source: str
+    commit: CommitInfo | None = None
+    record: VersionRecord | None = None
+    relpath: str = ""
+    root: str = ""
+    is_chat: bool = False
+
+    @property
+    def number(self) -> int | None:
+        return self.record.number if self.record else None
+
+    @property
+    def label(self) -> str:
+        """`v3`, or the short digest for a version with no number yet."""
+        return self.record.label if self.record else self.digest[:SHORT]
+
+    @property
+    def short_digest(self) -> str:
+        return self.digest[:SHORT]
+
+    def files(self) -> dict[str, str]:
+        """Return {path below root: text} for the prompt file and every partial it has."""
+        out = {self.relpath: self.prompt.text}
+        out.update({p: t for p, t in self.partials.items() if t is not None})
+        return out
+
+    def repo_path(self, relpath: str) -> str:
+        return f"{self.root}/{relpath}" if self.root else relpath
+
+    @cached_property
+    def template(self) -> Template:
+        """The compiled body, with partials served from this version's own files."""
+        env = make_environment(self.files().get, self.repo_path)
+        return compile_body(env, self.prompt.padded_body(), repo_path=self.prompt.path)
+
+    def render(self, variables: Mapping[str, Any]) -> Rendered:
+        """Validate the variables and render this version."""
+        values = validate_variables(self.name, self.prompt.inputs, variables)
+        return render_compiled(self.template, values, chat=self.is_chat, repo_path=self.prompt.path)
+
+    def to_json(self, *, content: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "version": self.number,
+            "label": self.label,
+            "digest": self.digest,
+            "source": self.source,
+            "path": self.prompt.path,
+            "kind": "chat" if self.is_chat else "text",
+            "model": self.prompt.model,
+            "params": self.prompt.params,
+            "description": self.prompt.description,
+            "inputs": {k: v.to_dict() for k, v in (self.prompt.inputs or {}).items()},
+            "partials": sorted(self.partials),
+            "commit": self.commit.to_json() if self.commit else None,
+            "first_commit": self.record.commit.to_json() if self.record else None,
+        }
+        if content:
+            out["front_matter"] = self.prompt.front_matter
+            out["body"] = self.prompt.body
+        return out
+
+
+class PromptLibrary:
+    """Prompts in one repository, laid out as its promptctl.toml (or options) say."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        root: str | None = None,
+        pattern: str | None = None,
+        branch: str | None = None,
+    ) -> None:
+        self.store = GitStore(path)
+        config_text = None
+        workdir = self.store.workdir
+        if workdir is None and self.store.has_commits():
+            blob = self.store.blob_at(self.store.resolve("HEAD"), CONFIG_FILE)
+            config_text = self.store.read_blob(blob).decode() if blob else None
+        self.layout = load_layout(
+            workdir, root=root, pattern=pattern, branch=branch, config_text=config_text
+        )
+        self._index: VersionIndex | None = None
+
+    # -- snapshots and references -------------------------------------------------
+
+    def snapshot(self, rev: str | None = None) -> Snapshot:
+        """Return the working tree (rev None; HEAD in a bare repository) or a commit's files."""
+        if rev is None:
+            if self.store.workdir is not None:
+                return Snapshot(self.store, self.layout, None)
+            rev = "HEAD"
+        return Snapshot(self.store, self.layout, self.store.resolve(rev))
+
+    def tracked_tip(self) -> str | None:
+        return self.store.branch_tip(self.layout.branch)
+
+    def index(self) -> VersionIndex:
+        """Return the version index of the tracked branch, or raise a clear error."""
+        tip = self.tracked_tip()
+        if tip is None:
+            raise RepositoryError(self._missing_branch_message())
+        if self._index is None or self._index.tip != tip:
+            self._index = build_index(self.store, self.layout, self.layout.branch, tip)
+        return self._index
+
+    def index_or_none(self) -> VersionIndex | None:
+        return self.index() if self.tracked_tip() is not None else None
+
+    def _missing_branch_message(self) -> str:
+        if not self.store.has_commits():
+            return "the repository has no commits yet: commit your prompts to number versions"
+        others = ", ".join(self.store.branches()) or "none"
+        return (
+            f"tracked branch '{self.layout.branch}' does not exist (local branches: {others});"
+            " set 'branch' in promptctl.toml, --branch or PROMPTCTL_BRANCH"
+        )
+
+    def list(self, rev: str | None = None) -> list[str]:
+        """Return the names of every prompt at a revision (default: the working tree)."""
+        return self.snapshot(rev).names()
+
+    def get(self, name: str, ref: str | None = None) -> PromptVersion:
+        """Return the version a reference names: vN, a digest prefix or a git revision.
+
+        With no reference: the working tree (HEAD in a bare repository).
+        """
+        check_name(name)
+        if ref is None:
+            return self.load(self.snapshot(None), name)
+        number = _VERSION_NUMBER.match(ref)
+        if number:
+            index = self.index()
+            record = index.by_number(name, int(number.group(1)))
+            if record is None:
+                count = len(index.versions.get(name, []))
+                hint = f"it has v1..v{count}" if count else "it has no versions yet"
+                raise VersionNotFound(name, ref, hint)
+            return self.load(self.snapshot(record.commit.sha), name)
+        if _HEX.match(ref):
+            index = self.index_or_none()
+            matches = index.by_digest_prefix(name, ref) if index else []
+            if len(matches) > 1:
+                labels = ", ".join(r.label for r in matches)
+                raise VersionNotFound(name, ref, f"ambiguous digest prefix: {labels}")
+            if matches:
+                return self.load(self.snapshot(matches[0].commit.sha), name)
+        try:
+            snapshot = self.snapshot(ref)
+        except RevisionNotFound as exc:
+            raise VersionNotFound(
+                name, ref, "not a vN number, a digest prefix or a git revision"
+            ) from exc
+        return self.load(snapshot, name)
+
+    def load(self, snapshot: Snapshot, name: str) -> PromptVersion:
+        """Load one prompt and its partials from a snapshot."""
+        relpath = self.layout.relpath_of(name)
+        data = snapshot.read(relpath)
+        if data is None:
+            where = WORKTREE if snapshot.commit is None else snapshot.commit[:10]
+            raise PromptNotFound(name, where)
+        repo_path = self.layout.repo_path(relpath)
+        prompt = parse_prompt_file(repo_path, data)
+        closure = dependency_closure(relpath, lambda p: _includes(snapshot, p))
+        partial_bytes = [(p, snapshot.read(p)) for p in closure]
+        digest = digest_of(data, partial_bytes)
+        partials = {
+            p: decode_text(self.layout.repo_path(p), b) if b is not None else None
+            for p, b in partial_bytes
+        }
+        chat = has_message_blocks(prompt.body) or any(
+            has_message_blocks(t) for t in partials.values() if t
+        )
+        index = self.index_or_none() if self.store.has_commits() else None
+        record = index.record_for(name, digest) if index else None
+        commit = self.store.commit_info(snapshot.commit) if snapshot.commit else None
+        return PromptVersion(
+            name=name,
+            digest=digest,
+            prompt=prompt,
+            partials=partials,
+            source=snapshot.where,
+            commit=commit,
+            record=record,
+            relpath=relpath,
+            root=self.layout.root,
+            is_chat=chat,
+        )
+
+    def render(
+        self, name: str, ref: str | None, variables: Mapping[str, Any]
+    ) -> tuple[PromptVersion, Rendered]:
+        version = self.get(name, ref)
+        return version, version.render(variables)
+
+    def history(self, name: str) -> tuple[list[VersionRecord], VersionIndex]:
+        """Return a prompt's numbered versions on the tracked branch, oldest first."""
+        check_name(name)
+        index = self.index()
+        records = index.versions.get(name)
+        if not records:
+            raise PromptNotFound(name, f"any commit of branch '{index.branch}'")
+        return records, index
+
+
+def _includes(snapshot: Snapshot, relpath: str) -> list[str] | None:
+    data = snapshot.read(relpath)
+    return includes_in(data) if data is not None else None

@@ -1,0 +1,251 @@
+"""Prompt files: YAML front matter between `---` lines, then a Jinja2 body.
+
+Parsing keeps every front-matter key (teams add their own) and remembers the file line of
+every field, so an error can say `prompts/x.prompt:7: ... (field 'input.tier.enum')`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from registry.errors import InvalidPromptFile
+from registry.variables import INPUT_TYPES, InputSpec, check_value
+
+_INPUT_KEYS = {"type", "description", "enum", "default", "items", "required"}
+# Known keys and the Python types their values must have; others pass through untouched.
+_KNOWN_KEYS: dict[str, tuple[type, ...]] = {
+    "description": (str,),
+    "model": (str,),
+    "params": (dict,),
+    "input": (dict,),
+    "output": (dict,),
+    "tags": (list,),
+    "samples": (list,),
+}
+_TYPE_NAMES = {str: "a string", dict: "a mapping", list: "a list"}
+
+
+@dataclass(frozen=True)
+class PromptFile:
+    """A parsed prompt file. `body_line` is the file line on which the body starts."""
+
+    path: str
+    text: str
+    front_matter: dict[str, Any]
+    body: str
+    body_line: int
+    inputs: dict[str, InputSpec] | None
+    lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def model(self) -> str | None:
+        return self.front_matter.get("model")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.front_matter.get("params") or {}
+
+    @property
+    def description(self) -> str | None:
+        return self.front_matter.get("description")
+
+    @property
+    def samples(self) -> list[dict[str, Any]]:
+        return self.front_matter.get("samples") or []
+
+    def line_of(self, field_path: str) -> int:
+        """Return the file line of a front-matter field, or of its nearest parent."""
+        while field_path:
+            if field_path in self.lines:
+                return self.lines[field_path]
+            field_path = field_path.rpartition(".")[0]
+        return 1
+
+    def padded_body(self) -> str:
+        """Return the body preceded by blank lines so template line numbers are file lines."""
+        return "\n" * (self.body_line - 1) + self.body
+
+
+def parse_prompt_file(path: str, data: bytes | str) -> PromptFile:
+    """Parse a prompt file; raise InvalidPromptFile naming the file, line and field."""
+    text = decode_text(path, data)
+    front_text, body, fm_line, body_line = _split_front_matter(path, text)
+    if front_text is None:
+        return PromptFile(path, text, {}, body, body_line, None)
+    front, lines = _load_yaml(path, front_text, fm_line)
+    _check_known_keys(path, front, lines)
+    inputs = _parse_inputs(path, front.get("input"), lines) if "input" in front else None
+    _check_samples(path, front, lines)
+    return PromptFile(path, text, front, body, body_line, inputs, lines)
+
+
+def decode_text(path: str, data: bytes | str) -> str:
+    """Decode a file as UTF-8 (a BOM is dropped), or raise InvalidPromptFile."""
+    if isinstance(data, str):
+        return data.removeprefix("\ufeff")
+    if b"\x00" in data:
+        raise InvalidPromptFile(path, "binary file (contains NUL bytes), not a text prompt")
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InvalidPromptFile(path, "not valid UTF-8 text", line=line) from exc
+
+
+def _split_front_matter(path: str, text: str) -> tuple[str | None, str, int, int]:
+    """Return (front matter text, body, first front-matter line, first body line)."""
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].rstrip("\r\n").rstrip() != "---":
+        return None, text, 0, 1
+    for index in range(1, len(lines)):
+        if lines[index].rstrip("\r\n").rstrip() in ("---", "..."):
+            front = "".join(lines[1:index])
+            body = "".join(lines[index + 1 :])
+            return front, body, 2, index + 2
+    raise InvalidPromptFile(path, "front matter opened with '---' is never closed", line=1)
+
+
+def _load_yaml(path: str, front_text: str, first_line: int) -> tuple[dict[str, Any], dict]:
+    loader = yaml.SafeLoader(front_text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return {}, {}
+        lines: dict[str, int] = {}
+        _index_lines(path, node, "", first_line, lines)
+        value = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = first_line + mark.line if mark else first_line
+        raise InvalidPromptFile(
+            path, f"bad YAML in front matter: {exc.problem}", line=line
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise InvalidPromptFile(path, f"bad YAML in front matter: {exc}", line=first_line) from exc
+    finally:
+        loader.dispose()
+    if not isinstance(value, dict):
+        raise InvalidPromptFile(
+            path, "front matter must be a mapping of keys to values", line=first_line
+        )
+    return value, lines
+
+
+def _index_lines(path: str, node: yaml.Node, prefix: str, first: int, out: dict) -> None:
+    """Record the line of every mapping key; reject duplicate keys PyYAML would hide."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            dotted = f"{prefix}.{key}" if prefix else key
+            line = first + key_node.start_mark.line
+            if key in seen:
+                raise InvalidPromptFile(path, f"duplicate key '{key}'", line=line, field=dotted)
+            seen.add(key)
+            out[dotted] = line
+            _index_lines(path, value_node, dotted, first, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            dotted = f"{prefix}[{index}]"
+            out[dotted] = first + item.start_mark.line
+            _index_lines(path, item, dotted, first, out)
+
+
+def _check_known_keys(path: str, front: dict[str, Any], lines: dict[str, int]) -> None:
+    for key, types in _KNOWN_KEYS.items():
+        if key in front and front[key] is not None and not isinstance(front[key], types):
+            raise InvalidPromptFile(
+                path, f"'{key}' must be {_TYPE_NAMES[types[0]]}", line=lines.get(key), field=key
+            )
+    tags = front.get("tags") or []
+    if any(not isinstance(tag, str) for tag in tags):
+        raise InvalidPromptFile(path, "tags must be strings", line=lines.get("tags"), field="tags")
+
+
+def _parse_inputs(path: str, raw: Any, lines: dict[str, int]) -> dict[str, InputSpec]:
+    if raw is None:
+        return {}
+    specs = {}
+    for name, decl in raw.items():
+        field_path = f"input.{name}"
+        if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
+            raise InvalidPromptFile(
+                path,
+                f"variable name '{name}' must be an identifier not starting with '_'",
+                line=lines.get(field_path),
+                field=field_path,
+            )
+        specs[name] = _parse_spec(path, name, decl, field_path, lines)
+    return specs
+
+
+def _parse_spec(
+    path: str, name: str, decl: Any, field_path: str, lines: dict[str, int]
+) -> InputSpec:
+    def fail(detail: str, sub: str = "") -> InvalidPromptFile:
+        where = f"{field_path}.{sub}" if sub else field_path
+        return InvalidPromptFile(
+            path, detail, line=lines.get(where, lines.get(field_path)), field=where
+        )
+
+    if decl is None:
+        return InputSpec(name)
+    if isinstance(decl, str):  # shorthand `ticket: string`
+        decl = {"type": decl}
+    if not isinstance(decl, dict):
+        raise fail("an input declaration must be a mapping or a type name")
+    unknown = sorted(set(decl) - _INPUT_KEYS)
+    if unknown:
+        raise fail(
+            f"unknown key '{unknown[0]}' (allowed: {', '.join(sorted(_INPUT_KEYS))})", unknown[0]
+        )
+    kind = decl.get("type")
+    if kind is not None and kind not in INPUT_TYPES:
+        raise fail(f"unknown type '{kind}' (allowed: {', '.join(INPUT_TYPES)})", "type")
+    enum = decl.get("enum")
+    if enum is not None and (not isinstance(enum, list) or not enum):
+        raise fail("enum must be a non-empty list", "enum")
+    if "description" in decl and not isinstance(decl["description"], str | None):
+        raise fail("description must be a string", "description")
+    required = decl.get("required", "default" not in decl)
+    if not isinstance(required, bool):
+        raise fail("required must be true or false", "required")
+    items = None
+    if "items" in decl:
+        if kind != "array":
+            raise fail("items is only allowed with type: array", "items")
+        items = _parse_spec(path, name, decl["items"], f"{field_path}.items", lines)
+    spec = InputSpec(
+        name=name,
+        type=kind,
+        description=decl.get("description"),
+        enum=tuple(enum) if enum is not None else None,
+        default=decl.get("default"),
+        has_default="default" in decl,
+        required=required,
+        items=items,
+    )
+    if spec.enum is not None:
+        for value in spec.enum:
+            problem = check_value(spec, value, check_enum=False)
+            if problem:
+                raise fail(f"enum value {value!r}: {problem}", "enum")
+    if spec.has_default:
+        problem = check_value(spec, spec.default)
+        if problem:
+            raise fail(f"default {spec.default!r}: {problem}", "default")
+    return spec
+
+
+def _check_samples(path: str, front: dict[str, Any], lines: dict[str, int]) -> None:
+    for index, sample in enumerate(front.get("samples") or []):
+        if not isinstance(sample, dict):
+            raise InvalidPromptFile(
+                path,
+                "each sample must be a mapping of variable names to values",
+                line=lines.get(f"samples[{index}]"),
+                field=f"samples[{index}]",
+            )

@@ -1,0 +1,134 @@
+"""Input declarations and the validation of variables against them before rendering."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from registry.errors import VariablesInvalid
+
+INPUT_TYPES = ("string", "integer", "number", "boolean", "array", "object")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One declared variable."""
+
+    name: str
+    type: str | None = None
+    description: str | None = None
+    enum: tuple[Any, ...] | None = None
+    default: Any = None
+    has_default: bool = False
+    required: bool = True
+    items: InputSpec | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the declaration in the shape it is written in front matter."""
+        out: dict[str, Any] = {}
+        if self.type:
+            out["type"] = self.type
+        if self.description:
+            out["description"] = self.description
+        if self.enum is not None:
+            out["enum"] = list(self.enum)
+        if self.has_default:
+            out["default"] = self.default
+        if self.items is not None:
+            out["items"] = self.items.to_dict()
+        out["required"] = self.required
+        return out
+
+
+def _is_type(kind: str, value: Any) -> bool:
+    # bool is a subclass of int in Python; JSON callers mean them as different types.
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "array":
+        return isinstance(value, list | tuple)
+    if kind == "object":
+        return isinstance(value, Mapping)
+    return True
+
+
+def check_value(spec: InputSpec, value: Any, *, check_enum: bool = True) -> str | None:
+    """Return what is wrong with `value` for `spec`, or None when it fits."""
+    if spec.type and not _is_type(spec.type, value):
+        return f"expected {spec.type}, got {_json_type(value)}"
+    if check_enum and spec.enum is not None and value not in spec.enum:
+        allowed = ", ".join(json.dumps(v) for v in spec.enum)
+        return f"{json.dumps(value, default=str)} is not one of {allowed}"
+    if spec.items is not None and isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            problem = check_value(spec.items, item)
+            if problem:
+                return f"item {index}: {problem}"
+    return None
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    for kind in ("boolean", "integer", "number", "string", "array", "object"):
+        if _is_type(kind, value):
+            return kind
+    return type(value).__name__
+
+
+def validate_variables(
+    name: str, inputs: dict[str, InputSpec] | None, given: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Check variables against the declarations and return them with defaults filled in.
+
+    A prompt without an `input` section accepts any variables. With one, an undeclared
+    variable is an error: a caller passing it is most likely out of date.
+    """
+    if inputs is None:
+        return dict(given)
+    problems = []
+    values: dict[str, Any] = {}
+    for key in given:
+        if key not in inputs:
+            declared = ", ".join(sorted(inputs)) or "none"
+            problems.append(f"'{key}' is not declared (declared: {declared})")
+    for key, spec in inputs.items():
+        if key in given:
+            problem = check_value(spec, given[key])
+            if problem:
+                problems.append(f"'{key}': {problem}")
+            else:
+                values[key] = given[key]
+        elif spec.has_default:
+            values[key] = spec.default
+        elif spec.required:
+            problems.append(f"'{key}' is required")
+    if problems:
+        raise VariablesInvalid(name, problems)
+    return values
+
+
+def coerce_text(spec: InputSpec | None, raw: str) -> Any:
+    """Turn a command-line string into the declared type (JSON for arrays and objects)."""
+    kind = spec.type if spec else None
+    if kind in (None, "string"):
+        return raw
+    if kind == "boolean":
+        lowered = raw.strip().lower()
+        if lowered in ("true", "yes", "1", "on"):
+            return True
+        if lowered in ("false", "no", "0", "off"):
+            return False
+        return raw
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        return raw  # left as a string, so validation names the type that was expected
+    return value

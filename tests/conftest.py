@@ -1,0 +1,96 @@
+"""Fixtures shared by every test package: an isolated HOME and git, and repository builders."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pygit2
+import pytest
+
+from registry.library import PromptLibrary
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test Author",
+    "GIT_AUTHOR_EMAIL": "author@example.com",
+    "GIT_COMMITTER_NAME": "Test Author",
+    "GIT_COMMITTER_EMAIL": "author@example.com",
+}
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Give every test its own HOME and git config so nothing depends on this machine."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+    (home / ".gitconfig").write_text(
+        "[user]\n\tname = Test Author\n\temail = author@example.com\n"
+        "[init]\n\tdefaultBranch = main\n"
+    )
+    for key in list(os.environ):
+        if key.startswith("PROMPTCTL_") and key != "PROMPTCTL_TEST_POSTGRES_URL":
+            monkeypatch.delenv(key)
+    # pygit2 caches the global config search path per process; point it at this HOME.
+    for level in (pygit2.enums.ConfigLevel.GLOBAL, pygit2.enums.ConfigLevel.XDG):
+        pygit2.settings.search_path[level] = str(home)
+    return home
+
+
+class GitRepo:
+    """A throwaway repository driven with the real `git` command."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def git(self, *args: str) -> str:
+        env = {**os.environ, **GIT_ENV}
+        result = subprocess.run(
+            ["git", *args], cwd=self.path, env=env, check=True, capture_output=True, text=True
+        )
+        return result.stdout.strip()
+
+    def write(self, relpath: str, text: str) -> Path:
+        target = self.path / relpath
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        return target
+
+    def remove(self, relpath: str) -> None:
+        (self.path / relpath).unlink()
+
+    def commit(self, message: str, files: dict[str, str] | None = None) -> str:
+        """Write `files`, stage everything and commit; return the new commit's sha."""
+        for relpath, text in (files or {}).items():
+            self.write(relpath, text)
+        self.git("add", "-A")
+        self.git("commit", "-q", "--allow-empty", "-m", message)
+        return self.git("rev-parse", "HEAD")
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path) -> GitRepo:
+    """An empty repository on branch main, made with `git init`."""
+    path = tmp_path / "repo"
+    path.mkdir()
+    repo = GitRepo(path)
+    repo.git("init", "-q", "-b", "main")
+    return repo
+
+
+@pytest.fixture
+def make_library() -> Callable[..., PromptLibrary]:
+    def make(repo: GitRepo | Path, **options: str) -> PromptLibrary:
+        path = repo.path if isinstance(repo, GitRepo) else repo
+        return PromptLibrary(path, **options)
+
+    return make
+
+
+@pytest.fixture
+def project_root() -> Iterator[Path]:
+    yield Path(__file__).resolve().parent.parent

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from cli.output import emit_json, rendered_text, table
+from registry.core import Registry, Settings
 from registry.diff import diff_versions
 from registry.errors import PromptNotFound, RegistryError, UsageError
 from registry.library import WORKTREE, PromptLibrary
@@ -32,22 +33,15 @@ class PromptctlGroup(click.Group):
 
 
 class Options:
-    """Repository options given to the group, and the library built from them on demand."""
+    """Options given to the group, and the registry built from them on demand."""
 
-    def __init__(self, repo: str, root: str | None, pattern: str | None, branch: str | None):
-        self.repo = repo
-        self.root = root
-        self.pattern = pattern
-        self.branch = branch
-        self._library: PromptLibrary | None = None
+    def __init__(self, **given: Any) -> None:
+        self.settings = Settings(**{k: v for k, v in given.items() if v is not None})
+        self.registry = Registry(self.settings)
 
     @property
     def library(self) -> PromptLibrary:
-        if self._library is None:
-            self._library = PromptLibrary(
-                self.repo, root=self.root, pattern=self.pattern, branch=self.branch
-            )
-        return self._library
+        return self.registry.library
 
 
 pass_options = click.make_pass_decorator(Options)
@@ -64,13 +58,27 @@ pass_options = click.make_pass_decorator(Options)
 @click.option("--root", default=None, help="Folder of prompts in the repository [prompts].")
 @click.option("--pattern", default=None, help="File pattern of a prompt [{name}.prompt].")
 @click.option("--branch", default=None, help="The tracked branch that numbers versions [main].")
+@click.option(
+    "--database-url",
+    envvar="PROMPTCTL_DATABASE_URL",
+    default=None,
+    help="Release database [an SQLite file .promptctl/registry.db beside the repository].",
+)
 @click.version_option(package_name="promptctl")
 @click.pass_context
 def cli(
-    ctx: click.Context, repo: str, root: str | None, pattern: str | None, branch: str | None
+    ctx: click.Context,
+    repo: str,
+    root: str | None,
+    pattern: str | None,
+    branch: str | None,
+    database_url: str | None,
 ) -> None:
     """promptctl: a git-backed prompt registry and release manager."""
-    ctx.obj = Options(repo, root, pattern, branch)
+    ctx.obj = Options(
+        repo=repo, root=root, pattern=pattern, branch=branch, database_url=database_url
+    )
+    ctx.call_on_close(ctx.obj.registry.close)
 
 
 def split_ref(spec: str) -> tuple[str, str | None]:
@@ -158,7 +166,7 @@ def show_command(options: Options, spec: str, body_only: bool, as_json: bool) ->
     if body_only:
         click.echo(version.prompt.body, nl=False)
         return
-    first = version.record.commit if version.record else None
+    first = version.first_commit
     click.echo(f"# {version.name} {version.label}  digest {version.short_digest}")
     click.echo(
         f"# from {version.source}" + (f" ({version.commit.summary})" if version.commit else "")

@@ -116,3 +116,88 @@ class UsageError(RegistryError):
     """An argument is malformed (for example a --var without '=')."""
 
     title = "Bad argument"
+
+
+class EnvironmentNotFound(NotFound):
+    """No environment of that name."""
+
+    title = "Environment not found"
+
+    def __init__(self, name: str, known: list[str] | None = None) -> None:
+        self.name = name
+        extra = f" (environments: {', '.join(known)})" if known else ""
+        super().__init__(f"unknown environment '{name}'{extra}")
+
+
+class ReleaseNotFound(NotFound):
+    """Nothing has been released for that prompt in that environment."""
+
+    title = "Release not found"
+
+    def __init__(self, prompt: str, environment: str) -> None:
+        self.prompt = prompt
+        self.environment = environment
+        super().__init__(f"'{prompt}' has no release in {environment}")
+
+
+class ReleaseError(RegistryError):
+    """A release action that makes no sense in the release's current state."""
+
+    status = 409
+    title = "Invalid release action"
+
+
+class EnvironmentExists(ReleaseError):
+    """An environment of that name already exists."""
+
+    title = "Environment exists"
+
+
+class ReleaseConflict(ReleaseError):
+    """Another action changed the release between our read and our write."""
+
+    title = "Release conflict"
+
+    def __init__(self, prompt: str, environment: str) -> None:
+        super().__init__(
+            f"the release of '{prompt}' in {environment} was changed by another action at the "
+            "same time; nothing was stored, look at 'promptctl status' and try again"
+        )
+
+
+class RevisionMismatch(ReleaseError):
+    """The caller's expected release revision is not the current one (HTTP If-Match)."""
+
+    status = 412
+    title = "Release revision mismatch"
+
+    def __init__(self, prompt: str, environment: str, expected: int, actual: int) -> None:
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"the release of '{prompt}' in {environment} is at revision {actual}, "
+            f"not {expected}: nothing was stored"
+        )
+
+
+class ProtectedEnvironment(RegistryError):
+    """A change to a protected environment was not confirmed."""
+
+    status = 403
+    title = "Protected environment"
+
+    def __init__(self, environment: str) -> None:
+        super().__init__(
+            f"{environment} is protected: confirm the change explicitly (--yes on the CLI)"
+        )
+
+
+class LintFailed(RegistryError):
+    """A version with lint errors may be promoted only with force."""
+
+    status = 422
+    title = "Version fails lint"
+
+    def __init__(self, label: str, first: str, count: int) -> None:
+        more = f" (and {count - 1} more)" if count > 1 else ""
+        super().__init__(f"{label} fails lint: {first}{more}; fix it or promote with --force")

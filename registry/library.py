@@ -40,6 +40,7 @@ from registry.versions import (
     dependency_closure,
     digest_of,
     includes_in,
+    normalize_include,
 )
 
 WORKTREE = "working tree"
@@ -105,19 +106,16 @@ class PromptVersion:
     partials: dict[str, str | None]
     source: str
     commit: CommitInfo | None = None
-    record: VersionRecord | None = None
+    number: int | None = None
+    first_commit: CommitInfo | None = None
     relpath: str = ""
     root: str = ""
     is_chat: bool = False
 
     @property
-    def number(self) -> int | None:
-        return self.record.number if self.record else None
-
-    @property
     def label(self) -> str:
         """`v3`, or the short digest for a version with no number yet."""
-        return self.record.label if self.record else self.digest[:SHORT]
+        return f"v{self.number}" if self.number else self.digest[:SHORT]
 
     @property
     def short_digest(self) -> str:
@@ -135,7 +133,12 @@ class PromptVersion:
     @cached_property
     def template(self) -> Template:
         """The compiled body, with partials served from this version's own files."""
-        env = make_environment(self.files().get, self.repo_path)
+        files = self.files()
+        # Partials are keyed by normalised path, as the digest names them ("./x" is "x").
+        env = make_environment(
+            lambda name: files.get(normalize_include(name)),
+            lambda name: self.repo_path(normalize_include(name)),
+        )
         return compile_body(env, self.prompt.padded_body(), repo_path=self.prompt.path)
 
     def render(self, variables: Mapping[str, Any]) -> Rendered:
@@ -158,7 +161,7 @@ class PromptVersion:
             "inputs": {k: v.to_dict() for k, v in (self.prompt.inputs or {}).items()},
             "partials": sorted(self.partials),
             "commit": self.commit.to_json() if self.commit else None,
-            "first_commit": self.record.commit.to_json() if self.record else None,
+            "first_commit": self.first_commit.to_json() if self.first_commit else None,
         }
         if content:
             out["front_matter"] = self.prompt.front_matter
@@ -275,9 +278,6 @@ class PromptLibrary:
             p: decode_text(self.layout.repo_path(p), b) if b is not None else None
             for p, b in partial_bytes
         }
-        chat = has_message_blocks(prompt.body) or any(
-            has_message_blocks(t) for t in partials.values() if t
-        )
         index = self.index_or_none() if self.store.has_commits() else None
         record = index.record_for(name, digest) if index else None
         commit = self.store.commit_info(snapshot.commit) if snapshot.commit else None
@@ -288,10 +288,11 @@ class PromptLibrary:
             partials=partials,
             source=snapshot.where,
             commit=commit,
-            record=record,
+            number=record.number if record else None,
+            first_commit=record.commit if record else None,
             relpath=relpath,
             root=self.layout.root,
-            is_chat=chat,
+            is_chat=_is_chat(prompt, partials),
         )
 
     def render(
@@ -308,6 +309,39 @@ class PromptLibrary:
         if not records:
             raise PromptNotFound(name, f"any commit of branch '{index.branch}'")
         return records, index
+
+
+def version_from_files(
+    name: str,
+    *,
+    digest: str,
+    root: str,
+    relpath: str,
+    files: Mapping[str, str],
+    source: str,
+    number: int | None = None,
+) -> PromptVersion:
+    """Rebuild a version from stored content (a release snapshot), without git."""
+    repo_path = f"{root}/{relpath}" if root else relpath
+    prompt = parse_prompt_file(repo_path, files[relpath])
+    partials: dict[str, str | None] = {p: t for p, t in files.items() if p != relpath}
+    return PromptVersion(
+        name=name,
+        digest=digest,
+        prompt=prompt,
+        partials=partials,
+        source=source,
+        number=number,
+        relpath=relpath,
+        root=root,
+        is_chat=_is_chat(prompt, partials),
+    )
+
+
+def _is_chat(prompt: PromptFile, partials: Mapping[str, str | None]) -> bool:
+    return has_message_blocks(prompt.body) or any(
+        has_message_blocks(t) for t in partials.values() if t
+    )
 
 
 def _includes(snapshot: Snapshot, relpath: str) -> list[str] | None:

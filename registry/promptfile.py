@@ -197,7 +197,7 @@ def _parse_spec(
         decl = {"type": decl}
     if not isinstance(decl, dict):
         raise fail("an input declaration must be a mapping or a type name")
-    unknown = sorted(set(decl) - _INPUT_KEYS)
+    unknown = sorted(set(decl) - _INPUT_KEYS, key=str)  # YAML keys may be ints or null
     if unknown:
         raise fail(
             f"unknown key '{unknown[0]}' (allowed: {', '.join(sorted(_INPUT_KEYS))})", unknown[0]

@@ -1,0 +1,77 @@
+"""The facade the CLI and the server use: settings in, library and releases out."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from functools import cached_property
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from registry.database import Database, default_sqlite_url
+from registry.errors import RepositoryError
+from registry.gitstore import GitStore
+from registry.library import PromptLibrary
+from registry.releases import ReleaseService
+
+
+class Settings(BaseSettings):
+    """Everything promptctl reads from `PROMPTCTL_*` environment variables or options."""
+
+    model_config = SettingsConfigDict(env_prefix="PROMPTCTL_", extra="ignore")
+
+    repo: Path = Path(".")
+    root: str | None = None
+    pattern: str | None = None
+    branch: str | None = None
+    database_url: str | None = None
+    actor: str | None = None
+
+
+class Registry:
+    """One prompt repository and one release database, built lazily from settings."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+
+    @cached_property
+    def library(self) -> PromptLibrary:
+        s = self.settings
+        return PromptLibrary(s.repo, root=s.root, pattern=s.pattern, branch=s.branch)
+
+    @cached_property
+    def database(self) -> Database:
+        return Database(self.database_url)
+
+    @cached_property
+    def releases(self) -> ReleaseService:
+        return ReleaseService(self.database)
+
+    @property
+    def database_url(self) -> str:
+        """The configured URL, else `.promptctl/registry.db` beside the repository."""
+        if self.settings.database_url:
+            return self.settings.database_url
+        try:
+            store = GitStore(self.settings.repo)
+            base = store.workdir or store.git_dir
+        except RepositoryError:
+            base = Path(self.settings.repo)
+        return default_sqlite_url(base)
+
+    def actor(self, given: str | None = None) -> str:
+        """Who acts: the option, else PROMPTCTL_ACTOR, else git's identity, else the OS user."""
+        if given:
+            return given
+        if self.settings.actor:
+            return self.settings.actor
+        try:
+            identity = GitStore(self.settings.repo).user_identity()
+        except RepositoryError:
+            identity = None
+        return identity or os.environ.get("USER") or getpass.getuser()
+
+    def close(self) -> None:
+        if "database" in self.__dict__:
+            self.database.dispose()

@@ -1,0 +1,160 @@
+"""Engines, sessions and schema upgrades for the embedded SQLite file and PostgreSQL.
+
+SQLite runs in WAL mode and starts every transaction with BEGIN IMMEDIATE: writers queue
+on the busy timeout instead of failing with a lock upgrade deadlock, and each action reads
+the release it changes inside its own write lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from registry.errors import ConfigError, RegistryError
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+SQLITE_BUSY_SECONDS = 30
+
+
+class DatabaseError(RegistryError):
+    """The database cannot be reached or its schema is not the one this code expects."""
+
+    status = 503
+    title = "Database unavailable"
+
+
+def default_sqlite_url(base: Path) -> str:
+    """Return the embedded database URL: `.promptctl/registry.db` below `base`."""
+    return f"sqlite:///{(base / '.promptctl' / 'registry.db').resolve()}"
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine; SQLite gets WAL, foreign keys, a busy timeout and BEGIN IMMEDIATE."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"invalid database URL '{url}': {exc}") from exc
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            parsed, connect_args={"timeout": SQLITE_BUSY_SECONDS, "check_same_thread": False},
+            **kwargs,
+        )
+        _sqlite_pragmas(engine)
+        return engine
+    if parsed.get_backend_name() != "postgresql":
+        raise ConfigError(f"unsupported database '{parsed.get_backend_name()}': use sqlite or "
+                          "postgresql+psycopg")
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return create_engine(parsed, pool_pre_ping=True, **kwargs)
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def alembic_config(engine: Engine | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if engine is not None:
+        config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema up to `revision` (default: the newest migration)."""
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+class Database:
+    """An engine and its session factory; the embedded SQLite upgrades itself on first use."""
+
+    def __init__(self, url: str, *, auto_upgrade: bool | None = None) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        if auto_upgrade is None:
+            auto_upgrade = self.engine.dialect.name == "sqlite"
+        self._checked = False
+        self._auto_upgrade = auto_upgrade
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def ensure_schema(self) -> None:
+        """Upgrade the embedded database, or refuse to work on an out-of-date schema."""
+        if self._checked:
+            return
+        try:
+            current = current_revision(self.engine)
+        except OperationalError as exc:
+            raise DatabaseError(f"cannot reach the database: {_first_line(exc)}") from exc
+        head = head_revision()
+        if current != head:
+            if not self._auto_upgrade:
+                raise DatabaseError(
+                    f"the database schema is at {current or 'nothing'}, not {head}: "
+                    "run 'promptctl db upgrade'"
+                )
+            upgrade(self.engine)
+        self._checked = True
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session whose transaction commits on success and rolls back on any error."""
+        self.ensure_schema()
+        with self.sessions() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", exc)) or type(exc).__name__
+    return text.strip().splitlines()[0]

@@ -1,0 +1,112 @@
+"""The operational truth in SQL: environments, version snapshots, releases and their log.
+
+The schema changes only through Alembic migrations in `migrations/`; a test checks that
+these models and the migrations agree on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Environment(Base):
+    """A deployment target such as production; protected ones need explicit confirmation."""
+
+    __tablename__ = "environments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    protected: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class VersionSnapshot(Base):
+    """The full content of a promoted version, partials included, so serving needs no git."""
+
+    __tablename__ = "version_snapshots"
+    __table_args__ = (UniqueConstraint("prompt", "digest", name="prompt_digest"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prompt: Mapped[str] = mapped_column(String(255))
+    digest: Mapped[str] = mapped_column(String(64))
+    number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    commit_sha: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    source_ref: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    root: Mapped[str] = mapped_column(String(255), default="")
+    relpath: Mapped[str] = mapped_column(String(512))
+    files: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Release(Base):
+    """What runs for one (prompt, environment): a stable version and maybe a canary."""
+
+    __tablename__ = "releases"
+    __table_args__ = (
+        UniqueConstraint("prompt", "environment_id", name="prompt_environment"),
+        CheckConstraint("canary_weight_bp >= 0 AND canary_weight_bp <= 10000", name="weight"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prompt: Mapped[str] = mapped_column(String(255))
+    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id"))
+    stable_digest: Mapped[str] = mapped_column(String(64))
+    canary_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    canary_weight_bp: Mapped[int] = mapped_column(Integer, default=0)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(255))
+
+    environment: Mapped[Environment] = relationship(lazy="joined")
+
+
+class ReleaseLog(Base):
+    """One row per release action; rows are only ever appended."""
+
+    __tablename__ = "release_log"
+    __table_args__ = (Index("ix_release_log_prompt_env", "prompt", "environment", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prompt: Mapped[str] = mapped_column(String(255))
+    environment: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    from_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    to_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    weight_bp: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,614 @@
+"""Releases: what runs where, changed by audited actions with optimistic concurrency.
+
+Every action is one transaction that reads the release under a write lock, checks its
+revision against the one the caller saw, writes the new state with `revision + 1` and
+appends one row to the release log. A caller that passes no expected revision gets the
+revision this service read before its slow work (lint, snapshot) as the expectation, so
+two people acting on one release at once never silently overwrite each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from registry.database import Database
+from registry.errors import (
+    EnvironmentExists,
+    EnvironmentNotFound,
+    LintFailed,
+    ProtectedEnvironment,
+    ReleaseConflict,
+    ReleaseError,
+    ReleaseNotFound,
+    RevisionMismatch,
+    UsageError,
+    VersionNotFound,
+)
+from registry.layout import check_name
+from registry.library import PromptVersion, version_from_files
+from registry.lint import ERROR, lint_version
+from registry.models import Environment, Release, ReleaseLog, VersionSnapshot, utcnow
+from registry.routing import BUCKETS, format_percent
+from registry.versions import SHORT
+
+PUSHES = ("promote", "complete", "rollback_to")
+ENV_NAME_MAX = 64
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """A released version as status and history show it."""
+
+    digest: str
+    number: int | None = None
+
+    @property
+    def label(self) -> str:
+        return f"v{self.number}" if self.number else self.digest[:SHORT]
+
+    def describe(self) -> str:
+        return f"{self.label} ({self.digest[:SHORT]})" if self.number else self.label
+
+    def to_json(self) -> dict[str, Any]:
+        return {"digest": self.digest, "version": self.number, "label": self.label}
+
+
+@dataclass(frozen=True)
+class EnvironmentInfo:
+    name: str
+    protected: bool
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "protected": self.protected,
+                "created_at": self.created_at.isoformat()}
+
+
+@dataclass(frozen=True)
+class ReleaseState:
+    """The release of one prompt in one environment."""
+
+    prompt: str
+    environment: str
+    stable: VersionRef
+    canary: VersionRef | None
+    weight_bp: int
+    revision: int
+    updated_at: datetime
+    updated_by: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "prompt": self.prompt,
+            "environment": self.environment,
+            "stable": self.stable.to_json(),
+            "canary": self.canary.to_json() if self.canary else None,
+            "canary_weight_bp": self.weight_bp if self.canary else 0,
+            "canary_weight": format_percent(self.weight_bp) if self.canary else None,
+            "revision": self.revision,
+            "updated_at": self.updated_at.isoformat(),
+            "updated_by": self.updated_by,
+        }
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One audited release action."""
+
+    id: int
+    prompt: str
+    environment: str
+    action: str
+    from_version: VersionRef | None
+    to_version: VersionRef | None
+    weight_bp: int | None
+    revision: int
+    actor: str
+    reason: str | None
+    forced: bool
+    time: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "prompt": self.prompt,
+            "environment": self.environment,
+            "action": self.action,
+            "from": self.from_version.to_json() if self.from_version else None,
+            "to": self.to_version.to_json() if self.to_version else None,
+            "weight_bp": self.weight_bp,
+            "revision": self.revision,
+            "actor": self.actor,
+            "reason": self.reason,
+            "forced": self.forced,
+            "time": self.time.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class _Change:
+    """The new state an action wants, and what its log row says."""
+
+    action: str
+    stable: str
+    canary: str | None
+    weight_bp: int
+    from_digest: str | None
+    to_digest: str | None
+    log_weight: int | None = None
+
+
+@dataclass(frozen=True)
+class _Observed:
+    """The revision an action expects, and whether the caller gave it (If-Match)."""
+
+    revision: int
+    explicit: bool
+
+
+@dataclass(frozen=True)
+class _Current:
+    release: Release | None
+    stack: list[str]
+
+
+class ReleaseService:
+    """Environments, releases and the release log in one database."""
+
+    def __init__(self, database: Database) -> None:
+        self.db = database
+
+    # -- environments --------------------------------------------------------------
+
+    def environments(self) -> list[EnvironmentInfo]:
+        with self.db.session() as session:
+            rows = session.scalars(select(Environment).order_by(Environment.id)).all()
+            return [_env_info(row) for row in rows]
+
+    def create_environment(self, name: str, *, protected: bool = False) -> EnvironmentInfo:
+        """Create an environment; names follow the prompt-name rules, without '/'."""
+        if "/" in name or len(name) > ENV_NAME_MAX:
+            raise UsageError(f"invalid environment name '{name}'")
+        check_name(name)
+        try:
+            with self.db.session() as session:
+                if session.scalar(select(Environment).where(Environment.name == name)):
+                    raise EnvironmentExists(f"environment '{name}' already exists")
+                row = Environment(name=name, protected=protected, created_at=utcnow())
+                session.add(row)
+                session.flush()
+                return _env_info(row)
+        except IntegrityError as exc:
+            raise EnvironmentExists(f"environment '{name}' already exists") from exc
+
+    def set_protected(self, name: str, protected: bool) -> EnvironmentInfo:
+        with self.db.session() as session:
+            row = _environment(session, name)
+            row.protected = protected
+            return _env_info(row)
+
+    # -- reads ---------------------------------------------------------------------
+
+    def release(self, prompt: str, environment: str) -> ReleaseState | None:
+        """Return the release of a prompt in an environment, or None if there is none."""
+        states = self.status(prompt, environment)
+        return states[0] if states else None
+
+    def status(self, prompt: str | None = None, environment: str | None = None
+               ) -> list[ReleaseState]:
+        """Return releases, optionally of one prompt and/or one environment."""
+        with self.db.session() as session:
+            if environment is not None:
+                _environment(session, environment)
+            query = select(Release).join(Release.environment).order_by(
+                Release.prompt, Environment.id
+            )
+            if prompt is not None:
+                query = query.where(Release.prompt == prompt)
+            if environment is not None:
+                query = query.where(Environment.name == environment)
+            rows = session.scalars(query).all()
+            numbers = _numbers(session, {(r.prompt, d) for r in rows
+                                         for d in (r.stable_digest, r.canary_digest) if d})
+            return [_state(row, numbers) for row in rows]
+
+    def history(self, prompt: str, environment: str | None = None, *, limit: int | None = None
+                ) -> list[LogEntry]:
+        """Return the release log of a prompt, newest first."""
+        with self.db.session() as session:
+            if environment is not None:
+                _environment(session, environment)
+            query = select(ReleaseLog).where(ReleaseLog.prompt == prompt)
+            if environment is not None:
+                query = query.where(ReleaseLog.environment == environment)
+            query = query.order_by(ReleaseLog.id.desc())
+            if limit:
+                query = query.limit(limit)
+            rows = session.scalars(query).all()
+            numbers = _numbers(session, {(r.prompt, d) for r in rows
+                                         for d in (r.from_digest, r.to_digest) if d})
+            return [_entry(row, numbers) for row in rows]
+
+    def snapshot(self, prompt: str, digest: str) -> PromptVersion:
+        """Return a released version's content from its snapshot (no git needed)."""
+        with self.db.session() as session:
+            row = session.scalar(select(VersionSnapshot).where(
+                VersionSnapshot.prompt == prompt, VersionSnapshot.digest == digest))
+            if row is None:
+                raise VersionNotFound(prompt, digest[:SHORT], "no snapshot in the database")
+            return _version(row)
+
+    def released_version(self, prompt: str, environment: str, variant: str = "stable"
+                         ) -> PromptVersion:
+        """Return the content of what is stable (or canary) in an environment."""
+        state = self.release(prompt, environment)
+        if state is None:
+            raise ReleaseNotFound(prompt, environment)
+        ref = state.stable if variant == "stable" else state.canary
+        if ref is None:
+            raise ReleaseError(f"'{prompt}' has no canary in {environment}")
+        return self.snapshot(prompt, ref.digest)
+
+    # -- actions -------------------------------------------------------------------
+
+    def promote(
+        self,
+        version: PromptVersion,
+        environment: str,
+        *,
+        actor: str,
+        canary_bp: int | None = None,
+        reason: str | None = None,
+        force: bool = False,
+        confirmed: bool = False,
+        expected_revision: int | None = None,
+    ) -> ReleaseState:
+        """Make a version stable (clearing any canary), or start it as canary at a weight."""
+        observed = self._observe(version.name, environment, expected_revision, confirmed)
+        forced = self._check_lint(version, force)
+        _check_weight(canary_bp)
+        digest = version.digest
+
+        def change(current: _Current) -> _Change:
+            release = current.release
+            if canary_bp is None:
+                if release is not None and release.stable_digest == digest:
+                    raise ReleaseError(
+                        f"{version.label} of '{version.name}' is already stable in {environment}")
+                return _Change("promote", digest, None, 0,
+                               release.stable_digest if release else None, digest)
+            if release is None:
+                raise ReleaseError(
+                    f"'{version.name}' has nothing stable in {environment} to compare a canary "
+                    "with: promote a stable version first (without --canary)")
+            if release.stable_digest == digest:
+                raise ReleaseError(
+                    f"{version.label} is already stable in {environment}; a canary must differ")
+            if release.canary_digest == digest:
+                raise ReleaseError(
+                    f"{version.label} is already the canary in {environment}: change its weight "
+                    "with 'promptctl canary --weight'")
+            return _Change("canary_start", release.stable_digest, digest, canary_bp,
+                           release.stable_digest, digest, canary_bp)
+
+        return self._apply(version.name, environment, observed, change, actor=actor,
+                           reason=reason, forced=forced, snapshot=version)
+
+    def promote_from(
+        self,
+        prompt: str,
+        source: str,
+        environment: str,
+        *,
+        actor: str,
+        canary_bp: int | None = None,
+        reason: str | None = None,
+        confirmed: bool = False,
+        expected_revision: int | None = None,
+    ) -> ReleaseState:
+        """Promote what is stable in `source` into `environment`."""
+        if source == environment:
+            raise UsageError("--from and --env name the same environment")
+        version = self.released_version(prompt, source, "stable")
+        return self.promote(
+            version, environment, actor=actor, canary_bp=canary_bp,
+            reason=reason or f"from {source}", force=True, confirmed=confirmed,
+            expected_revision=expected_revision,
+        )
+
+    def ramp(self, prompt: str, environment: str, weight_bp: int, *, actor: str,
+             reason: str | None = None, confirmed: bool = False,
+             expected_revision: int | None = None) -> ReleaseState:
+        """Change the canary's weight."""
+        _check_weight(weight_bp)
+        observed = self._observe(prompt, environment, expected_revision, confirmed)
+
+        def change(current: _Current) -> _Change:
+            release = _with_canary(current, prompt, environment, "change its weight")
+            if release.canary_weight_bp == weight_bp:
+                raise ReleaseError(f"the canary is already at {format_percent(weight_bp)}")
+            return _Change("ramp", release.stable_digest, release.canary_digest, weight_bp,
+                           release.canary_digest, release.canary_digest, weight_bp)
+
+        return self._apply(prompt, environment, observed, change, actor=actor, reason=reason)
+
+    def complete(self, prompt: str, environment: str, *, actor: str, reason: str | None = None,
+                 confirmed: bool = False, expected_revision: int | None = None) -> ReleaseState:
+        """Make the canary stable."""
+        observed = self._observe(prompt, environment, expected_revision, confirmed)
+
+        def change(current: _Current) -> _Change:
+            release = _with_canary(current, prompt, environment, "complete")
+            return _Change("complete", release.canary_digest, None, 0,
+                           release.stable_digest, release.canary_digest)
+
+        return self._apply(prompt, environment, observed, change, actor=actor, reason=reason)
+
+    def abort(self, prompt: str, environment: str, *, actor: str, reason: str | None = None,
+              expected_revision: int | None = None) -> ReleaseState:
+        """Drop the canary: all traffic goes back to stable. Never needs confirmation."""
+        observed = self._observe(prompt, environment, expected_revision, True)
+
+        def change(current: _Current) -> _Change:
+            release = _with_canary(current, prompt, environment, "abort")
+            return _Change("abort", release.stable_digest, None, 0,
+                           release.canary_digest, release.stable_digest, 0)
+
+        return self._apply(prompt, environment, observed, change, actor=actor, reason=reason)
+
+    def rollback(self, prompt: str, environment: str, *, actor: str,
+                 to: PromptVersion | None = None, reason: str | None = None,
+                 expected_revision: int | None = None) -> ReleaseState:
+        """Abort a canary; without one, put back the stable version before the last change.
+
+        Rolling back twice goes back two releases: the stable versions form a stack that
+        promotions push and rollbacks pop. `to` rolls back to a given version instead.
+        Rollback is always immediate, so it needs no confirmation in protected environments.
+        """
+        observed = self._observe(prompt, environment, expected_revision, True)
+
+        def change(current: _Current) -> _Change:
+            release = current.release
+            if release is None:
+                raise ReleaseNotFound(prompt, environment)
+            if release.canary_digest and (to is None or to.digest == release.stable_digest):
+                return _Change("rollback_canary", release.stable_digest, None, 0,
+                               release.canary_digest, release.stable_digest, 0)
+            if to is not None:
+                if to.digest == release.stable_digest:
+                    raise ReleaseError(f"{to.label} is already stable in {environment}")
+                return _Change("rollback_to", to.digest, None, 0, release.stable_digest,
+                               to.digest)
+            if len(current.stack) < 2:
+                raise ReleaseError(
+                    f"nothing to roll back to: the stable version of '{prompt}' in "
+                    f"{environment} is its first release (use --to REF)")
+            return _Change("rollback", current.stack[-2], None, 0, release.stable_digest,
+                           current.stack[-2])
+
+        return self._apply(prompt, environment, observed, change, actor=actor, reason=reason,
+                           snapshot=to)
+
+    # -- the transaction -------------------------------------------------------------
+
+    def _observe(self, prompt: str, environment: str, expected: int | None,
+                 confirmed: bool) -> _Observed:
+        """Check the environment and return the revision the action will expect."""
+        with self.db.session() as session:
+            env = _environment(session, environment)
+            if env.protected and not confirmed:
+                raise ProtectedEnvironment(environment)
+            if expected is not None:
+                return _Observed(expected, explicit=True)
+            release = _locked_release(session, prompt, env, lock=False)
+            return _Observed(release.revision if release else 0, explicit=False)
+
+    def _check_lint(self, version: PromptVersion, force: bool) -> bool:
+        errors = [f for f in lint_version(version) if f.severity == ERROR]
+        if errors and not force:
+            raise LintFailed(f"{version.name}@{version.label}", str(errors[0]), len(errors))
+        return bool(errors)
+
+    def _apply(
+        self,
+        prompt: str,
+        environment: str,
+        observed: _Observed,
+        change: Callable[[_Current], _Change],
+        *,
+        actor: str,
+        reason: str | None,
+        forced: bool = False,
+        snapshot: PromptVersion | None = None,
+    ) -> ReleaseState:
+        try:
+            with self.db.session() as session:
+                env = _environment(session, environment)
+                release = _locked_release(session, prompt, env, lock=True)
+                actual = release.revision if release else 0
+                if actual != observed.revision:
+                    if observed.explicit:
+                        raise RevisionMismatch(prompt, environment, observed.revision, actual)
+                    raise ReleaseConflict(prompt, environment)
+                new = change(_Current(release, _stable_stack(session, prompt, environment)))
+                if snapshot is not None:
+                    _store_snapshot(session, snapshot)
+                now = utcnow()
+                values = {
+                    "stable_digest": new.stable,
+                    "canary_digest": new.canary,
+                    "canary_weight_bp": new.weight_bp,
+                    "revision": actual + 1,
+                    "updated_at": now,
+                    "updated_by": actor,
+                }
+                if release is None:
+                    session.add(Release(prompt=prompt, environment_id=env.id, **values))
+                    session.flush()
+                else:
+                    result = session.execute(
+                        update(Release)
+                        .where(Release.id == release.id, Release.revision == actual)
+                        .values(**values)
+                        .execution_options(synchronize_session=False)
+                    )
+                    if result.rowcount != 1:
+                        raise ReleaseConflict(prompt, environment)
+                session.add(ReleaseLog(
+                    prompt=prompt, environment=environment, action=new.action,
+                    from_digest=new.from_digest, to_digest=new.to_digest,
+                    weight_bp=new.log_weight, revision=actual + 1, actor=actor,
+                    reason=reason, forced=forced, created_at=now,
+                ))
+        except IntegrityError as exc:
+            raise ReleaseConflict(prompt, environment) from exc
+        state = self.release(prompt, environment)
+        assert state is not None
+        return state
+
+
+def _check_weight(weight_bp: int | None) -> None:
+    if weight_bp is not None and not 0 <= weight_bp <= BUCKETS:
+        raise UsageError(f"weight {weight_bp / 100}% is outside 0-100 percent")
+
+
+def _with_canary(current: _Current, prompt: str, environment: str, what: str) -> Release:
+    release = current.release
+    if release is None:
+        raise ReleaseNotFound(prompt, environment)
+    if not release.canary_digest:
+        raise ReleaseError(f"'{prompt}' has no canary in {environment} to {what}")
+    return release
+
+
+def _environment(session: Session, name: str) -> Environment:
+    row = session.scalar(select(Environment).where(Environment.name == name))
+    if row is None:
+        known = list(session.scalars(select(Environment.name).order_by(Environment.id)))
+        raise EnvironmentNotFound(name, known)
+    return row
+
+
+def _locked_release(session: Session, prompt: str, env: Environment, *, lock: bool
+                    ) -> Release | None:
+    query = select(Release).where(Release.prompt == prompt, Release.environment_id == env.id)
+    if lock:
+        query = query.with_for_update()
+    return session.scalar(query)
+
+
+def _stable_stack(session: Session, prompt: str, environment: str) -> list[str]:
+    """Replay the log: promotions push the new stable version, rollbacks pop it."""
+    rows = session.execute(
+        select(ReleaseLog.action, ReleaseLog.to_digest)
+        .where(ReleaseLog.prompt == prompt, ReleaseLog.environment == environment)
+        .order_by(ReleaseLog.id)
+    ).all()
+    stack: list[str] = []
+    for action, to_digest in rows:
+        if action in PUSHES and to_digest:
+            stack.append(to_digest)
+        elif action == "rollback" and stack:
+            stack.pop()
+    return stack
+
+
+def _store_snapshot(session: Session, version: PromptVersion) -> None:
+    values = {
+        "prompt": version.name,
+        "digest": version.digest,
+        "number": version.number,
+        "commit_sha": version.commit.sha if version.commit else None,
+        "source_ref": version.source,
+        "root": version.root,
+        "relpath": version.relpath,
+        "files": version.files(),
+        "created_at": utcnow(),
+    }
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(VersionSnapshot).values(**values).on_conflict_do_nothing(
+        index_elements=["prompt", "digest"]
+    )
+    session.execute(statement)
+    if version.number is not None:
+        # A version promoted before it was merged gets its number once it has one.
+        session.execute(
+            update(VersionSnapshot)
+            .where(VersionSnapshot.prompt == version.name,
+                   VersionSnapshot.digest == version.digest,
+                   VersionSnapshot.number.is_(None))
+            .values(number=version.number)
+        )
+
+
+def _numbers(session: Session, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], int | None]:
+    if not pairs:
+        return {}
+    prompts = {p for p, _ in pairs}
+    digests = {d for _, d in pairs}
+    rows = session.execute(
+        select(VersionSnapshot.prompt, VersionSnapshot.digest, VersionSnapshot.number).where(
+            VersionSnapshot.prompt.in_(prompts), VersionSnapshot.digest.in_(digests))
+    ).all()
+    return {(p, d): n for p, d, n in rows}
+
+
+def _ref(prompt: str, digest: str | None, numbers: dict) -> VersionRef | None:
+    return VersionRef(digest, numbers.get((prompt, digest))) if digest else None
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _state(row: Release, numbers: dict) -> ReleaseState:
+    stable = _ref(row.prompt, row.stable_digest, numbers)
+    assert stable is not None
+    return ReleaseState(
+        prompt=row.prompt,
+        environment=row.environment.name,
+        stable=stable,
+        canary=_ref(row.prompt, row.canary_digest, numbers),
+        weight_bp=row.canary_weight_bp,
+        revision=row.revision,
+        updated_at=_aware(row.updated_at),
+        updated_by=row.updated_by,
+    )
+
+
+def _entry(row: ReleaseLog, numbers: dict) -> LogEntry:
+    return LogEntry(
+        id=row.id,
+        prompt=row.prompt,
+        environment=row.environment,
+        action=row.action,
+        from_version=_ref(row.prompt, row.from_digest, numbers),
+        to_version=_ref(row.prompt, row.to_digest, numbers),
+        weight_bp=row.weight_bp,
+        revision=row.revision,
+        actor=row.actor,
+        reason=row.reason,
+        forced=row.forced,
+        time=_aware(row.created_at),
+    )
+
+
+def _env_info(row: Environment) -> EnvironmentInfo:
+    return EnvironmentInfo(row.name, row.protected, _aware(row.created_at))
+
+
+def _version(row: VersionSnapshot) -> PromptVersion:
+    return version_from_files(
+        row.prompt, digest=row.digest, root=row.root, relpath=row.relpath, files=row.files,
+        source=f"release snapshot ({row.source_ref or 'unknown source'})", number=row.number,
+    )

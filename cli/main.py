@@ -304,18 +304,36 @@ def _collect_variables(
 @click.argument("name")
 @click.argument("old_ref", required=False, metavar="[A]")
 @click.argument("new_ref", required=False, metavar="[B]")
+@click.option(
+    "--env",
+    "environment",
+    default=None,
+    help="Compare what runs in this environment with A (default HEAD): what promoting A does.",
+)
 @JSON_OPTION
 @pass_options
 def diff_command(
-    options: Options, name: str, old_ref: str | None, new_ref: str | None, as_json: bool
+    options: Options,
+    name: str,
+    old_ref: str | None,
+    new_ref: str | None,
+    environment: str | None,
+    as_json: bool,
 ) -> None:
     """Compare two versions of a prompt (default: the last commit against the working tree).
 
-    A and B are version references: vN, a digest prefix or a git revision.
+    A and B are version references: vN, a digest prefix or a git revision. With --env,
+    the stable version released there is compared with A (default HEAD).
     """
     library = options.library
-    old = _version_or_none(library, name, old_ref or "HEAD")
-    new = _version_or_none(library, name, new_ref)
+    if environment is not None:
+        if new_ref is not None:
+            raise UsageError("with --env, give at most one reference (what would be promoted)")
+        old = options.registry.releases.released_version(name, environment)
+        new = library.get(name, old_ref or "HEAD")
+    else:
+        old = _version_or_none(library, name, old_ref or "HEAD")
+        new = _version_or_none(library, name, new_ref)
     if old is None and new is None:
         raise PromptNotFound(name, f"{old_ref or 'HEAD'} or {new_ref or WORKTREE}")
     result = diff_versions(name, old, new)
@@ -391,3 +409,7 @@ def lint_command(options: Options, names: tuple[str, ...], rev: str | None, as_j
 
 def main() -> None:
     cli(prog_name="promptctl")
+
+
+# The release commands register themselves on the group.
+from cli import releases as _releases  # noqa: E402,F401

@@ -49,14 +49,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            parsed, connect_args={"timeout": SQLITE_BUSY_SECONDS, "check_same_thread": False},
+            parsed,
+            connect_args={"timeout": SQLITE_BUSY_SECONDS, "check_same_thread": False},
             **kwargs,
         )
         _sqlite_pragmas(engine)
         return engine
     if parsed.get_backend_name() != "postgresql":
-        raise ConfigError(f"unsupported database '{parsed.get_backend_name()}': use sqlite or "
-                          "postgresql+psycopg")
+        raise ConfigError(
+            f"unsupported database '{parsed.get_backend_name()}': use sqlite or postgresql+psycopg"
+        )
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     return create_engine(parsed, pool_pre_ping=True, **kwargs)
@@ -82,7 +84,8 @@ def alembic_config(engine: Engine | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     if engine is not None:
-        config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+        url = engine.url.render_as_string(hide_password=False)
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))  # configparser escape
     return config
 
 
@@ -121,6 +124,11 @@ class Database:
             auto_upgrade = self.engine.dialect.name == "sqlite"
         self._checked = False
         self._auto_upgrade = auto_upgrade
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password hidden, for messages."""
+        return self.engine.url.render_as_string(hide_password=True)
 
     @property
     def dialect(self) -> str:

@@ -68,8 +68,11 @@ class EnvironmentInfo:
     created_at: datetime
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "protected": self.protected,
-                "created_at": self.created_at.isoformat()}
+        return {
+            "name": self.name,
+            "protected": self.protected,
+            "created_at": self.created_at.isoformat(),
+        }
 
 
 @dataclass(frozen=True)
@@ -202,26 +205,30 @@ class ReleaseService:
         states = self.status(prompt, environment)
         return states[0] if states else None
 
-    def status(self, prompt: str | None = None, environment: str | None = None
-               ) -> list[ReleaseState]:
+    def status(
+        self, prompt: str | None = None, environment: str | None = None
+    ) -> list[ReleaseState]:
         """Return releases, optionally of one prompt and/or one environment."""
         with self.db.session() as session:
             if environment is not None:
                 _environment(session, environment)
-            query = select(Release).join(Release.environment).order_by(
-                Release.prompt, Environment.id
+            query = (
+                select(Release).join(Release.environment).order_by(Release.prompt, Environment.id)
             )
             if prompt is not None:
                 query = query.where(Release.prompt == prompt)
             if environment is not None:
                 query = query.where(Environment.name == environment)
             rows = session.scalars(query).all()
-            numbers = _numbers(session, {(r.prompt, d) for r in rows
-                                         for d in (r.stable_digest, r.canary_digest) if d})
+            numbers = _numbers(
+                session,
+                {(r.prompt, d) for r in rows for d in (r.stable_digest, r.canary_digest) if d},
+            )
             return [_state(row, numbers) for row in rows]
 
-    def history(self, prompt: str, environment: str | None = None, *, limit: int | None = None
-                ) -> list[LogEntry]:
+    def history(
+        self, prompt: str, environment: str | None = None, *, limit: int | None = None
+    ) -> list[LogEntry]:
         """Return the release log of a prompt, newest first."""
         with self.db.session() as session:
             if environment is not None:
@@ -233,21 +240,26 @@ class ReleaseService:
             if limit:
                 query = query.limit(limit)
             rows = session.scalars(query).all()
-            numbers = _numbers(session, {(r.prompt, d) for r in rows
-                                         for d in (r.from_digest, r.to_digest) if d})
+            numbers = _numbers(
+                session, {(r.prompt, d) for r in rows for d in (r.from_digest, r.to_digest) if d}
+            )
             return [_entry(row, numbers) for row in rows]
 
     def snapshot(self, prompt: str, digest: str) -> PromptVersion:
         """Return a released version's content from its snapshot (no git needed)."""
         with self.db.session() as session:
-            row = session.scalar(select(VersionSnapshot).where(
-                VersionSnapshot.prompt == prompt, VersionSnapshot.digest == digest))
+            row = session.scalar(
+                select(VersionSnapshot).where(
+                    VersionSnapshot.prompt == prompt, VersionSnapshot.digest == digest
+                )
+            )
             if row is None:
                 raise VersionNotFound(prompt, digest[:SHORT], "no snapshot in the database")
             return _version(row)
 
-    def released_version(self, prompt: str, environment: str, variant: str = "stable"
-                         ) -> PromptVersion:
+    def released_version(
+        self, prompt: str, environment: str, variant: str = "stable"
+    ) -> PromptVersion:
         """Return the content of what is stable (or canary) in an environment."""
         state = self.release(prompt, environment)
         if state is None:
@@ -282,25 +294,45 @@ class ReleaseService:
             if canary_bp is None:
                 if release is not None and release.stable_digest == digest:
                     raise ReleaseError(
-                        f"{version.label} of '{version.name}' is already stable in {environment}")
-                return _Change("promote", digest, None, 0,
-                               release.stable_digest if release else None, digest)
+                        f"{version.label} of '{version.name}' is already stable in {environment}"
+                    )
+                return _Change(
+                    "promote", digest, None, 0, release.stable_digest if release else None, digest
+                )
             if release is None:
                 raise ReleaseError(
                     f"'{version.name}' has nothing stable in {environment} to compare a canary "
-                    "with: promote a stable version first (without --canary)")
+                    "with: promote a stable version first (without --canary)"
+                )
             if release.stable_digest == digest:
                 raise ReleaseError(
-                    f"{version.label} is already stable in {environment}; a canary must differ")
+                    f"{version.label} is already stable in {environment}; a canary must differ"
+                )
             if release.canary_digest == digest:
                 raise ReleaseError(
                     f"{version.label} is already the canary in {environment}: change its weight "
-                    "with 'promptctl canary --weight'")
-            return _Change("canary_start", release.stable_digest, digest, canary_bp,
-                           release.stable_digest, digest, canary_bp)
+                    "with 'promptctl canary --weight'"
+                )
+            return _Change(
+                "canary_start",
+                release.stable_digest,
+                digest,
+                canary_bp,
+                release.stable_digest,
+                digest,
+                canary_bp,
+            )
 
-        return self._apply(version.name, environment, observed, change, actor=actor,
-                           reason=reason, forced=forced, snapshot=version)
+        return self._apply(
+            version.name,
+            environment,
+            observed,
+            change,
+            actor=actor,
+            reason=reason,
+            forced=forced,
+            snapshot=version,
+        )
 
     def promote_from(
         self,
@@ -319,14 +351,27 @@ class ReleaseService:
             raise UsageError("--from and --env name the same environment")
         version = self.released_version(prompt, source, "stable")
         return self.promote(
-            version, environment, actor=actor, canary_bp=canary_bp,
-            reason=reason or f"from {source}", force=True, confirmed=confirmed,
+            version,
+            environment,
+            actor=actor,
+            canary_bp=canary_bp,
+            reason=reason or f"from {source}",
+            force=True,
+            confirmed=confirmed,
             expected_revision=expected_revision,
         )
 
-    def ramp(self, prompt: str, environment: str, weight_bp: int, *, actor: str,
-             reason: str | None = None, confirmed: bool = False,
-             expected_revision: int | None = None) -> ReleaseState:
+    def ramp(
+        self,
+        prompt: str,
+        environment: str,
+        weight_bp: int,
+        *,
+        actor: str,
+        reason: str | None = None,
+        confirmed: bool = False,
+        expected_revision: int | None = None,
+    ) -> ReleaseState:
         """Change the canary's weight."""
         _check_weight(weight_bp)
         observed = self._observe(prompt, environment, expected_revision, confirmed)
@@ -335,38 +380,80 @@ class ReleaseService:
             release = _with_canary(current, prompt, environment, "change its weight")
             if release.canary_weight_bp == weight_bp:
                 raise ReleaseError(f"the canary is already at {format_percent(weight_bp)}")
-            return _Change("ramp", release.stable_digest, release.canary_digest, weight_bp,
-                           release.canary_digest, release.canary_digest, weight_bp)
+            return _Change(
+                "ramp",
+                release.stable_digest,
+                release.canary_digest,
+                weight_bp,
+                release.canary_digest,
+                release.canary_digest,
+                weight_bp,
+            )
 
         return self._apply(prompt, environment, observed, change, actor=actor, reason=reason)
 
-    def complete(self, prompt: str, environment: str, *, actor: str, reason: str | None = None,
-                 confirmed: bool = False, expected_revision: int | None = None) -> ReleaseState:
+    def complete(
+        self,
+        prompt: str,
+        environment: str,
+        *,
+        actor: str,
+        reason: str | None = None,
+        confirmed: bool = False,
+        expected_revision: int | None = None,
+    ) -> ReleaseState:
         """Make the canary stable."""
         observed = self._observe(prompt, environment, expected_revision, confirmed)
 
         def change(current: _Current) -> _Change:
             release = _with_canary(current, prompt, environment, "complete")
-            return _Change("complete", release.canary_digest, None, 0,
-                           release.stable_digest, release.canary_digest)
+            return _Change(
+                "complete",
+                release.canary_digest,
+                None,
+                0,
+                release.stable_digest,
+                release.canary_digest,
+            )
 
         return self._apply(prompt, environment, observed, change, actor=actor, reason=reason)
 
-    def abort(self, prompt: str, environment: str, *, actor: str, reason: str | None = None,
-              expected_revision: int | None = None) -> ReleaseState:
+    def abort(
+        self,
+        prompt: str,
+        environment: str,
+        *,
+        actor: str,
+        reason: str | None = None,
+        expected_revision: int | None = None,
+    ) -> ReleaseState:
         """Drop the canary: all traffic goes back to stable. Never needs confirmation."""
         observed = self._observe(prompt, environment, expected_revision, True)
 
         def change(current: _Current) -> _Change:
             release = _with_canary(current, prompt, environment, "abort")
-            return _Change("abort", release.stable_digest, None, 0,
-                           release.canary_digest, release.stable_digest, 0)
+            return _Change(
+                "abort",
+                release.stable_digest,
+                None,
+                0,
+                release.canary_digest,
+                release.stable_digest,
+                0,
+            )
 
         return self._apply(prompt, environment, observed, change, actor=actor, reason=reason)
 
-    def rollback(self, prompt: str, environment: str, *, actor: str,
-                 to: PromptVersion | None = None, reason: str | None = None,
-                 expected_revision: int | None = None) -> ReleaseState:
+    def rollback(
+        self,
+        prompt: str,
+        environment: str,
+        *,
+        actor: str,
+        to: PromptVersion | None = None,
+        reason: str | None = None,
+        expected_revision: int | None = None,
+    ) -> ReleaseState:
         """Abort a canary; without one, put back the stable version before the last change.
 
         Rolling back twice goes back two releases: the stable versions form a stack that
@@ -380,27 +467,37 @@ class ReleaseService:
             if release is None:
                 raise ReleaseNotFound(prompt, environment)
             if release.canary_digest and (to is None or to.digest == release.stable_digest):
-                return _Change("rollback_canary", release.stable_digest, None, 0,
-                               release.canary_digest, release.stable_digest, 0)
+                return _Change(
+                    "rollback_canary",
+                    release.stable_digest,
+                    None,
+                    0,
+                    release.canary_digest,
+                    release.stable_digest,
+                    0,
+                )
             if to is not None:
                 if to.digest == release.stable_digest:
                     raise ReleaseError(f"{to.label} is already stable in {environment}")
-                return _Change("rollback_to", to.digest, None, 0, release.stable_digest,
-                               to.digest)
+                return _Change("rollback_to", to.digest, None, 0, release.stable_digest, to.digest)
             if len(current.stack) < 2:
                 raise ReleaseError(
                     f"nothing to roll back to: the stable version of '{prompt}' in "
-                    f"{environment} is its first release (use --to REF)")
-            return _Change("rollback", current.stack[-2], None, 0, release.stable_digest,
-                           current.stack[-2])
+                    f"{environment} is its first release (use --to REF)"
+                )
+            return _Change(
+                "rollback", current.stack[-2], None, 0, release.stable_digest, current.stack[-2]
+            )
 
-        return self._apply(prompt, environment, observed, change, actor=actor, reason=reason,
-                           snapshot=to)
+        return self._apply(
+            prompt, environment, observed, change, actor=actor, reason=reason, snapshot=to
+        )
 
     # -- the transaction -------------------------------------------------------------
 
-    def _observe(self, prompt: str, environment: str, expected: int | None,
-                 confirmed: bool) -> _Observed:
+    def _observe(
+        self, prompt: str, environment: str, expected: int | None, confirmed: bool
+    ) -> _Observed:
         """Check the environment and return the revision the action will expect."""
         with self.db.session() as session:
             env = _environment(session, environment)
@@ -462,12 +559,21 @@ class ReleaseService:
                     )
                     if result.rowcount != 1:
                         raise ReleaseConflict(prompt, environment)
-                session.add(ReleaseLog(
-                    prompt=prompt, environment=environment, action=new.action,
-                    from_digest=new.from_digest, to_digest=new.to_digest,
-                    weight_bp=new.log_weight, revision=actual + 1, actor=actor,
-                    reason=reason, forced=forced, created_at=now,
-                ))
+                session.add(
+                    ReleaseLog(
+                        prompt=prompt,
+                        environment=environment,
+                        action=new.action,
+                        from_digest=new.from_digest,
+                        to_digest=new.to_digest,
+                        weight_bp=new.log_weight,
+                        revision=actual + 1,
+                        actor=actor,
+                        reason=reason,
+                        forced=forced,
+                        created_at=now,
+                    )
+                )
         except IntegrityError as exc:
             raise ReleaseConflict(prompt, environment) from exc
         state = self.release(prompt, environment)
@@ -497,8 +603,9 @@ def _environment(session: Session, name: str) -> Environment:
     return row
 
 
-def _locked_release(session: Session, prompt: str, env: Environment, *, lock: bool
-                    ) -> Release | None:
+def _locked_release(
+    session: Session, prompt: str, env: Environment, *, lock: bool
+) -> Release | None:
     query = select(Release).where(Release.prompt == prompt, Release.environment_id == env.id)
     if lock:
         query = query.with_for_update()
@@ -535,17 +642,21 @@ def _store_snapshot(session: Session, version: PromptVersion) -> None:
     }
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(VersionSnapshot).values(**values).on_conflict_do_nothing(
-        index_elements=["prompt", "digest"]
+    statement = (
+        insert(VersionSnapshot)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["prompt", "digest"])
     )
     session.execute(statement)
     if version.number is not None:
         # A version promoted before it was merged gets its number once it has one.
         session.execute(
             update(VersionSnapshot)
-            .where(VersionSnapshot.prompt == version.name,
-                   VersionSnapshot.digest == version.digest,
-                   VersionSnapshot.number.is_(None))
+            .where(
+                VersionSnapshot.prompt == version.name,
+                VersionSnapshot.digest == version.digest,
+                VersionSnapshot.number.is_(None),
+            )
             .values(number=version.number)
         )
 
@@ -557,7 +668,8 @@ def _numbers(session: Session, pairs: set[tuple[str, str]]) -> dict[tuple[str, s
     digests = {d for _, d in pairs}
     rows = session.execute(
         select(VersionSnapshot.prompt, VersionSnapshot.digest, VersionSnapshot.number).where(
-            VersionSnapshot.prompt.in_(prompts), VersionSnapshot.digest.in_(digests))
+            VersionSnapshot.prompt.in_(prompts), VersionSnapshot.digest.in_(digests)
+        )
     ).all()
     return {(p, d): n for p, d, n in rows}
 
@@ -609,6 +721,11 @@ def _env_info(row: Environment) -> EnvironmentInfo:
 
 def _version(row: VersionSnapshot) -> PromptVersion:
     return version_from_files(
-        row.prompt, digest=row.digest, root=row.root, relpath=row.relpath, files=row.files,
-        source=f"release snapshot ({row.source_ref or 'unknown source'})", number=row.number,
+        row.prompt,
+        digest=row.digest,
+        root=row.root,
+        relpath=row.relpath,
+        files=row.files,
+        source=f"release snapshot ({row.source_ref or 'unknown source'})",
+        number=row.number,
     )

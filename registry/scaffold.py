@@ -62,6 +62,13 @@ def init_project(
     else:
         config.write_text(_config_text(layout), encoding="utf-8")
         written.append(CONFIG_FILE)
+    ignore = top / ".gitignore"
+    ignored = ignore.read_text(encoding="utf-8") if ignore.exists() else ""
+    if ".promptctl/" not in ignored.split():
+        # The embedded release database lives in .promptctl/ and never belongs in git.
+        prefix = "" if not ignored or ignored.endswith("\n") else "\n"
+        ignore.write_text(ignored + prefix + ".promptctl/\n", encoding="utf-8")
+        written.append(".gitignore")
     prompt_dir = top / layout.root if layout.root else top
     if not (prompt_dir.is_dir() and any(prompt_dir.iterdir())):
         example = {

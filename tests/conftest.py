@@ -21,7 +21,9 @@ GIT_ENV = {
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """Give every test its own HOME and git config so nothing depends on this machine."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
@@ -92,5 +94,43 @@ def make_library() -> Callable[..., PromptLibrary]:
 
 
 @pytest.fixture
-def project_root() -> Iterator[Path]:
-    yield Path(__file__).resolve().parent.parent
+def project_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def _database_params() -> list:
+    params: list = ["sqlite"]
+    if os.environ.get("PROMPTCTL_TEST_POSTGRES_URL"):
+        params.append(pytest.param("postgresql", marks=pytest.mark.postgres))
+    return params
+
+
+@pytest.fixture(params=_database_params())
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: an SQLite file, or a PostgreSQL schema of its own.
+
+    PostgreSQL runs only when PROMPTCTL_TEST_POSTGRES_URL is set (CI always sets it).
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'registry.db'}"
+        return
+    yield from postgres_schema_url(os.environ["PROMPTCTL_TEST_POSTGRES_URL"])
+
+
+def postgres_schema_url(base: str) -> Iterator[str]:
+    """Create a schema of its own on the server, yield a URL using it, drop it afterwards."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    schema = f"promptctl_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

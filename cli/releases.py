@@ -1,0 +1,382 @@
+"""Release commands: environments, promote, canary, rollback, status, history, resolve, db."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from cli.main import JSON_OPTION, Options, cli, pass_options, split_ref
+from cli.output import emit_json, table
+from registry.database import current_revision, downgrade, head_revision, upgrade
+from registry.errors import ReleaseNotFound, UsageError
+from registry.releases import LogEntry, ReleaseState
+from registry.routing import assign, bucket, format_percent, parse_percent
+
+REASON = click.option("--reason", default=None, help="Why: kept in the release log.")
+ACTOR = click.option(
+    "--actor", default=None, help="Who acts [PROMPTCTL_ACTOR, else git's user.name <user.email>]."
+)
+YES = click.option(
+    "--yes", "confirmed", is_flag=True, help="Confirm a change to a protected environment."
+)
+ENV = click.option("--env", "environment", required=True, help="The environment.")
+
+
+@cli.group("env")
+def env_group() -> None:
+    """List, create and protect environments."""
+
+
+@env_group.command("list")
+@JSON_OPTION
+@pass_options
+def env_list(options: Options, as_json: bool) -> None:
+    """List environments."""
+    envs = options.registry.releases.environments()
+    if as_json:
+        emit_json([e.to_json() for e in envs])
+        return
+    table(
+        ["ENVIRONMENT", "PROTECTED", "CREATED"],
+        [[e.name, "yes" if e.protected else "no", f"{e.created_at:%Y-%m-%d %H:%M}"] for e in envs],
+    )
+
+
+@env_group.command("create")
+@click.argument("name")
+@click.option("--protected", is_flag=True, help="Changes need explicit confirmation.")
+@JSON_OPTION
+@pass_options
+def env_create(options: Options, name: str, protected: bool, as_json: bool) -> None:
+    """Create an environment."""
+    env = options.registry.releases.create_environment(name, protected=protected)
+    _done(
+        as_json,
+        env.to_json(),
+        f"created environment {env.name}" + (" (protected)" if env.protected else ""),
+    )
+
+
+@env_group.command("protect")
+@click.argument("name")
+@JSON_OPTION
+@pass_options
+def env_protect(options: Options, name: str, as_json: bool) -> None:
+    """Require --yes for promotions into an environment."""
+    env = options.registry.releases.set_protected(name, True)
+    _done(as_json, env.to_json(), f"{env.name} is protected")
+
+
+@env_group.command("unprotect")
+@click.argument("name")
+@JSON_OPTION
+@pass_options
+def env_unprotect(options: Options, name: str, as_json: bool) -> None:
+    """Stop requiring --yes for an environment."""
+    env = options.registry.releases.set_protected(name, False)
+    _done(as_json, env.to_json(), f"{env.name} is not protected")
+
+
+@cli.command("promote")
+@click.argument("spec", metavar="NAME[@REF]")
+@ENV
+@click.option("--from", "source", default=None, help="Promote what is stable in this environment.")
+@click.option(
+    "--canary",
+    "canary",
+    default=None,
+    metavar="PCT",
+    help="Start the version as a canary at PCT percent (0.01 resolution).",
+)
+@click.option("--force", is_flag=True, help="Promote even though the version fails lint.")
+@REASON
+@ACTOR
+@YES
+@JSON_OPTION
+@pass_options
+def promote_command(
+    options: Options,
+    spec: str,
+    environment: str,
+    source: str | None,
+    canary: str | None,
+    force: bool,
+    reason: str | None,
+    actor: str | None,
+    confirmed: bool,
+    as_json: bool,
+) -> None:
+    """Make a version stable in an environment, or start it as a canary.
+
+    REF defaults to HEAD (what is committed). With --from, the version stable in that
+    environment is promoted and no git access is needed.
+    """
+    name, ref = split_ref(spec)
+    releases = options.registry.releases
+    canary_bp = parse_percent(canary) if canary is not None else None
+    who = options.registry.actor(actor)
+    if source is not None:
+        if ref is not None:
+            raise UsageError("give either NAME@REF or --from, not both")
+        state = releases.promote_from(
+            name,
+            source,
+            environment,
+            actor=who,
+            canary_bp=canary_bp,
+            reason=reason,
+            confirmed=confirmed,
+        )
+    else:
+        version = options.library.get(name, ref or "HEAD")
+        state = releases.promote(
+            version,
+            environment,
+            actor=who,
+            canary_bp=canary_bp,
+            reason=reason,
+            force=force,
+            confirmed=confirmed,
+        )
+    if canary_bp is None:
+        message = f"{name}: {state.stable.describe()} is stable in {environment}"
+    else:
+        message = (
+            f"{name}: canary {_canary(state)} in {environment}, stable {state.stable.describe()}"
+        )
+    _done(as_json, state.to_json(), message)
+
+
+@cli.command("canary")
+@click.argument("name")
+@ENV
+@click.option("--weight", default=None, metavar="PCT", help="Set the canary's traffic share.")
+@click.option("--complete", is_flag=True, help="Make the canary stable.")
+@click.option("--abort", is_flag=True, help="Drop the canary; all traffic to stable.")
+@REASON
+@ACTOR
+@YES
+@JSON_OPTION
+@pass_options
+def canary_command(
+    options: Options,
+    name: str,
+    environment: str,
+    weight: str | None,
+    complete: bool,
+    abort: bool,
+    reason: str | None,
+    actor: str | None,
+    confirmed: bool,
+    as_json: bool,
+) -> None:
+    """Ramp, complete or abort the canary of a prompt in an environment."""
+    chosen = [
+        flag
+        for flag, on in (
+            ("--weight", weight is not None),
+            ("--complete", complete),
+            ("--abort", abort),
+        )
+        if on
+    ]
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of --weight, --complete, --abort")
+    releases = options.registry.releases
+    who = options.registry.actor(actor)
+    if weight is not None:
+        state = releases.ramp(
+            name, environment, parse_percent(weight), actor=who, reason=reason, confirmed=confirmed
+        )
+        message = f"{name}: canary {_canary(state)} in {environment}"
+    elif complete:
+        state = releases.complete(name, environment, actor=who, reason=reason, confirmed=confirmed)
+        message = f"{name}: canary completed, {state.stable.describe()} is stable in {environment}"
+    else:
+        state = releases.abort(name, environment, actor=who, reason=reason)
+        message = f"{name}: canary aborted, {state.stable.describe()} serves all of {environment}"
+    _done(as_json, state.to_json(), message)
+
+
+@cli.command("rollback")
+@click.argument("name")
+@ENV
+@click.option("--to", "to_ref", default=None, metavar="REF", help="Roll back to this version.")
+@REASON
+@ACTOR
+@JSON_OPTION
+@pass_options
+def rollback_command(
+    options: Options,
+    name: str,
+    environment: str,
+    to_ref: str | None,
+    reason: str | None,
+    actor: str | None,
+    as_json: bool,
+) -> None:
+    """Undo the last release change at once: abort a canary, else restore the previous stable."""
+    releases = options.registry.releases
+    to = options.library.get(name, to_ref) if to_ref else None
+    state = releases.rollback(
+        name, environment, actor=options.registry.actor(actor), to=to, reason=reason
+    )
+    _done(
+        as_json,
+        state.to_json(),
+        f"{name}: rolled back, {state.stable.describe()} is stable in {environment}",
+    )
+
+
+@cli.command("status")
+@click.argument("name", required=False)
+@click.option("--env", "environment", default=None, help="Only this environment.")
+@JSON_OPTION
+@pass_options
+def status_command(
+    options: Options, name: str | None, environment: str | None, as_json: bool
+) -> None:
+    """Show what is released: stable, canary and weight, last change by whom and when."""
+    states = options.registry.releases.status(name, environment)
+    if as_json:
+        emit_json([s.to_json() for s in states])
+        return
+    if not states:
+        what = f"'{name}'" if name else "any prompt"
+        click.echo(f"Nothing released for {what}" + (f" in {environment}." if environment else "."))
+        return
+    rows = [
+        [
+            s.prompt,
+            s.environment,
+            s.stable.describe(),
+            _canary(s) if s.canary else "-",
+            s.revision,
+            s.updated_by,
+            f"{s.updated_at:%Y-%m-%d %H:%M:%S}",
+        ]
+        for s in states
+    ]
+    table(["PROMPT", "ENVIRONMENT", "STABLE", "CANARY", "REV", "CHANGED BY", "WHEN (UTC)"], rows)
+
+
+@cli.command("history")
+@click.argument("name")
+@click.option("--env", "environment", default=None, help="Only this environment.")
+@click.option("--limit", type=int, default=None, help="At most this many entries.")
+@JSON_OPTION
+@pass_options
+def history_command(
+    options: Options, name: str, environment: str | None, limit: int | None, as_json: bool
+) -> None:
+    """Show the release log of a prompt, newest first."""
+    entries = options.registry.releases.history(name, environment, limit=limit)
+    if as_json:
+        emit_json([e.to_json() for e in entries])
+        return
+    if not entries:
+        click.echo(f"No release actions for '{name}'.")
+        return
+    table(
+        ["WHEN (UTC)", "ENVIRONMENT", "ACTION", "FROM", "TO", "WEIGHT", "REV", "BY", "REASON"],
+        [_history_row(e) for e in entries],
+    )
+
+
+def _history_row(e: LogEntry) -> list[Any]:
+    reason = (e.reason or "") + (" [forced past lint errors]" if e.forced else "")
+    return [
+        f"{e.time:%Y-%m-%d %H:%M:%S}",
+        e.environment,
+        e.action,
+        e.from_version.describe() if e.from_version else "-",
+        e.to_version.describe() if e.to_version else "-",
+        format_percent(e.weight_bp) if e.weight_bp is not None else "",
+        e.revision,
+        e.actor,
+        reason,
+    ]
+
+
+@cli.command("resolve")
+@click.argument("name")
+@ENV
+@click.option("--key", default=None, help="Stickiness key (user, session or tenant id).")
+@JSON_OPTION
+@pass_options
+def resolve_command(
+    options: Options, name: str, environment: str, key: str | None, as_json: bool
+) -> None:
+    """Print the version a request with this key gets (random per call without a key)."""
+    state = options.registry.releases.release(name, environment)
+    if state is None:
+        raise ReleaseNotFound(name, environment)
+    canary_digest = state.canary.digest if state.canary else None
+    variant = assign(name, canary_digest, state.weight_bp, key)
+    chosen = state.canary if variant == "canary" and state.canary else state.stable
+    result = {
+        "name": name,
+        "environment": environment,
+        "key": key,
+        "variant": variant,
+        **chosen.to_json(),
+        "bucket": bucket(name, canary_digest, key) if key and canary_digest else None,
+        "canary_weight_bp": state.weight_bp if state.canary else 0,
+    }
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(
+        f"{name} in {environment}: {chosen.describe()} ({variant})"
+        + (
+            f", key bucket {result['bucket']} vs weight {state.weight_bp}"
+            if result["bucket"] is not None
+            else ""
+        )
+    )
+
+
+@cli.group("db")
+def db_group() -> None:
+    """Manage the release database schema."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+@pass_options
+def db_upgrade(options: Options, revision: str) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    engine = options.registry.database.engine
+    upgrade(engine, revision)
+    click.echo(f"database at {current_revision(engine)} ({options.registry.database.safe_url})")
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+@pass_options
+def db_downgrade(options: Options, revision: str) -> None:
+    """Revert migrations down to REVISION ('base' drops everything)."""
+    engine = options.registry.database.engine
+    downgrade(engine, revision)
+    click.echo(f"database at {current_revision(engine) or 'base'}")
+
+
+@db_group.command("current")
+@pass_options
+def db_current(options: Options) -> None:
+    """Show the schema revision of the database and the newest one available."""
+    engine = options.registry.database.engine
+    click.echo(f"current: {current_revision(engine) or 'none'}  head: {head_revision()}")
+
+
+def _canary(state: ReleaseState) -> str:
+    assert state.canary is not None
+    return f"{state.canary.describe()} @ {format_percent(state.weight_bp)}"
+
+
+def _done(as_json: bool, data: Any, message: str) -> None:
+    if as_json:
+        emit_json(data)
+    else:
+        click.echo(message)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -35,7 +35,15 @@ from registry.errors import (
 from registry.layout import check_name
 from registry.library import PromptVersion, version_from_files
 from registry.lint import ERROR, lint_version
-from registry.models import Environment, Release, ReleaseLog, VersionSnapshot, utcnow
+from registry.models import (
+    ApiToken,
+    Environment,
+    Release,
+    ReleaseLog,
+    VersionSnapshot,
+    as_utc,
+    utcnow,
+)
 from registry.routing import BUCKETS, format_percent
 from registry.versions import SHORT
 
@@ -194,7 +202,7 @@ class ReleaseService:
 
     def set_protected(self, name: str, protected: bool) -> EnvironmentInfo:
         with self.db.session() as session:
-            row = _environment(session, name)
+            row = find_environment(session, name)
             row.protected = protected
             return _env_info(row)
 
@@ -211,7 +219,7 @@ class ReleaseService:
         """Return releases, optionally of one prompt and/or one environment."""
         with self.db.session() as session:
             if environment is not None:
-                _environment(session, environment)
+                find_environment(session, environment)
             query = (
                 select(Release).join(Release.environment).order_by(Release.prompt, Environment.id)
             )
@@ -232,7 +240,7 @@ class ReleaseService:
         """Return the release log of a prompt, newest first."""
         with self.db.session() as session:
             if environment is not None:
-                _environment(session, environment)
+                find_environment(session, environment)
             query = select(ReleaseLog).where(ReleaseLog.prompt == prompt)
             if environment is not None:
                 query = query.where(ReleaseLog.environment == environment)
@@ -268,6 +276,69 @@ class ReleaseService:
         if ref is None:
             raise ReleaseError(f"'{prompt}' has no canary in {environment}")
         return self.snapshot(prompt, ref.digest)
+
+    def served_releases(
+        self, prompt: str | None = None, environment: str | None = None
+    ) -> list[tuple[ReleaseState, PromptVersion, PromptVersion | None]]:
+        """Return releases with the content of their stable and canary versions."""
+        states = self.status(prompt, environment)
+        versions = self.contents(states)
+        return [
+            (
+                state,
+                versions[(state.prompt, state.stable.digest)],
+                versions[(state.prompt, state.canary.digest)] if state.canary else None,
+            )
+            for state in states
+        ]
+
+    def contents(self, states: list[ReleaseState]) -> dict[tuple[str, str], PromptVersion]:
+        """Return {(prompt, digest): version} for the versions these releases run, in bulk."""
+        wanted = {
+            (s.prompt, d)
+            for s in states
+            for d in (s.stable.digest, s.canary.digest if s.canary else None)
+            if d
+        }
+        versions: dict[tuple[str, str], PromptVersion] = {}
+        if not wanted:
+            return versions
+        with self.db.session() as session:
+            rows = session.scalars(
+                select(VersionSnapshot).where(
+                    VersionSnapshot.prompt.in_({p for p, _ in wanted}),
+                    VersionSnapshot.digest.in_({d for _, d in wanted}),
+                )
+            )
+            for row in rows:
+                if (row.prompt, row.digest) in wanted:
+                    versions[(row.prompt, row.digest)] = _version(row)
+        return versions
+
+    def fingerprint(self) -> tuple[int, ...]:
+        """A cheap value that changes whenever a release, environment or token changes.
+
+        Replicas poll it instead of sharing a counter row, so release actions on different
+        prompts never queue behind one hot row.
+        """
+        with self.db.session() as session:
+            row = session.execute(
+                select(
+                    select(func.count()).select_from(Release).scalar_subquery(),
+                    select(func.coalesce(func.sum(Release.revision), 0)).scalar_subquery(),
+                    select(func.count()).select_from(Environment).scalar_subquery(),
+                    select(func.count())
+                    .select_from(Environment)
+                    .where(Environment.protected.is_(True))
+                    .scalar_subquery(),
+                    select(func.count()).select_from(ApiToken).scalar_subquery(),
+                    select(func.count())
+                    .select_from(ApiToken)
+                    .where(ApiToken.revoked_at.is_not(None))
+                    .scalar_subquery(),
+                )
+            ).one()
+            return tuple(int(v) for v in row)
 
     # -- actions -------------------------------------------------------------------
 
@@ -500,7 +571,7 @@ class ReleaseService:
     ) -> _Observed:
         """Check the environment and return the revision the action will expect."""
         with self.db.session() as session:
-            env = _environment(session, environment)
+            env = find_environment(session, environment)
             if env.protected and not confirmed:
                 raise ProtectedEnvironment(environment)
             if expected is not None:
@@ -528,7 +599,7 @@ class ReleaseService:
     ) -> ReleaseState:
         try:
             with self.db.session() as session:
-                env = _environment(session, environment)
+                env = find_environment(session, environment)
                 release = _locked_release(session, prompt, env, lock=True)
                 actual = release.revision if release else 0
                 if actual != observed.revision:
@@ -595,7 +666,7 @@ def _with_canary(current: _Current, prompt: str, environment: str, what: str) ->
     return release
 
 
-def _environment(session: Session, name: str) -> Environment:
+def find_environment(session: Session, name: str) -> Environment:
     row = session.scalar(select(Environment).where(Environment.name == name))
     if row is None:
         known = list(session.scalars(select(Environment.name).order_by(Environment.id)))
@@ -678,11 +749,6 @@ def _ref(prompt: str, digest: str | None, numbers: dict) -> VersionRef | None:
     return VersionRef(digest, numbers.get((prompt, digest))) if digest else None
 
 
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _state(row: Release, numbers: dict) -> ReleaseState:
     stable = _ref(row.prompt, row.stable_digest, numbers)
     assert stable is not None
@@ -693,7 +759,7 @@ def _state(row: Release, numbers: dict) -> ReleaseState:
         canary=_ref(row.prompt, row.canary_digest, numbers),
         weight_bp=row.canary_weight_bp,
         revision=row.revision,
-        updated_at=_aware(row.updated_at),
+        updated_at=as_utc(row.updated_at),
         updated_by=row.updated_by,
     )
 
@@ -711,12 +777,12 @@ def _entry(row: ReleaseLog, numbers: dict) -> LogEntry:
         actor=row.actor,
         reason=row.reason,
         forced=row.forced,
-        time=_aware(row.created_at),
+        time=as_utc(row.created_at),
     )
 
 
 def _env_info(row: Environment) -> EnvironmentInfo:
-    return EnvironmentInfo(row.name, row.protected, _aware(row.created_at))
+    return EnvironmentInfo(row.name, row.protected, as_utc(row.created_at))
 
 
 def _version(row: VersionSnapshot) -> PromptVersion:

@@ -1,0 +1,191 @@
+"""The serving cache: every release and its content in memory, with response bytes ready.
+
+Resolve and render answer from here without a database query or a git read. A release
+change made through this process refreshes its entry at once; changes made by another
+replica are picked up by `refresh_if_changed`, which the server calls on a short timer
+and which costs one small query when nothing changed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from registry.errors import EnvironmentNotFound, ReleaseNotFound
+from registry.library import PromptVersion
+from registry.releases import ReleaseService, ReleaseState
+from registry.rendering import Rendered
+from registry.routing import Variant, assign
+from registry.tokens import TokenInfo, TokenService
+
+
+def version_document(version: PromptVersion) -> dict[str, Any]:
+    """The content of a version as clients need it to render locally."""
+    return {
+        "name": version.name,
+        "version": version.number,
+        "label": version.label,
+        "digest": version.digest,
+        "kind": "chat" if version.is_chat else "text",
+        "model": version.prompt.model,
+        "params": version.prompt.params,
+        "front_matter": version.prompt.front_matter,
+        "template": version.prompt.body,
+        "body_line": version.prompt.body_line,
+        "path": version.relpath,
+        "root": version.root,
+        "partials": {p: t for p, t in version.partials.items() if t is not None},
+    }
+
+
+def _dump(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """One resolution: which version a request gets, and the bytes to answer with."""
+
+    version: PromptVersion
+    variant: Variant
+    body: bytes
+    etag: str
+
+
+@dataclass(frozen=True)
+class ServedRelease:
+    """A release with its versions and prebuilt response bodies."""
+
+    state: ReleaseState
+    stable: Resolved
+    canary: Resolved | None
+    release_body: bytes
+    release_etag: str
+
+    def resolve(self, key: str | None) -> Resolved:
+        if self.canary is None:
+            return self.stable
+        canary_digest = self.canary.version.digest
+        variant = assign(self.state.prompt, canary_digest, self.state.weight_bp, key)
+        return self.canary if variant == "canary" else self.stable
+
+
+def build_served(
+    state: ReleaseState, stable: PromptVersion, canary: PromptVersion | None
+) -> ServedRelease:
+    def resolved(version: PromptVersion, variant: Variant) -> Resolved:
+        doc = {"environment": state.environment, "variant": variant, **version_document(version)}
+        return Resolved(version, variant, _dump(doc), f'"{version.digest[:32]}-{variant[0]}"')
+
+    release_doc = {
+        **state.to_json(),
+        "stable": version_document(stable),
+        "canary": version_document(canary) if canary else None,
+    }
+    return ServedRelease(
+        state=state,
+        stable=resolved(stable, "stable"),
+        canary=resolved(canary, "canary") if canary else None,
+        release_body=_dump(release_doc),
+        release_etag=f'"r{state.revision}-{stable.digest[:16]}"',
+    )
+
+
+class ServingCache:
+    """Releases, environments and tokens in memory, refreshed when the database changes."""
+
+    def __init__(self, releases: ReleaseService, tokens: TokenService | None = None) -> None:
+        self.releases = releases
+        self.tokens_service = tokens
+        self._lock = threading.Lock()
+        self._served: dict[tuple[str, str], ServedRelease] = {}
+        self._environments: dict[str, bool] = {}
+        self._tokens: dict[str, TokenInfo] = {}
+        self._fingerprint: tuple[int, ...] | None = None
+        self.hits = 0
+        self.misses = 0
+        self.reloads = 0
+
+    # -- reads on the hot path: memory only ------------------------------------------
+
+    def served(self, prompt: str, environment: str) -> ServedRelease:
+        entry = self._served.get((prompt, environment))
+        if entry is not None:
+            self.hits += 1
+            return entry
+        self.misses += 1
+        if environment not in self._environments:
+            raise EnvironmentNotFound(environment, list(self._environments))
+        raise ReleaseNotFound(prompt, environment)
+
+    def resolve(self, prompt: str, environment: str, key: str | None = None) -> Resolved:
+        return self.served(prompt, environment).resolve(key)
+
+    def render(
+        self, prompt: str, environment: str, key: str | None, variables: Mapping[str, Any]
+    ) -> tuple[Resolved, Rendered]:
+        resolved = self.resolve(prompt, environment, key)
+        return resolved, resolved.version.render(variables)
+
+    def is_protected(self, environment: str) -> bool:
+        return self._environments.get(environment, False)
+
+    def environments(self) -> dict[str, bool]:
+        return dict(self._environments)
+
+    def token(self, token_hash: str) -> TokenInfo | None:
+        return self._tokens.get(token_hash)
+
+    def entries(self) -> list[ServedRelease]:
+        return list(self._served.values())
+
+    # -- loading ---------------------------------------------------------------------
+
+    def load_all(self) -> None:
+        """Load releases, environments and tokens; only changed releases load content."""
+        with self._lock:
+            fingerprint = self.releases.fingerprint()
+            states = self.releases.status()
+            changed = [
+                st
+                for st in states
+                if (old := self._served.get((st.prompt, st.environment))) is None
+                or old.state.revision != st.revision
+            ]
+            contents = self.releases.contents(changed)
+            changed_keys = {(st.prompt, st.environment) for st in changed}
+            served = {}
+            for st in states:
+                key = (st.prompt, st.environment)
+                if key in changed_keys:
+                    canary = contents[(st.prompt, st.canary.digest)] if st.canary else None
+                    served[key] = build_served(st, contents[(st.prompt, st.stable.digest)], canary)
+                else:
+                    served[key] = self._served[key]  # unchanged: keep the compiled templates
+            environments = {e.name: e.protected for e in self.releases.environments()}
+            tokens = self.tokens_service.active() if self.tokens_service else {}
+            self._served, self._environments, self._tokens = served, environments, tokens
+            self._fingerprint = fingerprint
+            self.reloads += 1
+
+    def refresh_if_changed(self) -> bool:
+        """Reload when anything changed (here or in another replica); return whether it did."""
+        if self.releases.fingerprint() == self._fingerprint:
+            return False
+        self.load_all()
+        return True
+
+    def refresh_release(self, prompt: str, environment: str) -> None:
+        """Reload one release right after this process changed it, so it shows at once."""
+        with self._lock:
+            loaded = self.releases.served_releases(prompt, environment)
+            served = dict(self._served)
+            if loaded:
+                state, stable, canary = loaded[0]
+                served[(prompt, environment)] = build_served(state, stable, canary)
+            else:
+                served.pop((prompt, environment), None)
+            self._served = served

@@ -1,0 +1,71 @@
+"""The FastAPI application: `create_app(settings)` builds everything; nothing at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from registry.core import Registry
+from registry.serving import ServingCache
+from registry.tokens import TokenService
+from server import problems, routes_ops, routes_prompts, routes_releases
+from server.deps import AppContext
+from server.settings import ServerSettings
+from server.telemetry import BodyLimitMiddleware, Telemetry, TelemetryMiddleware, gauge_reader
+
+log = logging.getLogger("promptctl.server")
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    """Build the service over one repository and one release database."""
+    settings = settings or ServerSettings()
+    registry = Registry(settings)
+    registry.database.ensure_schema()
+    cache = ServingCache(registry.releases, TokenService(registry.database))
+    cache.load_all()
+    telemetry = Telemetry()
+    for name in ("hits", "misses", "reloads"):
+        telemetry.gauges[f"cache_{name}"] = gauge_reader(cache, name)
+    ctx = AppContext(settings, registry, cache, telemetry, threading.Lock())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        poller = asyncio.create_task(_poll(cache, settings.poll_interval))
+        try:
+            yield
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+            registry.close()
+
+    app = FastAPI(
+        title="promptctl",
+        version="0.1.0",
+        summary="Git-backed prompt registry and release manager",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    problems.install(app)
+    app.include_router(routes_prompts.router)
+    app.include_router(routes_releases.router)
+    app.include_router(routes_ops.router)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(TelemetryMiddleware, telemetry=telemetry)
+    return app
+
+
+async def _poll(cache: ServingCache, interval: float) -> None:
+    """Pick up changes made by other replicas (or the CLI) within about `interval`."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await run_in_threadpool(cache.refresh_if_changed)
+        except Exception:  # the database may be away for a while; keep serving from memory
+            log.warning("could not refresh releases from the database", exc_info=True)

@@ -1,0 +1,81 @@
+"""Every error as an RFC 9457 problem document: one handler per kind of exception."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from registry.errors import RegistryError
+
+log = logging.getLogger("promptctl.server")
+PROBLEM_TYPE = "application/problem+json"
+
+
+def problem(
+    status: int, title: str, detail: str, request: Request | None = None, **extra: Any
+) -> JSONResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    if request is not None:
+        body["instance"] = request.url.path
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_TYPE)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn exceptions into problem details."""
+
+    @app.exception_handler(RegistryError)
+    async def registry_error(request: Request, exc: RegistryError) -> JSONResponse:
+        response = problem(exc.status, exc.title, str(exc), request)
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="promptctl"'
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            first = next(e for e in errors if e.get("type") == "json_invalid")
+            ctx = first.get("ctx") or {}
+            return problem(
+                400,
+                "Malformed JSON",
+                f"the request body is not valid JSON: {ctx.get('error', 'parse error')}",
+                request,
+            )
+        details = [_describe(e) for e in errors]
+        return problem(
+            422,
+            "Invalid request",
+            "; ".join(details[:10]),
+            request,
+            errors=[{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in errors[:50]],
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        titles = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no endpoint at {request.url.path}"
+        return problem(exc.status_code, titles.get(exc.status_code, "Error"), detail, request)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return problem(
+            500, "Internal error", f"unexpected {type(exc).__name__}; see server log", request
+        )
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+    message = error.get("msg", "invalid")
+    if error.get("type") == "extra_forbidden":
+        message = "unknown field"
+    return f"{loc or 'body'}: {message}"

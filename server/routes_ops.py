@@ -1,0 +1,46 @@
+"""Operations: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from registry.errors import RegistryError
+from server.deps import ContextDep
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="Liveness")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness: database reachable, repository readable")
+def readyz(ctx: ContextDep) -> JSONResponse:
+    checks: dict[str, Any] = {}
+    try:
+        ctx.registry.releases.fingerprint()
+        checks["database"] = "ok"
+    except (RegistryError, Exception) as exc:  # any failure means not ready
+        checks["database"] = f"error: {exc}"
+    try:
+        with ctx.library() as library:
+            tip = library.tracked_tip()
+            checks["repository"] = "ok" if tip else f"no branch '{library.layout.branch}'"
+    except RegistryError as exc:
+        checks["repository"] = f"error: {exc}"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+@router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+def metrics(ctx: ContextDep) -> PlainTextResponse:
+    return PlainTextResponse(
+        ctx.telemetry.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+    )

@@ -1,0 +1,177 @@
+"""Read API: prompts, versions, resolve, render and release state for local resolution."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from registry.errors import PromptNotFound, RegistryError, UsageError, VersionNotFound
+from registry.library import PromptVersion
+from registry.serving import version_document
+from server.deps import AppContext, ContextDep
+from server.schemas import RenderRequest
+
+router = APIRouter(prefix="/v1", tags=["prompts"])
+JSON = "application/json"
+
+
+def _not_modified(request: Request, etag: str) -> bool:
+    header = request.headers.get("if-none-match")
+    if not header:
+        return False
+    return header.strip() == "*" or etag in [t.strip() for t in header.split(",")]
+
+
+@router.get("/prompts/{name:path}/resolve", summary="Resolve a prompt in an environment")
+async def resolve(
+    name: str,
+    request: Request,
+    ctx: ContextDep,
+    env: str = Query(description="Environment, e.g. production"),
+    key: str | None = Query(default=None, description="Stickiness key (user, session, tenant)"),
+) -> Response:
+    """Return the version a request with `key` gets: content, digest and variant.
+
+    Answers from memory. The ETag names the version and variant; send it back in
+    If-None-Match to get 304 while nothing changed.
+    """
+    ctx.authorize(request, "read", env)
+    resolved = ctx.cache.resolve(name, env, key)
+    headers = {"ETag": resolved.etag, "Cache-Control": "no-cache"}
+    if _not_modified(request, resolved.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(resolved.body, media_type=JSON, headers=headers)
+
+
+@router.get("/prompts/{name:path}/release", summary="Release state for local resolution")
+async def release_state(
+    name: str, request: Request, ctx: ContextDep, env: str = Query(description="Environment")
+) -> Response:
+    """Return stable and canary content, weight and revision, for clients that resolve
+    locally with the same routing function."""
+    ctx.authorize(request, "read", env)
+    served = ctx.cache.served(name, env)
+    headers = {"ETag": served.release_etag, "Cache-Control": "no-cache"}
+    if _not_modified(request, served.release_etag):
+        return Response(status_code=304, headers=headers)
+    return Response(served.release_body, media_type=JSON, headers=headers)
+
+
+@router.post("/prompts/{name:path}/render", summary="Render a prompt")
+def render(name: str, body: RenderRequest, request: Request, ctx: ContextDep) -> dict[str, Any]:
+    """Render with variables: resolved in `env` (with `key`), or a given `version`."""
+    if (body.env is None) == (body.version is None):
+        raise UsageError("give exactly one of 'env' (resolve) or 'version'")
+    ctx.authorize(request, "read", body.env)
+    if body.env is not None:
+        resolved, rendered = ctx.cache.render(name, body.env, body.key, body.variables)
+        version, variant = resolved.version, resolved.variant
+    else:
+        version = _find_version(ctx, name, body.version or "")
+        rendered = version.render(body.variables)
+        variant = None
+    return {
+        "name": name,
+        "environment": body.env,
+        "variant": variant,
+        "version": version.number,
+        "label": version.label,
+        "digest": version.digest,
+        "model": version.prompt.model,
+        "params": version.prompt.params,
+        **rendered.to_json(),
+    }
+
+
+@router.get("/prompts/{name:path}/versions/{ref}", summary="One version's content")
+def version(name: str, ref: str, request: Request, ctx: ContextDep) -> dict[str, Any]:
+    ctx.authorize(request, "read")
+    found = _find_version(ctx, name, ref)
+    doc = version_document(found)
+    doc["source"] = found.source
+    doc["commit"] = found.commit.to_json() if found.commit else None
+    doc["first_commit"] = found.first_commit.to_json() if found.first_commit else None
+    return doc
+
+
+@router.get("/prompts/{name:path}/versions", summary="A prompt's versions")
+def versions(name: str, request: Request, ctx: ContextDep) -> dict[str, Any]:
+    """Numbered versions on the tracked branch, newest first."""
+    ctx.authorize(request, "read")
+    with ctx.library() as library:
+        records, index = library.history(name)
+        current = index.current_digest(name)
+    return {
+        "name": name,
+        "branch": index.branch,
+        "versions": [
+            {
+                "version": r.number,
+                "label": r.label,
+                "digest": r.digest,
+                "current": r.digest == current,
+                "commit": r.commit.to_json(),
+            }
+            for r in reversed(records)
+        ],
+    }
+
+
+@router.get("/prompts", summary="List prompts and what is released where")
+def list_prompts(request: Request, ctx: ContextDep) -> list[dict[str, Any]]:
+    ctx.authorize(request, "read")
+    releases: dict[str, dict[str, Any]] = {}
+    for entry in ctx.cache.entries():
+        state = entry.state
+        releases.setdefault(state.prompt, {})[state.environment] = {
+            "stable": state.stable.to_json(),
+            "canary": state.canary.to_json() if state.canary else None,
+            "canary_weight_bp": state.weight_bp if state.canary else 0,
+            "revision": state.revision,
+        }
+    described: dict[str, dict[str, Any]] = {}
+    try:
+        with ctx.library() as library:
+            rev = library.layout.branch if library.tracked_tip() else None
+            for name in library.list(rev):
+                try:
+                    found = library.get(name, rev)
+                except RegistryError as exc:
+                    described[name] = {"name": name, "error": str(exc)}
+                    continue
+                described[name] = {
+                    "name": name,
+                    "version": found.number,
+                    "label": found.label,
+                    "digest": found.digest,
+                    "description": found.prompt.description,
+                    "model": found.prompt.model,
+                }
+    except RegistryError:
+        pass  # no readable repository: list what is released
+    for name in releases:
+        described.setdefault(name, {"name": name})
+    return [{**described[n], "releases": releases.get(n, {})} for n in sorted(described)]
+
+
+def _find_version(ctx: AppContext, name: str, ref: str) -> PromptVersion:
+    """A version from git, or, when git does not know it, from the release snapshots."""
+    try:
+        with ctx.library() as library:
+            return library.get(name, ref)
+    except (PromptNotFound, VersionNotFound):
+        pass
+    except RegistryError:
+        pass  # repository unreadable: snapshots may still know the version
+    for entry in ctx.cache.entries():
+        if entry.state.prompt != name:
+            continue
+        for resolved in (entry.stable, entry.canary):
+            if resolved and (
+                resolved.version.digest.startswith(ref.lower())
+                and len(ref) >= 7
+                or resolved.version.label == ref
+            ):
+                return resolved.version
+    raise VersionNotFound(name, ref)

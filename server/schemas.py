@@ -1,0 +1,70 @@
+"""Request bodies of the API. Unknown fields are refused, so a typo never passes silently."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RenderRequest(Strict):
+    env: str | None = Field(default=None, description="Resolve in this environment.")
+    key: str | None = Field(default=None, description="Stickiness key for canary routing.")
+    version: str | None = Field(
+        default=None,
+        description="Render this version (vN, digest, "
+        "git revision) instead of resolving in an environment.",
+    )
+    variables: dict[str, Any] = Field(default_factory=dict)
+
+
+class ActionBase(Strict):
+    env: str
+    reason: str | None = None
+    actor: str | None = Field(default=None, description="Who acts (defaults to the token name).")
+
+
+class PromoteRequest(ActionBase):
+    ref: str | None = Field(
+        default=None,
+        description="Version to promote (default: the tracked branch's tip). Not with from_env.",
+    )
+    from_env: str | None = Field(default=None, description="Promote what is stable there.")
+    canary_weight: float | None = Field(
+        default=None, ge=0, le=100, description="Start as a canary at this percentage."
+    )
+    force: bool = False
+    confirm: bool = Field(
+        default=False,
+        description="Confirm a protected environment (needed when the server runs without tokens).",
+    )
+
+
+class RampRequest(ActionBase):
+    weight: float = Field(ge=0, le=100, description="Canary percentage, 0.01 resolution.")
+    confirm: bool = False
+
+
+class CompleteRequest(ActionBase):
+    confirm: bool = False
+
+
+class AbortRequest(ActionBase):
+    pass
+
+
+class RollbackRequest(ActionBase):
+    to: str | None = Field(default=None, description="Roll back to this version.")
+
+
+class EnvironmentCreate(Strict):
+    name: str
+    protected: bool = False
+
+
+class EnvironmentUpdate(Strict):
+    protected: bool

@@ -1,0 +1,26 @@
+"""Server settings: the registry's settings plus how the service listens and guards itself."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from registry.core import Settings
+
+
+class ModelPrice(BaseModel):
+    """USD per million tokens for one model."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
+class ServerSettings(Settings):
+    """`PROMPTCTL_*` environment variables; options of `promptctl serve` override them."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tokens: bool = False
+    poll_interval: float = Field(default=0.5, gt=0)
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
+    max_batch: int = Field(default=1000, gt=0)
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)

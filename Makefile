@@ -13,11 +13,19 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+# The server on the embedded SQLite database (.promptctl/registry.db) over the example
+# prompts in this repository, with a few releases promoted so the README's curl lines work.
 run: $(VENV)/.installed
 	$(BIN)/promptctl lint
-	$(BIN)/promptctl list
-	$(BIN)/promptctl log support/triage
-	$(BIN)/promptctl render support/triage --sample 1
+	$(BIN)/promptctl db upgrade
+	$(BIN)/promptctl promote support/triage --env development --if-changed
+	$(BIN)/promptctl promote support/triage --env staging --if-changed
+	$(BIN)/promptctl promote support/triage --env production --if-changed --yes --reason "make run"
+	$(BIN)/promptctl promote summarize/article --env production --if-changed --yes
+	$(BIN)/promptctl promote classify/sentiment --env production --if-changed --yes
+	$(BIN)/promptctl promote extract/invoice --env staging --if-changed
+	$(BIN)/promptctl status
+	$(BIN)/promptctl serve --host 127.0.0.1 --port $${PROMPTCTL_PORT:-8080}
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import click
 
+from cli.backend import LocalBackend, ReleaseBackend, RemoteBackend
 from cli.output import emit_json, rendered_text, table
 from registry.core import Registry, Settings
 from registry.diff import diff_versions
@@ -35,13 +37,22 @@ class PromptctlGroup(click.Group):
 class Options:
     """Options given to the group, and the registry built from them on demand."""
 
-    def __init__(self, **given: Any) -> None:
+    def __init__(self, server: str | None = None, token: str | None = None, **given: Any) -> None:
         self.settings = Settings(**{k: v for k, v in given.items() if v is not None})
         self.registry = Registry(self.settings)
+        self.server = server
+        self.token = token
 
     @property
     def library(self) -> PromptLibrary:
         return self.registry.library
+
+    @cached_property
+    def backend(self) -> ReleaseBackend:
+        """The server's release API when one is configured, else the local database."""
+        if self.server:
+            return RemoteBackend(self.server, self.token, self.registry.actor())
+        return LocalBackend(self.registry)
 
 
 pass_options = click.make_pass_decorator(Options)
@@ -64,6 +75,13 @@ pass_options = click.make_pass_decorator(Options)
     default=None,
     help="Release database [an SQLite file .promptctl/registry.db beside the repository].",
 )
+@click.option(
+    "--server",
+    envvar="PROMPTCTL_SERVER",
+    default=None,
+    help="Act through this promptctl server instead of the local database.",
+)
+@click.option("--token", envvar="PROMPTCTL_TOKEN", default=None, help="API token for --server.")
 @click.version_option(package_name="promptctl")
 @click.pass_context
 def cli(
@@ -73,10 +91,18 @@ def cli(
     pattern: str | None,
     branch: str | None,
     database_url: str | None,
+    server: str | None,
+    token: str | None,
 ) -> None:
     """promptctl: a git-backed prompt registry and release manager."""
     ctx.obj = Options(
-        repo=repo, root=root, pattern=pattern, branch=branch, database_url=database_url
+        repo=repo,
+        root=root,
+        pattern=pattern,
+        branch=branch,
+        database_url=database_url,
+        server=server,
+        token=token,
     )
     ctx.call_on_close(ctx.obj.registry.close)
 
@@ -95,9 +121,8 @@ def split_ref(spec: str) -> tuple[str, str | None]:
 @pass_options
 def init_command(options: Options, directory: str, as_json: bool) -> None:
     """Create a prompt repository in DIRECTORY, or add promptctl.toml to an existing one."""
-    result = init_project(
-        Path(directory), root=options.root, pattern=options.pattern, branch=options.branch
-    )
+    s = options.settings
+    result = init_project(Path(directory), root=s.root, pattern=s.pattern, branch=s.branch)
     if as_json:
         emit_json(result)
         return
@@ -332,7 +357,9 @@ def diff_command(
         old = options.registry.releases.released_version(name, environment)
         new = library.get(name, old_ref or "HEAD")
     else:
-        old = _version_or_none(library, name, old_ref or "HEAD")
+        # Before the first commit there is no HEAD: the working tree's prompt is all new.
+        no_head = old_ref is None and not library.store.has_commits()
+        old = None if no_head else _version_or_none(library, name, old_ref or "HEAD")
         new = _version_or_none(library, name, new_ref)
     if old is None and new is None:
         raise PromptNotFound(name, f"{old_ref or 'HEAD'} or {new_ref or WORKTREE}")
@@ -413,3 +440,4 @@ def main() -> None:
 
 # The release commands register themselves on the group.
 from cli import releases as _releases  # noqa: E402,F401
+from cli import serve as _serve  # noqa: E402,F401

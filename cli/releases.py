@@ -33,7 +33,7 @@ def env_group() -> None:
 @pass_options
 def env_list(options: Options, as_json: bool) -> None:
     """List environments."""
-    envs = options.registry.releases.environments()
+    envs = options.backend.environments()
     if as_json:
         emit_json([e.to_json() for e in envs])
         return
@@ -50,7 +50,7 @@ def env_list(options: Options, as_json: bool) -> None:
 @pass_options
 def env_create(options: Options, name: str, protected: bool, as_json: bool) -> None:
     """Create an environment."""
-    env = options.registry.releases.create_environment(name, protected=protected)
+    env = options.backend.create_environment(name, protected=protected)
     _done(
         as_json,
         env.to_json(),
@@ -64,7 +64,7 @@ def env_create(options: Options, name: str, protected: bool, as_json: bool) -> N
 @pass_options
 def env_protect(options: Options, name: str, as_json: bool) -> None:
     """Require --yes for promotions into an environment."""
-    env = options.registry.releases.set_protected(name, True)
+    env = options.backend.set_protected(name, True)
     _done(as_json, env.to_json(), f"{env.name} is protected")
 
 
@@ -74,7 +74,7 @@ def env_protect(options: Options, name: str, as_json: bool) -> None:
 @pass_options
 def env_unprotect(options: Options, name: str, as_json: bool) -> None:
     """Stop requiring --yes for an environment."""
-    env = options.registry.releases.set_protected(name, False)
+    env = options.backend.set_protected(name, False)
     _done(as_json, env.to_json(), f"{env.name} is not protected")
 
 
@@ -90,6 +90,11 @@ def env_unprotect(options: Options, name: str, as_json: bool) -> None:
     help="Start the version as a canary at PCT percent (0.01 resolution).",
 )
 @click.option("--force", is_flag=True, help="Promote even though the version fails lint.")
+@click.option(
+    "--if-changed",
+    is_flag=True,
+    help="Do nothing (exit 0) when the version is already stable: for CI after merge.",
+)
 @REASON
 @ACTOR
 @YES
@@ -102,6 +107,7 @@ def promote_command(
     source: str | None,
     canary: str | None,
     force: bool,
+    if_changed: bool,
     reason: str | None,
     actor: str | None,
     confirmed: bool,
@@ -113,32 +119,31 @@ def promote_command(
     environment is promoted and no git access is needed.
     """
     name, ref = split_ref(spec)
-    releases = options.registry.releases
+    if source is not None and ref is not None:
+        raise UsageError("give either NAME@REF or --from, not both")
     canary_bp = parse_percent(canary) if canary is not None else None
-    who = options.registry.actor(actor)
-    if source is not None:
-        if ref is not None:
-            raise UsageError("give either NAME@REF or --from, not both")
-        state = releases.promote_from(
-            name,
-            source,
-            environment,
-            actor=who,
-            canary_bp=canary_bp,
-            reason=reason,
-            confirmed=confirmed,
+    if if_changed and canary_bp is not None:
+        raise UsageError("--if-changed promotes stable versions; it does not go with --canary")
+    before = _stable_digest(options, name, environment) if if_changed else None
+    state = options.backend.promote(
+        name,
+        ref,
+        environment,
+        source=source,
+        canary_bp=canary_bp,
+        reason=reason,
+        actor=actor,
+        force=force,
+        confirmed=confirmed,
+        if_changed=if_changed,
+    )
+    if if_changed and before == state.stable.digest:
+        _done(
+            as_json,
+            state.to_json(),
+            f"{name}: {state.stable.describe()} is already stable in {environment}; unchanged",
         )
-    else:
-        version = options.library.get(name, ref or "HEAD")
-        state = releases.promote(
-            version,
-            environment,
-            actor=who,
-            canary_bp=canary_bp,
-            reason=reason,
-            force=force,
-            confirmed=confirmed,
-        )
+        return
     if canary_bp is None:
         message = f"{name}: {state.stable.describe()} is stable in {environment}"
     else:
@@ -183,18 +188,22 @@ def canary_command(
     ]
     if len(chosen) != 1:
         raise click.UsageError("give exactly one of --weight, --complete, --abort")
-    releases = options.registry.releases
-    who = options.registry.actor(actor)
+    backend = options.backend
     if weight is not None:
-        state = releases.ramp(
-            name, environment, parse_percent(weight), actor=who, reason=reason, confirmed=confirmed
+        state = backend.ramp(
+            name,
+            environment,
+            parse_percent(weight),
+            reason=reason,
+            actor=actor,
+            confirmed=confirmed,
         )
         message = f"{name}: canary {_canary(state)} in {environment}"
     elif complete:
-        state = releases.complete(name, environment, actor=who, reason=reason, confirmed=confirmed)
+        state = backend.complete(name, environment, reason=reason, actor=actor, confirmed=confirmed)
         message = f"{name}: canary completed, {state.stable.describe()} is stable in {environment}"
     else:
-        state = releases.abort(name, environment, actor=who, reason=reason)
+        state = backend.abort(name, environment, reason=reason, actor=actor)
         message = f"{name}: canary aborted, {state.stable.describe()} serves all of {environment}"
     _done(as_json, state.to_json(), message)
 
@@ -217,11 +226,7 @@ def rollback_command(
     as_json: bool,
 ) -> None:
     """Undo the last release change at once: abort a canary, else restore the previous stable."""
-    releases = options.registry.releases
-    to = options.library.get(name, to_ref) if to_ref else None
-    state = releases.rollback(
-        name, environment, actor=options.registry.actor(actor), to=to, reason=reason
-    )
+    state = options.backend.rollback(name, environment, to_ref=to_ref, reason=reason, actor=actor)
     _done(
         as_json,
         state.to_json(),
@@ -238,7 +243,7 @@ def status_command(
     options: Options, name: str | None, environment: str | None, as_json: bool
 ) -> None:
     """Show what is released: stable, canary and weight, last change by whom and when."""
-    states = options.registry.releases.status(name, environment)
+    states = options.backend.status(name, environment)
     if as_json:
         emit_json([s.to_json() for s in states])
         return
@@ -271,7 +276,7 @@ def history_command(
     options: Options, name: str, environment: str | None, limit: int | None, as_json: bool
 ) -> None:
     """Show the release log of a prompt, newest first."""
-    entries = options.registry.releases.history(name, environment, limit=limit)
+    entries = options.backend.history(name, environment, limit)
     if as_json:
         emit_json([e.to_json() for e in entries])
         return
@@ -309,9 +314,10 @@ def resolve_command(
     options: Options, name: str, environment: str, key: str | None, as_json: bool
 ) -> None:
     """Print the version a request with this key gets (random per call without a key)."""
-    state = options.registry.releases.release(name, environment)
-    if state is None:
+    states = options.backend.status(name, environment)
+    if not states:
         raise ReleaseNotFound(name, environment)
+    state = states[0]
     canary_digest = state.canary.digest if state.canary else None
     variant = assign(name, canary_digest, state.weight_bp, key)
     chosen = state.canary if variant == "canary" and state.canary else state.stable
@@ -368,6 +374,11 @@ def db_current(options: Options) -> None:
     """Show the schema revision of the database and the newest one available."""
     engine = options.registry.database.engine
     click.echo(f"current: {current_revision(engine) or 'none'}  head: {head_revision()}")
+
+
+def _stable_digest(options: Options, name: str, environment: str) -> str | None:
+    states = options.backend.status(name, environment)
+    return states[0].stable.digest if states else None
 
 
 def _canary(state: ReleaseState) -> str:

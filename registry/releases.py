@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from registry.database import Database
 from registry.errors import (
+    ConfigError,
     EnvironmentExists,
     EnvironmentNotFound,
     LintFailed,
@@ -68,6 +69,10 @@ class VersionRef:
     def to_json(self) -> dict[str, Any]:
         return {"digest": self.digest, "version": self.number, "label": self.label}
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> VersionRef | None:
+        return cls(data["digest"], data.get("version")) if data else None
+
 
 @dataclass(frozen=True)
 class EnvironmentInfo:
@@ -81,6 +86,10 @@ class EnvironmentInfo:
             "protected": self.protected,
             "created_at": self.created_at.isoformat(),
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EnvironmentInfo:
+        return cls(data["name"], data["protected"], datetime.fromisoformat(data["created_at"]))
 
 
 @dataclass(frozen=True)
@@ -108,6 +117,21 @@ class ReleaseState:
             "updated_at": self.updated_at.isoformat(),
             "updated_by": self.updated_by,
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ReleaseState:
+        stable = VersionRef.from_json(data["stable"])
+        assert stable is not None
+        return cls(
+            prompt=data["prompt"],
+            environment=data["environment"],
+            stable=stable,
+            canary=VersionRef.from_json(data.get("canary")),
+            weight_bp=data.get("canary_weight_bp", 0),
+            revision=data["revision"],
+            updated_at=datetime.fromisoformat(data["updated_at"]),
+            updated_by=data["updated_by"],
+        )
 
 
 @dataclass(frozen=True)
@@ -142,6 +166,23 @@ class LogEntry:
             "forced": self.forced,
             "time": self.time.isoformat(),
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LogEntry:
+        return cls(
+            id=data["id"],
+            prompt=data["prompt"],
+            environment=data["environment"],
+            action=data["action"],
+            from_version=VersionRef.from_json(data.get("from")),
+            to_version=VersionRef.from_json(data.get("to")),
+            weight_bp=data.get("weight_bp"),
+            revision=data["revision"],
+            actor=data["actor"],
+            reason=data.get("reason"),
+            forced=data.get("forced", False),
+            time=datetime.fromisoformat(data["time"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -186,9 +227,15 @@ class ReleaseService:
 
     def create_environment(self, name: str, *, protected: bool = False) -> EnvironmentInfo:
         """Create an environment; names follow the prompt-name rules, without '/'."""
-        if "/" in name or len(name) > ENV_NAME_MAX:
-            raise UsageError(f"invalid environment name '{name}'")
-        check_name(name)
+        try:
+            valid = "/" not in name and len(name) <= ENV_NAME_MAX and bool(check_name(name))
+        except ConfigError:  # its message speaks of prompt names
+            valid = False
+        if not valid:
+            raise UsageError(
+                f"invalid environment name '{name}': use lower-case letters, digits, '_', '.' "
+                f"and '-', at most {ENV_NAME_MAX} characters"
+            )
         try:
             with self.db.session() as session:
                 if session.scalar(select(Environment).where(Environment.name == name)):
@@ -353,8 +400,17 @@ class ReleaseService:
         force: bool = False,
         confirmed: bool = False,
         expected_revision: int | None = None,
+        skip_unchanged: bool = False,
     ) -> ReleaseState:
-        """Make a version stable (clearing any canary), or start it as canary at a weight."""
+        """Make a version stable (clearing any canary), or start it as canary at a weight.
+
+        With `skip_unchanged`, promoting the version that is already stable (and no canary
+        runs) returns the release as it is, so a CI job can run it after every merge.
+        """
+        if skip_unchanged and canary_bp is None:
+            current = self.release(version.name, environment)
+            if current and current.stable.digest == version.digest and current.canary is None:
+                return current
         observed = self._observe(version.name, environment, expected_revision, confirmed)
         forced = self._check_lint(version, force)
         _check_weight(canary_bp)
@@ -679,7 +735,9 @@ def _locked_release(
 ) -> Release | None:
     query = select(Release).where(Release.prompt == prompt, Release.environment_id == env.id)
     if lock:
-        query = query.with_for_update()
+        # Lock only the release row: its environment is joined in, and PostgreSQL refuses
+        # FOR UPDATE on the nullable side of that outer join.
+        query = query.with_for_update(of=Release)
     return session.scalar(query)
 
 

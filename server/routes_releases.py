@@ -96,6 +96,7 @@ def promote(name: str, body: PromoteRequest, request: Request, ctx: ContextDep) 
             force=body.force,
             confirmed=confirmed,
             expected_revision=expected,
+            skip_unchanged=body.if_changed,
         )
     return _done(ctx, state)
 

@@ -38,6 +38,9 @@ class PromoteRequest(ActionBase):
         default=None, ge=0, le=100, description="Start as a canary at this percentage."
     )
     force: bool = False
+    if_changed: bool = Field(
+        default=False, description="Do nothing when the version is already stable (CI use)."
+    )
     confirm: bool = Field(
         default=False,
         description="Confirm a protected environment (needed when the server runs without tokens).",

@@ -1,0 +1,132 @@
+"""`promptctl serve` and `promptctl token`: running the service and guarding it."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+import click
+
+from cli.main import JSON_OPTION, Options, cli, pass_options
+from cli.output import emit_json, table
+from registry.errors import UsageError
+from registry.tokens import SCOPES, TokenService
+
+log = logging.getLogger("promptctl.server")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@cli.command("serve")
+@click.option("--host", envvar="PROMPTCTL_HOST", default="127.0.0.1", show_default=True)
+@click.option("--port", envvar="PROMPTCTL_PORT", type=int, default=8080, show_default=True)
+@click.option(
+    "--tokens/--no-tokens",
+    envvar="PROMPTCTL_TOKENS",
+    default=False,
+    help="Require an API token on every request [off].",
+)
+@click.option("--log-level", default="info", show_default=True)
+@pass_options
+def serve_command(options: Options, host: str, port: int, tokens: bool, log_level: str) -> None:
+    """Run the service (REST API, OpenAPI at /docs) with uvicorn."""
+    import uvicorn
+
+    from server.app import create_app
+    from server.settings import ServerSettings
+
+    if not tokens and not is_loopback(host):
+        raise UsageError(
+            f"refusing to listen on {host} without tokens: anyone could change releases. "
+            "Use --tokens (create one with 'promptctl token create'), or bind to 127.0.0.1"
+        )
+    given = options.settings.model_dump(exclude_none=True)
+    settings = ServerSettings(**{**given, "host": host, "port": port, "tokens": tokens})
+    app = create_app(settings)
+    if not tokens:
+        banner = (
+            "WARNING: promptctl is serving WITHOUT API tokens: any local process can read "
+            "prompts and change releases. Start with --tokens for anything shared."
+        )
+        click.secho(banner, fg="red", bold=True, err=True)
+    click.echo(
+        f"promptctl serving {settings.repo.resolve()} on http://{host}:{port} "
+        f"(database {app.state.ctx.registry.database.safe_url}, docs at /docs)",
+        err=True,
+    )
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+
+@cli.group("token")
+def token_group() -> None:
+    """Create, list and revoke API tokens (stored hashed in the release database)."""
+
+
+@token_group.command("create")
+@click.option("--name", required=True, help="Who or what uses the token.")
+@click.option("--scope", required=True, type=click.Choice(SCOPES))
+@click.option("--env", "environment", default=None, help="Limit the token to one environment.")
+@JSON_OPTION
+@pass_options
+def token_create(
+    options: Options, name: str, scope: str, environment: str | None, as_json: bool
+) -> None:
+    """Create a token and print its secret once."""
+    secret, info = TokenService(options.registry.database).create(name, scope, environment)
+    if as_json:
+        emit_json({"token": secret, **info.to_json()})
+        return
+    click.echo(secret)
+    click.echo(
+        f"token '{name}' ({scope}{', ' + environment if environment else ''}) created; "
+        "the secret above is shown only now",
+        err=True,
+    )
+
+
+@token_group.command("list")
+@click.option("--all", "include_revoked", is_flag=True, help="Include revoked tokens.")
+@JSON_OPTION
+@pass_options
+def token_list(options: Options, include_revoked: bool, as_json: bool) -> None:
+    """List tokens (never their secrets)."""
+    tokens = TokenService(options.registry.database).list(include_revoked=include_revoked)
+    if as_json:
+        emit_json([t.to_json() for t in tokens])
+        return
+    table(
+        ["ID", "NAME", "PREFIX", "SCOPE", "ENVIRONMENT", "CREATED", "REVOKED"],
+        [
+            [
+                t.id,
+                t.name,
+                t.prefix + "…",
+                t.scope,
+                t.environment or "*",
+                f"{t.created_at:%Y-%m-%d %H:%M}",
+                f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "",
+            ]
+            for t in tokens
+        ],
+    )
+
+
+@token_group.command("revoke")
+@click.argument("token")
+@JSON_OPTION
+@pass_options
+def token_revoke(options: Options, token: str, as_json: bool) -> None:
+    """Revoke a token by name, id or secret prefix; servers stop accepting it within a second."""
+    revoked = TokenService(options.registry.database).revoke(token)
+    if as_json:
+        emit_json([t.to_json() for t in revoked])
+        return
+    for info in revoked:
+        click.echo(f"revoked token {info.id} '{info.name}' ({info.scope})")

@@ -14,6 +14,7 @@ import httpx
 from registry.core import Registry
 from registry.errors import RegistryError
 from registry.releases import EnvironmentInfo, LogEntry, ReleaseState
+from registry.serving import release_document
 
 
 class RemoteError(RegistryError):
@@ -180,6 +181,13 @@ class LocalBackend:
             name, environment, actor=self.registry.actor(actor), to=to, reason=reason
         )
 
+    def release_documents(self, environment: str) -> dict[str, dict[str, Any]]:
+        """Every release in an environment with its content, as clients receive it."""
+        return {
+            state.prompt: release_document(state, stable, canary)
+            for state, stable, canary in self.releases.served_releases(environment=environment)
+        }
+
 
 class RemoteBackend:
     """Acts through a promptctl server's release API."""
@@ -318,3 +326,11 @@ class RemoteBackend:
         return self._action(
             name, "rollback", {"env": environment, "to": to_ref, "reason": reason, "actor": actor}
         )
+
+    def release_documents(self, environment: str) -> dict[str, dict[str, Any]]:
+        return {
+            state.prompt: self._call(
+                "GET", f"/v1/prompts/{state.prompt}/release", params={"env": environment}
+            )
+            for state in self.status(None, environment)
+        }

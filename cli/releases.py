@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
 
 from cli.main import JSON_OPTION, Options, cli, pass_options, split_ref
 from cli.output import emit_json, table
+from client._core import BUNDLE_FORMAT
 from registry.database import current_revision, downgrade, head_revision, upgrade
 from registry.errors import ReleaseNotFound, UsageError
 from registry.releases import LogEntry, ReleaseState
@@ -341,6 +345,37 @@ def resolve_command(
             else ""
         )
     )
+
+
+@cli.command("bundle")
+@ENV
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    required=True,
+    help="The bundle file to write (e.g. prompts.bundle.json).",
+)
+@pass_options
+def bundle_command(options: Options, environment: str, output: str) -> None:
+    """Write what is released in an environment to a file an application ships as fallback.
+
+    PromptClient(..., bundle=FILE) serves from it when it has never reached the server.
+    """
+    documents = options.backend.release_documents(environment)
+    if not documents:
+        raise ReleaseNotFound("any prompt", environment)
+    bundle = {
+        "format": BUNDLE_FORMAT,
+        "environment": environment,
+        "created_at": datetime.now(UTC).isoformat(),
+        "releases": documents,
+    }
+    path = Path(output)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(bundle, indent=1, ensure_ascii=False), encoding="utf-8")
+    temporary.replace(path)
+    click.echo(f"wrote {len(documents)} prompt(s) released in {environment} to {path}")
 
 
 @cli.group("db")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry.errors import EnvironmentNotFound, ReleaseNotFound
-from registry.library import PromptVersion
+from registry.library import PromptVersion, version_from_files
 from registry.releases import ReleaseService, ReleaseState
 from registry.rendering import Rendered
 from registry.routing import Variant, assign
@@ -34,6 +34,7 @@ def version_document(version: PromptVersion) -> dict[str, Any]:
         "params": version.prompt.params,
         "front_matter": version.prompt.front_matter,
         "template": version.prompt.body,
+        "source": version.prompt.text,
         "body_line": version.prompt.body_line,
         "path": version.relpath,
         "root": version.root,
@@ -73,6 +74,17 @@ class ServedRelease:
         return self.canary if variant == "canary" else self.stable
 
 
+def release_document(
+    state: ReleaseState, stable: PromptVersion, canary: PromptVersion | None
+) -> dict[str, Any]:
+    """A release with the content of its versions: what clients resolve locally from."""
+    return {
+        **state.to_json(),
+        "stable": version_document(stable),
+        "canary": version_document(canary) if canary else None,
+    }
+
+
 def build_served(
     state: ReleaseState, stable: PromptVersion, canary: PromptVersion | None
 ) -> ServedRelease:
@@ -80,11 +92,7 @@ def build_served(
         doc = {"environment": state.environment, "variant": variant, **version_document(version)}
         return Resolved(version, variant, _dump(doc), f'"{version.digest[:32]}-{variant[0]}"')
 
-    release_doc = {
-        **state.to_json(),
-        "stable": version_document(stable),
-        "canary": version_document(canary) if canary else None,
-    }
+    release_doc = release_document(state, stable, canary)
     return ServedRelease(
         state=state,
         stable=resolved(stable, "stable"),
@@ -189,3 +197,17 @@ class ServingCache:
             else:
                 served.pop((prompt, environment), None)
             self._served = served
+
+
+def version_from_document(doc: Mapping[str, Any], source: str) -> PromptVersion:
+    """Rebuild a version from `version_document` output (what the client receives)."""
+    files = {doc["path"]: doc["source"], **doc.get("partials", {})}
+    return version_from_files(
+        doc["name"],
+        digest=doc["digest"],
+        root=doc.get("root", ""),
+        relpath=doc["path"],
+        files=files,
+        source=source,
+        number=doc.get("version"),
+    )

@@ -1,0 +1,230 @@
+"""The part of both clients that decides, without doing I/O: what a fetch or a send result
+means for the cached releases and the event buffer."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from client._core import (
+    Call,
+    DiskCache,
+    EventBuffer,
+    PromptUnavailable,
+    ReleaseEntry,
+    ResolvedPrompt,
+    WarnOnce,
+    annotate_span,
+    load_bundle,
+)
+
+
+@dataclass
+class ClientStats:
+    """Counters an application can export: what was sent, retried, dropped, rejected."""
+
+    events_sent: int = 0
+    events_duplicate: int = 0
+    events_rejected: int = 0
+    events_dropped: int = 0
+    events_pending: int = 0
+    send_failures: int = 0
+    fetch_failures: int = 0
+    scores_sent: int = 0
+
+
+class ServerProblem(Exception):
+    """The server could not be used for this request (down, slow, 5xx, garbage, 401)."""
+
+
+class ClientBase:
+    """Configuration, cached releases and the event buffer shared by both clients."""
+
+    def __init__(
+        self,
+        server_url: str | None,
+        token: str | None,
+        environment: str,
+        *,
+        ttl: float,
+        timeout: float,
+        connect_timeout: float,
+        bundle: str | os.PathLike[str] | None,
+        cache_dir: str | os.PathLike[str] | None,
+        batch_size: int,
+        flush_interval: float,
+        max_buffer: int,
+    ) -> None:
+        self.server_url = server_url.rstrip("/") if server_url else None
+        self.environment = environment
+        self.ttl = ttl
+        self.timeout = httpx.Timeout(timeout, connect=connect_timeout)
+        self.headers = {"User-Agent": "promptctl-client"}
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
+        self.entries: dict[str, ReleaseEntry] = {}
+        self.disk = DiskCache(cache_dir) if cache_dir else None
+        self.bundled = load_bundle(bundle, environment) if bundle else {}
+        self.events = EventBuffer(max_buffer)
+        self.scores = EventBuffer(max_buffer)
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.warnings = WarnOnce()
+        self._stats = ClientStats()
+
+    # -- resolution ------------------------------------------------------------------
+
+    def cached(self, name: str, key: str | None) -> ResolvedPrompt | None:
+        """The hot path: resolve from memory, or None when the prompt was never loaded."""
+        entry = self.entries.get(name)
+        return entry.resolve(key) if entry is not None else None
+
+    def release_path(self, name: str) -> tuple[str, dict[str, str]]:
+        return f"/v1/prompts/{name}/release", {"env": self.environment}
+
+    def conditional_headers(self, name: str) -> dict[str, str]:
+        entry = self.entries.get(name)
+        if entry is not None and entry.etag and entry.source == "server":
+            return {"If-None-Match": entry.etag}
+        return {}
+
+    def apply_fetch(self, name: str, response: httpx.Response) -> ReleaseEntry:
+        """Turn a release response into the cached entry, or raise ServerProblem."""
+        if response.status_code == 304 and name in self.entries:
+            entry = self.entries[name]
+            entry.fetched_at = time.monotonic()
+            entry.stale = False
+            return entry
+        if response.status_code != 200:
+            raise ServerProblem(f"{response.status_code} {_detail(response)}")
+        try:
+            entry = ReleaseEntry.from_document(
+                response.json(), response.headers.get("etag"), "server"
+            )
+        except Exception as exc:  # garbage from a proxy or a broken server
+            raise ServerProblem(f"unreadable release document: {exc}") from exc
+        self.entries[name] = entry
+        if self.disk is not None:
+            self.disk.save(entry)
+        self.warnings.clear("fetch", f"server {self.server_url} is reachable again")
+        return entry
+
+    def fetch_failed(self, name: str, problem: Exception) -> ResolvedPrompt | None:
+        """Fall back after a failed fetch: memory (stale), disk, bundle, or nothing."""
+        self._stats.fetch_failures += 1
+        self.warnings.warn(
+            "fetch",
+            f"cannot refresh prompts from {self.server_url}: {problem}; "
+            "serving the last known versions",
+        )
+        entry = self.entries.get(name)
+        if entry is not None:
+            entry.stale = True
+            return None
+        fallback = self.disk.load(self.environment, name) if self.disk else None
+        if fallback is None and name in self.bundled:
+            fallback = ReleaseEntry.from_document(self.bundled[name], None, "bundle")
+            fallback.stale = True
+        if fallback is not None:
+            self.entries[name] = fallback
+        return None
+
+    def unavailable(self, name: str) -> PromptUnavailable:
+        where = f"server {self.server_url}" if self.server_url else "no server configured"
+        return PromptUnavailable(
+            f"prompt '{name}' in {self.environment}: not cached, not on disk, not bundled, "
+            f"and {where} did not provide it"
+        )
+
+    def offline_entry(self, name: str) -> ReleaseEntry | None:
+        """Without a server: disk cache, then bundle."""
+        entry = self.disk.load(self.environment, name) if self.disk else None
+        if entry is None and name in self.bundled:
+            entry = ReleaseEntry.from_document(self.bundled[name], None, "bundle")
+        if entry is not None:
+            self.entries[name] = entry
+        return entry
+
+    def due_for_refresh(self) -> list[str]:
+        now = time.monotonic()
+        return [
+            n
+            for n, e in self.entries.items()
+            if e.source != "server" or now - e.fetched_at >= self.ttl
+        ]
+
+    # -- metrics ---------------------------------------------------------------------
+
+    @contextmanager
+    def track(self, prompt: ResolvedPrompt) -> Iterator[Call]:
+        """Measure one call made with `prompt`; an exception is recorded as an error and
+        re-raised. The event is queued, never sent inline."""
+        call = Call(prompt)
+        start = time.perf_counter()
+        error = False
+        try:
+            yield call
+        except BaseException:
+            error = True
+            raise
+        finally:
+            latency_ms = (time.perf_counter() - start) * 1000
+            annotate_span(call, error)
+            self.events.put(call.event(latency_ms, error))
+
+    def queue_score(self, event_id: str, quality: float) -> None:
+        if not 0 <= quality <= 1:
+            raise ValueError(f"quality must be within [0, 1], got {quality}")
+        self.scores.put({"event_id": event_id, "quality": quality})
+
+    def apply_send(
+        self, batch: list[dict[str, Any]], response: httpx.Response, *, scores: bool = False
+    ) -> None:
+        """Count the per-event answers of a metrics batch, or raise ServerProblem to retry."""
+        if response.status_code >= 400:
+            raise ServerProblem(f"{response.status_code} {_detail(response)}")
+        try:
+            results = response.json()["results"]
+        except Exception as exc:
+            raise ServerProblem(f"unreadable metrics answer: {exc}") from exc
+        for result in results:
+            status = result.get("status")
+            if status == "accepted":
+                if scores:
+                    self._stats.scores_sent += 1
+                else:
+                    self._stats.events_sent += 1
+            elif status == "duplicate":
+                self._stats.events_duplicate += 1
+            else:
+                self._stats.events_rejected += 1
+                self.warnings.warn(
+                    f"rejected:{result.get('reason')}",
+                    f"the server rejected an event: {result.get('reason')}",
+                )
+        self.warnings.clear("send", "metrics are being delivered again")
+
+    def send_failed(self, problem: Exception) -> None:
+        self._stats.send_failures += 1
+        self.warnings.warn(
+            "send", f"cannot deliver metrics to {self.server_url}: {problem}; keeping them queued"
+        )
+
+    @property
+    def stats(self) -> ClientStats:
+        self._stats.events_dropped = self.events.dropped + self.scores.dropped
+        self._stats.events_pending = len(self.events) + len(self.scores)
+        return self._stats
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("detail", ""))[:200]
+    except Exception:
+        return response.text[:200]

@@ -1,0 +1,209 @@
+"""AsyncPromptClient: the asyncio twin of PromptClient, with tasks instead of threads."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from types import TracebackType
+
+import httpx
+
+from client._base import ClientBase, ServerProblem
+from client._core import Backoff, ResolvedPrompt
+
+
+class AsyncPromptClient(ClientBase):
+    """Same behaviour as PromptClient: `await get(...)`, `track(...)`, `await flush()`.
+
+    Background refresh and metric delivery run as tasks on the running loop; use the
+    client as `async with AsyncPromptClient(...)` or call `await aclose()`.
+    """
+
+    def __init__(
+        self,
+        server_url: str | None = None,
+        token: str | None = None,
+        environment: str = "production",
+        *,
+        ttl: float = 30.0,
+        timeout: float = 2.0,
+        connect_timeout: float = 0.5,
+        bundle: str | os.PathLike[str] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        batch_size: int = 500,
+        flush_interval: float = 1.0,
+        max_buffer: int = 100_000,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(
+            server_url,
+            token,
+            environment,
+            ttl=ttl,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            bundle=bundle,
+            cache_dir=cache_dir,
+            batch_size=batch_size,
+            flush_interval=flush_interval,
+            max_buffer=max_buffer,
+        )
+        self.http = (
+            httpx.AsyncClient(
+                base_url=self.server_url,
+                headers=self.headers,
+                timeout=self.timeout,
+                transport=transport,
+            )
+            if self.server_url
+            else None
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake: asyncio.Event | None = None
+        self._stopping = False
+        self._busy = False
+        self._closed = False
+
+    async def get(self, name: str, key: str | None = None) -> ResolvedPrompt:
+        """Return the version of `name` a request with stickiness `key` gets."""
+        resolved = self.cached(name, key)
+        if resolved is not None:
+            return resolved
+        if name not in self.entries:
+            if self.http is None:
+                self.offline_entry(name)
+            else:
+                try:
+                    await self._fetch(name)
+                except ServerProblem as exc:
+                    self.fetch_failed(name, exc)
+        self._start_tasks()
+        resolved = self.cached(name, key)
+        if resolved is None:
+            raise self.unavailable(name)
+        return resolved
+
+    async def _fetch(self, name: str) -> None:
+        assert self.http is not None
+        path, params = self.release_path(name)
+        try:
+            response = await self.http.get(
+                path, params=params, headers=self.conditional_headers(name)
+            )
+        except httpx.HTTPError as exc:
+            raise ServerProblem(f"{type(exc).__name__}: {exc}") from exc
+        self.apply_fetch(name, response)
+
+    async def refresh(self) -> None:
+        """Revalidate every prompt whose TTL ran out."""
+        for name in self.due_for_refresh():
+            try:
+                await self._fetch(name)
+            except ServerProblem as exc:
+                self.fetch_failed(name, exc)
+
+    def score(self, event_id: str, quality: float) -> None:
+        """Attach a quality score to an event later."""
+        self.queue_score(event_id, quality)
+        self._start_tasks()
+        if self._wake is not None:
+            self._wake.set()
+
+    async def flush(self, timeout: float = 10.0) -> bool:
+        """Send what is queued; return True when nothing is left within `timeout`."""
+        if self.http is None:
+            return not len(self.events)
+        self._start_tasks()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if not len(self.events) and not len(self.scores) and not self._busy:
+                return True
+            if self._wake is not None:
+                self._wake.set()
+            await asyncio.sleep(0.01)
+        return not len(self.events) and not len(self.scores)
+
+    async def aclose(self, timeout: float = 10.0) -> None:
+        """Flush, then stop the background tasks and the connection pool."""
+        if self._closed:
+            return
+        self._closed = True
+        await self.flush(timeout)
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.http is not None:
+            await self.http.aclose()
+
+    async def __aenter__(self) -> AsyncPromptClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def _start_tasks(self) -> None:
+        if self._tasks or self.http is None or self._closed:
+            return
+        self._wake = asyncio.Event()
+        self._tasks = [
+            asyncio.create_task(self._send_loop(), name="promptctl-metrics"),
+            asyncio.create_task(self._refresh_loop(), name="promptctl-refresh"),
+        ]
+
+    async def _refresh_loop(self) -> None:
+        interval = max(0.05, min(self.ttl, 5.0))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.refresh()
+            except Exception:  # keep refreshing whatever happens
+                self.warnings.warn("refresh", "unexpected error while refreshing prompts")
+
+    async def _send_loop(self) -> None:
+        backoff = Backoff()
+        assert self._wake is not None
+        while True:
+            sent, failed = await self._send_one_batch()
+            if failed:
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            backoff.reset()
+            if not sent:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.flush_interval)
+                self._wake.clear()
+
+    async def _send_one_batch(self) -> tuple[bool, bool]:
+        for buffer, path, field in (
+            (self.events, "/v1/metrics", "events"),
+            (self.scores, "/v1/metrics/scores", "scores"),
+        ):
+            batch = buffer.take(self.batch_size)
+            if not batch:
+                continue
+            self._busy = True
+            try:
+                assert self.http is not None
+                try:
+                    response = await self.http.post(path, json={field: batch})
+                except httpx.HTTPError as exc:
+                    raise ServerProblem(f"{type(exc).__name__}: {exc}") from exc
+                self.apply_send(batch, response, scores=field == "scores")
+            except ServerProblem as exc:
+                buffer.put_back(batch)
+                self.send_failed(exc)
+                return True, True
+            except asyncio.CancelledError:
+                buffer.put_back(batch)  # closing mid-send: keep the batch counted as pending
+                raise
+            finally:
+                self._busy = False
+            return True, False
+        return False, False

@@ -1,0 +1,223 @@
+"""PromptClient: the thread-based client for ordinary Python applications."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import time
+import weakref
+from types import TracebackType
+
+import httpx
+
+from client._base import ClientBase, ServerProblem
+from client._core import Backoff, ResolvedPrompt
+
+
+class PromptClient(ClientBase):
+    """Fetches releases once, resolves locally, and reports metrics in the background.
+
+    `get` makes no network call on a cache hit. When the server is down, slow or broken,
+    the last state it had keeps serving (marked stale); with no state at all, the disk
+    cache and then the bundle serve. Events are queued (bounded, drops counted) and sent
+    in batches by a background thread with retries, backoff and jitter; `flush` and
+    `close` (also at interpreter exit, and as a context manager) deliver what is queued.
+    """
+
+    def __init__(
+        self,
+        server_url: str | None = None,
+        token: str | None = None,
+        environment: str = "production",
+        *,
+        ttl: float = 30.0,
+        timeout: float = 2.0,
+        connect_timeout: float = 0.5,
+        bundle: str | os.PathLike[str] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        batch_size: int = 500,
+        flush_interval: float = 1.0,
+        max_buffer: int = 100_000,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(
+            server_url,
+            token,
+            environment,
+            ttl=ttl,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            bundle=bundle,
+            cache_dir=cache_dir,
+            batch_size=batch_size,
+            flush_interval=flush_interval,
+            max_buffer=max_buffer,
+        )
+        self.http = (
+            httpx.Client(
+                base_url=self.server_url,
+                headers=self.headers,
+                timeout=self.timeout,
+                transport=transport,
+            )
+            if self.server_url
+            else None
+        )
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        finalizer = weakref.WeakMethod(self.close)
+        atexit.register(lambda: (close := finalizer()) and close(timeout=5.0))
+
+    # -- prompts ---------------------------------------------------------------------
+
+    def get(self, name: str, key: str | None = None) -> ResolvedPrompt:
+        """Return the version of `name` a request with stickiness `key` gets."""
+        resolved = self.cached(name, key)
+        if resolved is not None:
+            return resolved
+        with self._lock:
+            if name not in self.entries:
+                self._load(name)
+            self._start_threads()
+        resolved = self.cached(name, key)
+        if resolved is None:
+            raise self.unavailable(name)
+        return resolved
+
+    def _load(self, name: str) -> None:
+        if self.http is None:
+            self.offline_entry(name)
+            return
+        try:
+            self._fetch(name)
+        except ServerProblem as exc:
+            self.fetch_failed(name, exc)
+
+    def _fetch(self, name: str) -> None:
+        assert self.http is not None
+        path, params = self.release_path(name)
+        try:
+            response = self.http.get(path, params=params, headers=self.conditional_headers(name))
+        except httpx.HTTPError as exc:
+            raise ServerProblem(f"{type(exc).__name__}: {exc}") from exc
+        self.apply_fetch(name, response)
+
+    def refresh(self) -> None:
+        """Revalidate every prompt whose TTL ran out (the background thread calls this)."""
+        for name in self.due_for_refresh():
+            try:
+                self._fetch(name)
+            except ServerProblem as exc:
+                self.fetch_failed(name, exc)
+
+    # -- metrics ---------------------------------------------------------------------
+
+    def score(self, event_id: str, quality: float) -> None:
+        """Attach a quality score to an event later (a review or an LLM judge)."""
+        self.queue_score(event_id, quality)
+        self._start_threads()
+        self._wake.set()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Send what is queued; return True when nothing is left within `timeout`."""
+        if self.http is None:
+            return len(self.events) == 0
+        self._start_threads()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not len(self.events) and not len(self.scores) and self._idle.is_set():
+                return True
+            self._wake.set()
+            time.sleep(0.01)
+        return not len(self.events) and not len(self.scores)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Flush, then stop the background threads and the connection pool."""
+        if self._closed:
+            return
+        self._closed = True
+        self.flush(timeout)
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout=2.0)
+        if self.http is not None:
+            self.http.close()
+
+    def __enter__(self) -> PromptClient:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- background work -----------------------------------------------------------
+
+    def _start_threads(self) -> None:
+        if self._threads or self.http is None or self._closed:
+            return
+        for target, name in (
+            (self._send_loop, "promptctl-metrics"),
+            (self._refresh_loop, "promptctl-refresh"),
+        ):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _refresh_loop(self) -> None:
+        interval = max(0.05, min(self.ttl, 5.0))
+        while not self._stop.wait(interval):
+            try:
+                self.refresh()
+            except Exception:  # never let a surprise kill the thread that keeps us fresh
+                self.warnings.warn("refresh", "unexpected error while refreshing prompts")
+
+    def _send_loop(self) -> None:
+        backoff = Backoff()
+        while True:
+            stopping = self._stop.is_set()
+            sent, failed = self._send_one_batch()
+            if failed:
+                if stopping:
+                    return  # closing with the server away: what is left stays pending
+                self._stop.wait(backoff.next_delay())
+                continue
+            backoff.reset()
+            if stopping and not sent:
+                return
+            if not sent:
+                self._wake.wait(self.flush_interval)
+                self._wake.clear()
+
+    def _send_one_batch(self) -> tuple[bool, bool]:
+        """Send one batch of events (or else of scores); return (sent one, it failed)."""
+        for buffer, path, field in (
+            (self.events, "/v1/metrics", "events"),
+            (self.scores, "/v1/metrics/scores", "scores"),
+        ):
+            batch = buffer.take(self.batch_size)
+            if not batch:
+                continue
+            self._idle.clear()
+            try:
+                assert self.http is not None
+                try:
+                    response = self.http.post(path, json={field: batch})
+                except httpx.HTTPError as exc:
+                    raise ServerProblem(f"{type(exc).__name__}: {exc}") from exc
+                self.apply_send(batch, response, scores=field == "scores")
+            except ServerProblem as exc:
+                buffer.put_back(batch)
+                self.send_failed(exc)
+                return True, True
+            finally:
+                self._idle.set()
+            return True, False
+        return False, False

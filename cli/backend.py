@@ -188,6 +188,10 @@ class LocalBackend:
             for state, stable, canary in self.releases.served_releases(environment=environment)
         }
 
+    def metrics_summary(self, name: str, environment: str) -> dict[str, Any] | None:
+        """Metrics of what runs in an environment, for review reports (None: none known)."""
+        return None
+
 
 class RemoteBackend:
     """Acts through a promptctl server's release API."""
@@ -334,3 +338,6 @@ class RemoteBackend:
             )
             for state in self.status(None, environment)
         }
+
+    def metrics_summary(self, name: str, environment: str) -> dict[str, Any] | None:
+        return None

@@ -440,4 +440,5 @@ def main() -> None:
 
 # The release commands register themselves on the group.
 from cli import releases as _releases  # noqa: E402,F401
+from cli import review as _review  # noqa: E402,F401
 from cli import serve as _serve  # noqa: E402,F401

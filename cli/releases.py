@@ -13,7 +13,7 @@ from cli.main import JSON_OPTION, Options, cli, pass_options, split_ref
 from cli.output import emit_json, table
 from client._core import BUNDLE_FORMAT
 from registry.database import current_revision, downgrade, head_revision, upgrade
-from registry.errors import ReleaseNotFound, UsageError
+from registry.errors import RegistryError, ReleaseNotFound, UsageError
 from registry.releases import LogEntry, ReleaseState
 from registry.routing import assign, bucket, format_percent, parse_percent
 
@@ -83,8 +83,18 @@ def env_unprotect(options: Options, name: str, as_json: bool) -> None:
 
 
 @cli.command("promote")
-@click.argument("spec", metavar="NAME[@REF]")
+@click.argument("spec", metavar="NAME[@REF]", required=False)
 @ENV
+@click.option(
+    "--all",
+    "all_at",
+    default=None,
+    metavar="REF",
+    is_flag=False,
+    flag_value="HEAD",
+    help="Promote every prompt at REF (default HEAD) whose version is not yet stable there; "
+    "implies --if-changed. For a CI job after merge.",
+)
 @click.option("--from", "source", default=None, help="Promote what is stable in this environment.")
 @click.option(
     "--canary",
@@ -106,8 +116,9 @@ def env_unprotect(options: Options, name: str, as_json: bool) -> None:
 @pass_options
 def promote_command(
     options: Options,
-    spec: str,
+    spec: str | None,
     environment: str,
+    all_at: str | None,
     source: str | None,
     canary: str | None,
     force: bool,
@@ -122,6 +133,24 @@ def promote_command(
     REF defaults to HEAD (what is committed). With --from, the version stable in that
     environment is promoted and no git access is needed.
     """
+    if all_at is not None:
+        if spec or source or canary:
+            raise UsageError(
+                "--all promotes every changed prompt: give no NAME, --from or --canary"
+            )
+        _promote_all(
+            options,
+            all_at,
+            environment,
+            reason=reason,
+            actor=actor,
+            force=force,
+            confirmed=confirmed,
+            as_json=as_json,
+        )
+        return
+    if spec is None:
+        raise click.UsageError("give NAME[@REF] (or --all)")
     name, ref = split_ref(spec)
     if source is not None and ref is not None:
         raise UsageError("give either NAME@REF or --from, not both")
@@ -409,6 +438,60 @@ def db_current(options: Options) -> None:
     """Show the schema revision of the database and the newest one available."""
     engine = options.registry.database.engine
     click.echo(f"current: {current_revision(engine) or 'none'}  head: {head_revision()}")
+
+
+def _promote_all(
+    options: Options,
+    ref: str,
+    environment: str,
+    *,
+    reason: str | None,
+    actor: str | None,
+    force: bool,
+    confirmed: bool,
+    as_json: bool,
+) -> None:
+    """Promote every prompt at `ref` that is not already stable in the environment."""
+    stable = {s.prompt: s.stable.digest for s in options.backend.status(None, environment)}
+    results = []
+    for name in options.library.list(ref):
+        try:
+            version = options.library.get(name, ref)
+            if stable.get(name) == version.digest:
+                results.append({"prompt": name, "result": "unchanged", "version": version.label})
+                continue
+            state = options.backend.promote(
+                name,
+                ref,
+                environment,
+                source=None,
+                canary_bp=None,
+                reason=reason,
+                actor=actor,
+                force=force,
+                confirmed=confirmed,
+                if_changed=True,
+            )
+            results.append(
+                {"prompt": name, "result": "promoted", "version": state.stable.describe()}
+            )
+        except RegistryError as exc:
+            results.append({"prompt": name, "result": "failed", "error": str(exc)})
+    if as_json:
+        emit_json(results)
+    else:
+        for r in results:
+            detail = r.get("version") or r.get("error")
+            click.echo(f"{r['prompt']}: {r['result']} ({detail})")
+    failed = [r for r in results if r["result"] == "failed"]
+    if failed:
+        raise PromoteAllFailed(
+            f"{len(failed)} of {len(results)} prompt(s) could not be promoted to {environment}"
+        )
+
+
+class PromoteAllFailed(RegistryError):
+    """Some prompts of `promote --all` failed; the others were promoted."""
 
 
 def _stable_digest(options: Options, name: str, environment: str) -> str | None:

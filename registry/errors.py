@@ -201,3 +201,16 @@ class LintFailed(RegistryError):
     def __init__(self, label: str, first: str, count: int) -> None:
         more = f" (and {count - 1} more)" if count > 1 else ""
         super().__init__(f"{label} fails lint: {first}{more}; fix it or promote with --force")
+
+
+class UnmergedVersion(RegistryError):
+    """A version that is not on the tracked branch cannot go to a protected environment."""
+
+    status = 409
+    title = "Unmerged version"
+
+    def __init__(self, name: str, label: str, source: str, environment: str) -> None:
+        super().__init__(
+            f"{name}@{label} from {source} is not merged into the tracked branch: "
+            f"previews may go to unprotected environments only, not {environment}"
+        )

@@ -51,10 +51,13 @@ _HEX = re.compile(r"[0-9a-fA-F]{7,64}\Z")
 class Snapshot:
     """The files below the prompt root at one commit, or in the working tree."""
 
-    def __init__(self, store: GitStore, layout: Layout, commit: str | None) -> None:
+    def __init__(
+        self, store: GitStore, layout: Layout, commit: str | None, label: str | None = None
+    ) -> None:
         self.store = store
         self.layout = layout
         self.commit = commit
+        self.label = label
         if commit is None:
             self._disk = store.workdir_files(layout.root)
             self._blobs: dict[str, str] = {}
@@ -65,7 +68,12 @@ class Snapshot:
 
     @property
     def where(self) -> str:
-        return WORKTREE if self.commit is None else f"commit {self.commit[:10]}"
+        """`working tree`, or the revision asked for and its commit (`my-branch@1a2b3c4d5e`)."""
+        if self.commit is None:
+            return WORKTREE
+        if self.label and not self.commit.startswith(self.label.lower()):
+            return f"{self.label}@{self.commit[:10]}"
+        return f"commit {self.commit[:10]}"
 
     def relpaths(self) -> list[str]:
         return sorted(self._disk if self.commit is None else self._blobs)
@@ -199,7 +207,7 @@ class PromptLibrary:
             if self.store.workdir is not None:
                 return Snapshot(self.store, self.layout, None)
             rev = "HEAD"
-        return Snapshot(self.store, self.layout, self.store.resolve(rev))
+        return Snapshot(self.store, self.layout, self.store.resolve(rev), label=rev)
 
     def tracked_tip(self) -> str | None:
         return self.store.branch_tip(self.layout.branch)

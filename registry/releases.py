@@ -30,6 +30,7 @@ from registry.errors import (
     ReleaseError,
     ReleaseNotFound,
     RevisionMismatch,
+    UnmergedVersion,
     UsageError,
     VersionNotFound,
 )
@@ -58,20 +59,29 @@ class VersionRef:
 
     digest: str
     number: int | None = None
+    source: str | None = None
 
     @property
     def label(self) -> str:
         return f"v{self.number}" if self.number else self.digest[:SHORT]
 
     def describe(self) -> str:
-        return f"{self.label} ({self.digest[:SHORT]})" if self.number else self.label
+        """`v3 (1a2b3c4d5e6f)`, or for an unmerged version `1a2b3c4d5e6f (preview of ...)`."""
+        if self.number:
+            return f"{self.label} ({self.digest[:SHORT]})"
+        return f"{self.label} (preview of {self.source})" if self.source else self.label
 
     def to_json(self) -> dict[str, Any]:
-        return {"digest": self.digest, "version": self.number, "label": self.label}
+        return {
+            "digest": self.digest,
+            "version": self.number,
+            "label": self.label,
+            "source": self.source,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> VersionRef | None:
-        return cls(data["digest"], data.get("version")) if data else None
+        return cls(data["digest"], data.get("version"), data.get("source")) if data else None
 
 
 @dataclass(frozen=True)
@@ -412,6 +422,7 @@ class ReleaseService:
             if current and current.stable.digest == version.digest and current.canary is None:
                 return current
         observed = self._observe(version.name, environment, expected_revision, confirmed)
+        self._check_merged(version, environment)
         forced = self._check_lint(version, force)
         _check_weight(canary_bp)
         digest = version.digest
@@ -635,6 +646,14 @@ class ReleaseService:
             release = _locked_release(session, prompt, env, lock=False)
             return _Observed(release.revision if release else 0, explicit=False)
 
+    def _check_merged(self, version: PromptVersion, environment: str) -> None:
+        """A preview (a version not on the tracked branch) may not reach a protected env."""
+        if version.number is not None:
+            return
+        with self.db.session() as session:
+            if find_environment(session, environment).protected:
+                raise UnmergedVersion(version.name, version.label, version.source, environment)
+
     def _check_lint(self, version: PromptVersion, force: bool) -> bool:
         errors = [f for f in lint_version(version) if f.severity == ERROR]
         if errors and not force:
@@ -790,21 +809,30 @@ def _store_snapshot(session: Session, version: PromptVersion) -> None:
         )
 
 
-def _numbers(session: Session, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], int | None]:
+def _numbers(
+    session: Session, pairs: set[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[int | None, str | None]]:
+    """Return {(prompt, digest): (version number, source ref)} from the snapshots."""
     if not pairs:
         return {}
     prompts = {p for p, _ in pairs}
     digests = {d for _, d in pairs}
     rows = session.execute(
-        select(VersionSnapshot.prompt, VersionSnapshot.digest, VersionSnapshot.number).where(
-            VersionSnapshot.prompt.in_(prompts), VersionSnapshot.digest.in_(digests)
-        )
+        select(
+            VersionSnapshot.prompt,
+            VersionSnapshot.digest,
+            VersionSnapshot.number,
+            VersionSnapshot.source_ref,
+        ).where(VersionSnapshot.prompt.in_(prompts), VersionSnapshot.digest.in_(digests))
     ).all()
-    return {(p, d): n for p, d, n in rows}
+    return {(p, d): (n, source) for p, d, n, source in rows}
 
 
 def _ref(prompt: str, digest: str | None, numbers: dict) -> VersionRef | None:
-    return VersionRef(digest, numbers.get((prompt, digest))) if digest else None
+    if not digest:
+        return None
+    number, source = numbers.get((prompt, digest), (None, None))
+    return VersionRef(digest, number, source)
 
 
 def _state(row: Release, numbers: dict) -> ReleaseState:

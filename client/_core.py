@@ -68,43 +68,48 @@ class ResolvedPrompt:
         return self._version.render(variables)
 
 
-@dataclass
 class ReleaseEntry:
-    """The release state of one prompt in one environment, as the client holds it."""
+    """The release state of one prompt in one environment, as the client holds it.
 
-    name: str
-    environment: str
-    document: dict[str, Any]
-    stable: PromptVersion
-    canary: PromptVersion | None
-    weight_bp: int
-    etag: str | None
-    fetched_at: float
-    source: str
-    stale: bool = False
+    The two possible answers (stable, canary) are built once, so a cache hit costs a
+    routing hash and a dictionary lookup.
+    """
+
+    def __init__(self, document: dict[str, Any], etag: str | None, source: str) -> None:
+        canary_doc = document.get("canary")
+        self.name: str = document["prompt"]
+        self.environment: str = document["environment"]
+        self.document = document
+        self.stable = version_from_document(document["stable"], source)
+        self.canary = version_from_document(canary_doc, source) if canary_doc else None
+        self.weight_bp = int(document.get("canary_weight_bp") or 0)
+        self.etag = etag
+        self.fetched_at = time.monotonic()
+        self.source = source
+        self._stale = False
+        self._answers = self._build_answers()
 
     @classmethod
     def from_document(cls, document: dict[str, Any], etag: str | None, source: str) -> ReleaseEntry:
-        canary_doc = document.get("canary")
-        return cls(
-            name=document["prompt"],
-            environment=document["environment"],
-            document=document,
-            stable=version_from_document(document["stable"], source),
-            canary=version_from_document(canary_doc, source) if canary_doc else None,
-            weight_bp=int(document.get("canary_weight_bp") or 0),
-            etag=etag,
-            fetched_at=time.monotonic(),
-            source=source,
-        )
+        return cls(document, etag, source)
 
-    def resolve(self, key: str | None) -> ResolvedPrompt:
-        """Pick the variant with the shared routing function and describe the version."""
-        canary = self.canary
-        variant = "stable"
-        version = self.stable
-        if canary is not None and assign(self.name, canary.digest, self.weight_bp, key) == "canary":
-            variant, version = "canary", canary
+    @property
+    def stale(self) -> bool:
+        return self._stale
+
+    @stale.setter
+    def stale(self, value: bool) -> None:
+        if value != self._stale:
+            self._stale = value
+            self._answers = self._build_answers()
+
+    def _build_answers(self) -> dict[str, ResolvedPrompt]:
+        answers = {"stable": self._answer(self.stable, "stable")}
+        if self.canary is not None:
+            answers["canary"] = self._answer(self.canary, "canary")
+        return answers
+
+    def _answer(self, version: PromptVersion, variant: str) -> ResolvedPrompt:
         prompt = version.prompt
         return ResolvedPrompt(
             name=self.name,
@@ -115,10 +120,17 @@ class ReleaseEntry:
             model=prompt.model,
             params=prompt.params,
             front_matter=prompt.front_matter,
-            stale=self.stale,
+            stale=self._stale,
             source=self.source,
             _version=version,
         )
+
+    def resolve(self, key: str | None) -> ResolvedPrompt:
+        """Pick the variant with the shared routing function."""
+        canary = self.canary
+        if canary is None:
+            return self._answers["stable"]
+        return self._answers[assign(self.name, canary.digest, self.weight_bp, key)]
 
 
 class EventBuffer:

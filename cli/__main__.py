@@ -1,0 +1,5 @@
+"""`python -m cli` runs promptctl."""
+
+from cli.main import main
+
+main()

@@ -7,7 +7,7 @@ a registry error, so no library type or exception crosses into the rest of the c
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -135,14 +135,7 @@ class GitStore:
         return self._repo.descendant_of(descendant, ancestor)
 
     def _root_tree(self, sha: str, root: str) -> pygit2.Tree | None:
-        tree = self._repo[sha].peel(pygit2.Tree)
-        if not root:
-            return tree
-        try:
-            obj = tree[root]
-        except KeyError:
-            return None
-        return obj if isinstance(obj, pygit2.Tree) else None
+        return _subtree(self._repo[sha].peel(pygit2.Tree), root)
 
     def files_at(self, sha: str, root: str) -> dict[str, str]:
         """Return {path below root: blob id} for every regular file below `root` at a commit."""
@@ -171,22 +164,27 @@ class GitStore:
     def read_blob(self, blob_id: str) -> bytes:
         return self._repo[blob_id].data
 
+    def _first_parent_chain(self, tip: str) -> list[pygit2.Commit]:
+        """Return the commits along first parents from `tip`, oldest first."""
+        chain = []
+        commit = self._repo[tip]
+        while True:
+            chain.append(commit)
+            if not commit.parent_ids:
+                break
+            commit = self._repo[commit.parent_ids[0]]
+        chain.reverse()
+        return chain
+
     def first_parent_changes(self, tip: str, root: str) -> Iterator[tuple[str, list[FileChange]]]:
         """Yield (commit sha, changes below root) oldest first along first parents from `tip`.
 
         Commits that leave the root untouched are skipped; comparing subtree ids first keeps
         a long history cheap when most commits touch other folders.
         """
-        shas = []
-        commit = self._repo[tip]
-        while True:
-            shas.append(commit)
-            if not commit.parent_ids:
-                break
-            commit = self._repo[commit.parent_ids[0]]
         previous: pygit2.Tree | None = None
-        for commit in reversed(shas):
-            tree = self._root_tree(str(commit.id), root)
+        for commit in self._first_parent_chain(tip):
+            tree = _subtree(commit.tree, root)
             if tree is None and previous is None:
                 continue
             if tree is not None and previous is not None and tree.id == previous.id:
@@ -206,6 +204,25 @@ class GitStore:
             previous = tree
             yield str(commit.id), changes
 
+    def first_parent_lookups(
+        self, tip: str, root: str
+    ) -> Iterator[tuple[str, Callable[[str], str | None]]]:
+        """Yield (commit sha, blob lookup) oldest first along first parents from `tip`.
+
+        Only commits whose root folder differs from the previous one's are yielded (the
+        commits first_parent_changes() yields). The lookup maps a path below the root to
+        its blob id in that commit, or None when no regular file is there: following a few
+        files this way is much cheaper than diffing every commit.
+        """
+        previous: pygit2.Oid | None = None
+        for commit in self._first_parent_chain(tip):
+            tree = _subtree(commit.tree, root)
+            tree_id = tree.id if tree is not None else None
+            if tree_id == previous:
+                continue
+            previous = tree_id
+            yield str(commit.id), _blob_lookup(tree)
+
     def workdir_files(self, root: str) -> dict[str, Path]:
         """Return {path below root: file} for the working tree, leaving out ignored files."""
         top = self.workdir
@@ -215,16 +232,19 @@ class GitStore:
         out: dict[str, Path] = {}
         if not base.is_dir():
             return out
+        # Plain strings while walking: pathlib per file costs more than the walk itself.
+        top_prefix = len(os.path.join(top, ""))
+        base_prefix = len(os.path.join(base, ""))
         for folder, dirs, files in os.walk(base):
             dirs[:] = sorted(d for d in dirs if d != ".git")
             for name in files:
-                full = Path(folder) / name
-                if full.is_symlink() or not full.is_file():
+                full = os.path.join(folder, name)
+                if os.path.islink(full) or not os.path.isfile(full):
                     continue
-                rel_top = full.relative_to(top).as_posix()
+                rel_top = full[top_prefix:].replace(os.sep, "/")
                 if self._repo.path_is_ignored(rel_top):
                     continue
-                out[full.relative_to(base).as_posix()] = full
+                out[full[base_prefix:].replace(os.sep, "/")] = Path(full)
         return out
 
     def user_identity(self) -> str | None:
@@ -234,6 +254,30 @@ class GitStore:
         except (KeyError, pygit2.GitError):
             return None
         return f"{sig.name} <{sig.email}>"
+
+
+def _subtree(tree: pygit2.Tree, root: str) -> pygit2.Tree | None:
+    if not root:
+        return tree
+    try:
+        obj = tree[root]
+    except KeyError:
+        return None
+    return obj if isinstance(obj, pygit2.Tree) else None
+
+
+def _blob_lookup(tree: pygit2.Tree | None) -> Callable[[str], str | None]:
+    def blob_of(relpath: str) -> str | None:
+        # Only plain relative paths name a file below the root ("../x", "." do not).
+        if tree is None or not relpath or any(p in ("", ".", "..") for p in relpath.split("/")):
+            return None
+        try:
+            entry = tree[relpath]
+        except (KeyError, ValueError, pygit2.GitError):
+            return None
+        return str(entry.id) if entry.filemode in _BLOB_MODES else None
+
+    return blob_of
 
 
 def init_repository(path: str | Path, branch: str = "main") -> GitStore:

@@ -17,6 +17,7 @@ from jinja2 import Template
 
 from registry.errors import (
     PromptNotFound,
+    RegistryError,
     RepositoryError,
     RevisionNotFound,
     VersionNotFound,
@@ -198,6 +199,7 @@ class PromptLibrary:
             workdir, root=root, pattern=pattern, branch=branch, config_text=config_text
         )
         self._index: VersionIndex | None = None
+        self._one: VersionIndex | None = None  # an index of a single prompt
 
     # -- snapshots and references -------------------------------------------------
 
@@ -212,17 +214,32 @@ class PromptLibrary:
     def tracked_tip(self) -> str | None:
         return self.store.branch_tip(self.layout.branch)
 
-    def index(self) -> VersionIndex:
-        """Return the version index of the tracked branch, or raise a clear error."""
+    def index(self, name: str | None = None) -> VersionIndex:
+        """Return the version index of the tracked branch, or raise a clear error.
+
+        With a name, the index may cover only that prompt: numbering one prompt follows
+        its own files through history, far cheaper than numbering every prompt (`log`,
+        `show`, `render`). Asked about a second prompt, the library numbers them all in
+        one walk, which then serves every question (`list`, `review` ask about many).
+        Either way a prompt gets the same numbers.
+        """
         tip = self.tracked_tip()
         if tip is None:
             raise RepositoryError(self._missing_branch_message())
-        if self._index is None or self._index.tip != tip:
-            self._index = build_index(self.store, self.layout, self.layout.branch, tip)
+        if self._index is not None and self._index.tip == tip:
+            return self._index
+        one = self._one if self._one is not None and self._one.tip == tip else None
+        if name is not None and one is not None and one.covers(name):
+            return one
+        if name is not None and one is None:
+            self._one = build_index(self.store, self.layout, self.layout.branch, tip, [name])
+            return self._one
+        self._index = build_index(self.store, self.layout, self.layout.branch, tip)
+        self._one = None
         return self._index
 
-    def index_or_none(self) -> VersionIndex | None:
-        return self.index() if self.tracked_tip() is not None else None
+    def index_or_none(self, name: str | None = None) -> VersionIndex | None:
+        return self.index(name) if self.tracked_tip() is not None else None
 
     def _missing_branch_message(self) -> str:
         if not self.store.has_commits():
@@ -247,7 +264,7 @@ class PromptLibrary:
             return self.load(self.snapshot(None), name)
         number = _VERSION_NUMBER.match(ref)
         if number:
-            index = self.index()
+            index = self.index(name)
             record = index.by_number(name, int(number.group(1)))
             if record is None:
                 count = len(index.versions.get(name, []))
@@ -255,7 +272,7 @@ class PromptLibrary:
                 raise VersionNotFound(name, ref, hint)
             return self.load(self.snapshot(record.commit.sha), name)
         if _HEX.match(ref):
-            index = self.index_or_none()
+            index = self.index_or_none(name)
             matches = index.by_digest_prefix(name, ref) if index else []
             if len(matches) > 1:
                 labels = ", ".join(r.label for r in matches)
@@ -270,8 +287,28 @@ class PromptLibrary:
             ) from exc
         return self.load(snapshot, name)
 
-    def load(self, snapshot: Snapshot, name: str) -> PromptVersion:
-        """Load one prompt and its partials from a snapshot."""
+    def load_all(self, rev: str | None = None) -> dict[str, PromptVersion | RegistryError]:
+        """Load every prompt of one snapshot (default: the working tree), by name.
+
+        A prompt that cannot be loaded maps to its error, so one bad file spoils no list.
+        """
+        snapshot = self.snapshot(rev)
+        names = snapshot.names()
+        if len(names) > 1 and self.store.has_commits():
+            self.index_or_none()  # all of them are asked about: number them in one walk
+        out: dict[str, PromptVersion | RegistryError] = {}
+        for name in names:
+            try:
+                out[name] = self.load(snapshot, name)
+            except RegistryError as exc:
+                out[name] = exc
+        return out
+
+    def load(self, snapshot: Snapshot, name: str, *, numbered: bool = True) -> PromptVersion:
+        """Load one prompt and its partials from a snapshot.
+
+        `numbered=False` skips finding the version's number in history (lint needs none).
+        """
         relpath = self.layout.relpath_of(name)
         data = snapshot.read(relpath)
         if data is None:
@@ -286,7 +323,7 @@ class PromptLibrary:
             p: decode_text(self.layout.repo_path(p), b) if b is not None else None
             for p, b in partial_bytes
         }
-        index = self.index_or_none() if self.store.has_commits() else None
+        index = self.index_or_none(name) if numbered and self.store.has_commits() else None
         record = index.record_for(name, digest) if index else None
         commit = self.store.commit_info(snapshot.commit) if snapshot.commit else None
         return PromptVersion(
@@ -312,7 +349,7 @@ class PromptLibrary:
     def history(self, name: str) -> tuple[list[VersionRecord], VersionIndex]:
         """Return a prompt's numbered versions on the tracked branch, oldest first."""
         check_name(name)
-        index = self.index()
+        index = self.index(name)
         records = index.versions.get(name)
         if not records:
             raise PromptNotFound(name, f"any commit of branch '{index.branch}'")

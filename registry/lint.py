@@ -55,9 +55,10 @@ def lint_library(
     snapshot = library.snapshot(rev)
     wanted = list(names) if names else snapshot.names()
     env = make_environment(lambda p: _text_or_none(snapshot, p), library.layout.repo_path)
+    facts: dict[str, _Facts] = {}  # partials are shared: each is analysed once
     findings: set[Finding] = set()
     for name in wanted:
-        findings.update(lint_prompt(library, snapshot, name, env))
+        findings.update(lint_prompt(library, snapshot, name, env, facts))
     return sorted(findings)
 
 
@@ -68,19 +69,67 @@ def lint_version(version: PromptVersion) -> list[Finding]:
 
 
 def lint_prompt(
-    library: PromptLibrary, snapshot: Snapshot, name: str, env: object
+    library: PromptLibrary,
+    snapshot: Snapshot,
+    name: str,
+    env: object,
+    facts: dict[str, _Facts] | None = None,
 ) -> list[Finding]:
     repo_path = library.layout.repo_path(library.layout.relpath_of(name))
     try:
-        version = library.load(snapshot, name)
+        version = library.load(snapshot, name, numbered=False)  # findings need no number
     except InvalidPromptFile as exc:
         return [Finding(exc.path, exc.line or 1, ERROR, "invalid-file", exc.detail, name)]
     except RegistryError as exc:
         return [Finding(repo_path, 1, ERROR, "unreadable", str(exc), name)]
-    return _lint_loaded(version, env)
+    return _lint_loaded(version, env, facts)
 
 
-def _lint_loaded(version: PromptVersion, env: object) -> list[Finding]:
+@dataclass(frozen=True)
+class _Facts:
+    """What lint reads from one template source; it depends on nothing but the source."""
+
+    syntax_error: tuple[int | None, str | None] | None = None
+    includes: tuple[tuple[int, str | None], ...] = ()  # (line, literal name or None)
+    assigned: frozenset[str] = frozenset()
+    undeclared: tuple[str, ...] = ()  # sorted
+    # Per undeclared variable: the line of its first use, and of its first unguarded use.
+    first_use: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
+
+
+def _facts_of(env: object, source: str, cache: dict[str, _Facts] | None) -> _Facts:
+    found = cache.get(source) if cache is not None else None
+    if found is not None:
+        return found
+    try:
+        tree = env.parse(source)  # type: ignore[attr-defined]
+    except TemplateSyntaxError as exc:
+        found = _Facts(syntax_error=(exc.lineno, exc.message))
+    else:
+        includes = tuple(
+            (node.lineno, _literal(node.template))
+            for node in tree.find_all(
+                (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
+            )
+        )
+        assigned = frozenset(n.name for n in tree.find_all(nodes.Name) if n.ctx != "load")
+        # find_undeclared_variables may fold constants in the tree: keep this order.
+        undeclared = tuple(sorted(meta.find_undeclared_variables(tree)))
+        found = _Facts(None, includes, assigned, undeclared, _first_uses(tree, set(undeclared)))
+    if cache is not None:
+        cache[source] = found
+    return found
+
+
+def _literal(target: nodes.Node) -> str | None:
+    if isinstance(target, nodes.Const) and isinstance(target.value, str):
+        return target.value
+    return None
+
+
+def _lint_loaded(
+    version: PromptVersion, env: object, cache: dict[str, _Facts] | None = None
+) -> list[Finding]:
     name = version.name
     prompt = version.prompt
     out: list[Finding] = []
@@ -88,33 +137,35 @@ def _lint_loaded(version: PromptVersion, env: object) -> list[Finding]:
     def add(path: str, line: int | None, severity: str, code: str, message: str) -> None:
         out.append(Finding(path, line or 1, severity, code, message, name))
 
-    trees: list[tuple[str, nodes.Template]] = []
+    analysed: list[tuple[str, _Facts]] = []
     sources = [(prompt.path, prompt.padded_body())]
     for relpath, text in sorted(version.partials.items()):
         if text is not None:
             sources.append((version.repo_path(relpath), text))
     for path, source in sources:
-        try:
-            trees.append((path, env.parse(source)))  # type: ignore[attr-defined]
-        except TemplateSyntaxError as exc:
-            add(path, exc.lineno, ERROR, "template-syntax", f"template syntax error: {exc.message}")
-    if len(trees) < len(sources):
+        facts = _facts_of(env, source, cache)
+        if facts.syntax_error is None:
+            analysed.append((path, facts))
+        else:
+            line, message = facts.syntax_error
+            add(path, line, ERROR, "template-syntax", f"template syntax error: {message}")
+    if len(analysed) < len(sources):
         return out
 
     known = set(env.globals)  # type: ignore[attr-defined]
     # Names a prompt binds (loop targets, set) are visible in the partials it includes.
-    assigned = {n.name for _, tree in trees for n in tree.find_all(nodes.Name) if n.ctx != "load"}
+    assigned = set().union(*(facts.assigned for _, facts in analysed))
     referenced: dict[str, tuple[str, int]] = {}
     unguarded: dict[str, tuple[str, int]] = {}
-    for path, tree in trees:
-        _check_includes(tree, path, version, add)
-        for var in sorted(meta.find_undeclared_variables(tree) - known):
-            if path != prompt.path and var in assigned:
+    for path, facts in analysed:
+        _check_includes(facts, path, version, add)
+        for var in facts.undeclared:
+            if var in known or (path != prompt.path and var in assigned):
                 continue
-            referenced.setdefault(var, (path, _first_use(tree, var, guarded_too=True) or 1))
-            line = _first_use(tree, var, guarded_too=False)
-            if line is not None:
-                unguarded.setdefault(var, (path, line))
+            first, first_unguarded = facts.first_use[var]
+            referenced.setdefault(var, (path, first or 1))
+            if first_unguarded is not None:
+                unguarded.setdefault(var, (path, first_unguarded))
 
     declared = prompt.inputs
     if declared is None:
@@ -168,32 +219,31 @@ def _lint_loaded(version: PromptVersion, env: object) -> list[Finding]:
     return out
 
 
-def _check_includes(tree: nodes.Template, path: str, version: PromptVersion, add) -> None:
-    for node in tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
-        target = node.template
-        if not isinstance(target, nodes.Const) or not isinstance(target.value, str):
+def _check_includes(facts: _Facts, path: str, version: PromptVersion, add) -> None:
+    for line, target in facts.includes:
+        if target is None:
             add(
                 path,
-                node.lineno,
+                line,
                 ERROR,
                 "dynamic-include",
                 "include a partial by a string literal, so versions can cover it",
             )
             continue
-        relpath = normalize_include(target.value)
+        relpath = normalize_include(target)
         if version.partials.get(relpath) is None:
             add(
                 path,
-                node.lineno,
+                line,
                 ERROR,
                 "missing-include",
-                f"included file '{target.value}' does not exist",
+                f"included file '{target}' does not exist",
             )
 
 
-def _first_use(tree: nodes.Template, var: str, *, guarded_too: bool) -> int | None:
-    """Return the line of the first use of `var`; optionally skip uses guarded by
-    `| default` or `is defined`, which are safe without a declaration."""
+def _first_uses(tree: nodes.Template, names: set[str]) -> dict[str, tuple[int | None, int | None]]:
+    """Return, per variable, the line of its first use and of its first use not guarded by
+    `| default` or `is defined` (guarded uses are safe without a declaration)."""
     guarded: set[int] = set()
     for node in tree.find_all(nodes.Filter):
         if node.name in _GUARD_FILTERS and isinstance(node.node, nodes.Name):
@@ -201,10 +251,14 @@ def _first_use(tree: nodes.Template, var: str, *, guarded_too: bool) -> int | No
     for node in tree.find_all(nodes.Test):
         if node.name in _GUARD_TESTS and isinstance(node.node, nodes.Name):
             guarded.add(id(node.node))
+    first: dict[str, int] = {}
+    unguarded: dict[str, int] = {}
     for node in tree.find_all(nodes.Name):
-        if node.name == var and node.ctx == "load" and (guarded_too or id(node) not in guarded):
-            return node.lineno
-    return None
+        if node.name in names and node.ctx == "load":
+            first.setdefault(node.name, node.lineno)
+            if id(node) not in guarded:
+                unguarded.setdefault(node.name, node.lineno)
+    return {name: (first.get(name), unguarded.get(name)) for name in names}
 
 
 def _text_or_none(snapshot: Snapshot, relpath: str) -> str | None:

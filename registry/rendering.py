@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextvars
 import re
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import BaseLoader, StrictUndefined, Template, TemplateNotFound, nodes
+from jinja2.bccache import Bucket, BytecodeCache
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.ext import Extension
 from jinja2.sandbox import SandboxedEnvironment
@@ -113,6 +115,44 @@ class _FileLoader(BaseLoader):
         return source, self._repo_path(template), lambda: True
 
 
+class _CompiledPartials(BytecodeCache):
+    """Compiled partials, shared by every environment make_environment() builds.
+
+    Each version gets its own environment (its partials come from its own commit), so
+    without this every prompt would compile `partials/tone.j2` again: in `lint` and `list`
+    that is most of the work. An entry is keyed by the include name, the file name and a
+    checksum of the source, so only the very same text compiled the very same way is
+    reused; all those environments share one configuration, and so one compiled form.
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._codes: dict[str, Any] = {}
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def get_bucket(self, environment: Any, name: str, filename: str | None, source: str) -> Bucket:
+        checksum = self.get_source_checksum(source)
+        bucket = Bucket(environment, f"{self.get_cache_key(name, filename)}:{checksum}", checksum)
+        self.load_bytecode(bucket)
+        return bucket
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        bucket.code = self._codes.get(bucket.key)  # a code object runs any number of times
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        with self._lock:
+            if len(self._codes) >= self._capacity:
+                self._codes.pop(next(iter(self._codes)))  # the oldest entry
+            self._codes[bucket.key] = bucket.code
+
+    def clear(self) -> None:
+        with self._lock:
+            self._codes.clear()
+
+
+_COMPILED_PARTIALS = _CompiledPartials()
+
+
 def make_environment(read: ReadFile, repo_path: Callable[[str], str]) -> SandboxedEnvironment:
     """Return a sandboxed environment reading templates through `read`."""
     return SandboxedEnvironment(
@@ -123,6 +163,7 @@ def make_environment(read: ReadFile, repo_path: Callable[[str], str]) -> Sandbox
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,
+        bytecode_cache=_COMPILED_PARTIALS,
     )
 
 

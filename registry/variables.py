@@ -63,8 +63,8 @@ def check_value(spec: InputSpec, value: Any, *, check_enum: bool = True) -> str 
     """Return what is wrong with `value` for `spec`, or None when it fits."""
     if spec.type and not _is_type(spec.type, value):
         return f"expected {spec.type}, got {_json_type(value)}"
-    if check_enum and spec.enum is not None and value not in spec.enum:
-        allowed = ", ".join(json.dumps(v) for v in spec.enum)
+    if check_enum and spec.enum is not None and not any(_same(value, v) for v in spec.enum):
+        allowed = ", ".join(json.dumps(v, default=str) for v in spec.enum)
         return f"{json.dumps(value, default=str)} is not one of {allowed}"
     if spec.items is not None and isinstance(value, list | tuple):
         for index, item in enumerate(value):
@@ -72,6 +72,17 @@ def check_value(spec: InputSpec, value: Any, *, check_enum: bool = True) -> str 
             if problem:
                 return f"item {index}: {problem}"
     return None
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Compare values as JSON does: `true` is not `1` (Python says True == 1)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
 
 
 def _json_type(value: Any) -> str:

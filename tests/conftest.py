@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -134,3 +135,48 @@ def postgres_schema_url(base: str) -> Iterator[str]:
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def make_git_repo(tmp_path: Path) -> Callable[..., GitRepo]:
+    """Build more repositories in this test's tmp_path, on any initial branch."""
+
+    def make(name: str, branch: str = "main") -> GitRepo:
+        path = tmp_path / name
+        path.mkdir()
+        repo = GitRepo(path)
+        repo.git("init", "-q", "-b", branch)
+        return repo
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def _built_histories(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return {}
+
+
+@pytest.fixture
+def built_repo(
+    git_repo: GitRepo,
+    _built_histories: dict[str, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[[str, Callable[[GitRepo], None]], GitRepo]:
+    """Fill this test's `git_repo` with a history that `build` makes once per session.
+
+    `build` runs with the `git` command inside the first test that asks for `key` (so under
+    its isolated HOME); later tests get a fresh copy of the result, never a shared one.
+    """
+
+    def fill(key: str, build: Callable[[GitRepo], None]) -> GitRepo:
+        template = _built_histories.get(key)
+        if template is None:
+            template = tmp_path_factory.mktemp("history") / "repo"
+            shutil.copytree(git_repo.path, template, symlinks=True)
+            build(GitRepo(template))
+            _built_histories[key] = template
+        shutil.rmtree(git_repo.path)
+        shutil.copytree(template, git_repo.path, symlinks=True)
+        return git_repo
+
+    return fill

@@ -302,7 +302,9 @@ def status_command(
 @cli.command("history")
 @click.argument("name")
 @click.option("--env", "environment", default=None, help="Only this environment.")
-@click.option("--limit", type=int, default=None, help="At most this many entries.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=None, help="At most this many entries."
+)
 @JSON_OPTION
 @pass_options
 def history_command(

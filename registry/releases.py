@@ -720,10 +720,19 @@ class ReleaseService:
                         created_at=now,
                     )
                 )
+                session.flush()
+                # Read the state back in this transaction, while the row is still locked:
+                # read afterwards, it could already be a rival action's state.
+                written = session.scalar(
+                    select(Release)
+                    .where(Release.prompt == prompt, Release.environment_id == env.id)
+                    .execution_options(populate_existing=True)
+                )
+                assert written is not None
+                digests = {(prompt, d) for d in (written.stable_digest, written.canary_digest) if d}
+                state = _state(written, _numbers(session, digests))
         except IntegrityError as exc:
             raise ReleaseConflict(prompt, environment) from exc
-        state = self.release(prompt, environment)
-        assert state is not None
         return state
 
 

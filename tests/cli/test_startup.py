@@ -1,0 +1,36 @@
+"""The read commands start without the database and HTTP layers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from cli.main import cli
+
+SERVICE_LIBRARIES = ("sqlalchemy", "alembic", "httpx", "fastapi", "starlette", "uvicorn")
+
+
+def test_importing_the_cli_leaves_the_service_libraries_out(project_root):
+    code = (
+        "import sys, cli.main\n"
+        f"print(' '.join(m for m in {SERVICE_LIBRARIES!r} if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=project_root, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == []
+
+
+def test_help_still_lists_the_commands_of_every_module():
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    listed = {line.split()[0] for line in result.stdout.split("Commands:")[1].splitlines() if line}
+    assert {"log", "list", "lint", "promote", "review", "serve", "env"} <= listed
+
+
+def test_a_command_from_another_module_runs_without_listing_first():
+    result = CliRunner().invoke(cli, ["env", "--help"])
+    assert result.exit_code == 0
+    assert "environments" in result.stdout

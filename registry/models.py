@@ -11,9 +11,11 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -130,3 +132,78 @@ class ApiToken(Base):
     environment: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class MetricEvent(Base):
+    """One call an application reported; its `event_id` makes a retried delivery count once.
+
+    No secondary index on purpose: summaries read `metric_rollups`, scores find an event
+    by its primary key, and every extra index costs ingest throughput.
+    """
+
+    __tablename__ = "metric_events"
+
+    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    prompt: Mapped[str] = mapped_column(String(255))
+    environment: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(64))
+    variant: Mapped[str] = mapped_column(String(16))
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    latency_ms: Mapped[float] = mapped_column(Float)
+    input_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    output_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cost_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    model: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    quality: Mapped[float | None] = mapped_column(Float, nullable=True)
+    error: Mapped[bool] = mapped_column(Boolean, default=False)
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True
+    )
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    scored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class MetricRollup(Base):
+    """Mergeable aggregates of the events of one (prompt, environment, digest, variant) in
+    one period: a minute (`period_seconds` 60) or an hour (3600).
+
+    `latency_histogram` is `{"zero": n, "offset": k, "counts": [...]}`: `counts[j]` events
+    with latency in (γ^(k+j-1), γ^(k+j)] ms, γ as in `registry.metrics`; `zero` at 0 ms.
+    """
+
+    __tablename__ = "metric_rollups"
+    __table_args__ = (
+        UniqueConstraint(
+            "prompt",
+            "environment",
+            "period_seconds",
+            "period_start",
+            "digest",
+            "variant",
+            name="uq_metric_rollups_key",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prompt: Mapped[str] = mapped_column(String(255))
+    environment: Mapped[str] = mapped_column(String(64))
+    period_seconds: Mapped[int] = mapped_column(Integer)
+    period_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    digest: Mapped[str] = mapped_column(String(64))
+    variant: Mapped[str] = mapped_column(String(16))
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    latency_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    latency_min: Mapped[float | None] = mapped_column(Float, nullable=True)
+    latency_max: Mapped[float | None] = mapped_column(Float, nullable=True)
+    latency_histogram: Mapped[dict[str, Any]] = mapped_column(JSON)
+    input_tokens_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    input_tokens_sum: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens_sum: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    quality_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    quality_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    quality_sumsq: Mapped[float] = mapped_column(Float, default=0.0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

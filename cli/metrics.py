@@ -1,0 +1,139 @@
+"""`promptctl metrics`: what each released version costs, how fast and how good it is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import httpx
+
+from cli.main import JSON_OPTION, Options, cli, pass_options
+from cli.output import emit_json, table
+from registry.metrics import MetricsService, MetricsSummary, VersionMetrics, parse_time
+
+
+@cli.command("metrics")
+@click.argument("name")
+@click.option("--env", "environment", required=True, help="The environment.")
+@click.option(
+    "--since",
+    default=None,
+    help="Start: an ISO 8601 time (UTC unless it says otherwise) or a duration ago "
+    "such as 30m, 24h, 7d [7d].",
+)
+@click.option("--until", default=None, help="End, in the same forms as --since [now].")
+@JSON_OPTION
+@pass_options
+def metrics_command(
+    options: Options,
+    name: str,
+    environment: str,
+    since: str | None,
+    until: str | None,
+    as_json: bool,
+) -> None:
+    """Show a prompt's metrics per version and variant: calls, error rate, latency
+    p50/p95/p99, mean cost and tokens, and mean quality with its 95 % confidence interval.
+
+    Reads the local release database, or the server given with --server."""
+    if options.server:
+        summary = _remote_summary(options, name, environment, since, until)
+    else:
+        service = MetricsService(options.registry.database)
+        summary = service.summary(
+            name, environment, since=parse_time(since), until=parse_time(until)
+        )
+    if as_json:
+        emit_json(summary.to_json())
+        return
+    window = f"{summary.since:%Y-%m-%d %H:%M} to {summary.until:%Y-%m-%d %H:%M} UTC"
+    if not summary.versions:
+        click.echo(f"No metrics for {summary.prompt} in {summary.environment} from {window}.")
+        return
+    click.echo(f"{summary.prompt} in {summary.environment}, {window}")
+    table(
+        [
+            "VERSION",
+            "VARIANT",
+            "CALLS",
+            "ERRORS",
+            "P50 MS",
+            "P95 MS",
+            "P99 MS",
+            "COST/CALL",
+            "IN TOKENS",
+            "OUT TOKENS",
+            "QUALITY (95% CI)",
+        ],
+        [_row(v) for v in summary.versions],
+    )
+
+
+def _row(v: VersionMetrics) -> list[str]:
+    return [
+        v.label,
+        v.variant,
+        f"{v.count:,}",
+        f"{v.error_rate:.1%}" if v.error_rate is not None else "-",
+        _ms(v.latency_p50),
+        _ms(v.latency_p95),
+        _ms(v.latency_p99),
+        _usd(v.cost_mean),
+        _number(v.input_tokens_mean),
+        _number(v.output_tokens_mean),
+        _quality(v),
+    ]
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def _usd(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"${value:.3g}" if value < 0.01 and value != 0 else f"${value:,.4f}"
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def _quality(v: VersionMetrics) -> str:
+    if v.quality_mean is None:
+        return "-"
+    if v.quality_low is None or v.quality_high is None:
+        return f"{v.quality_mean:.2f} (n={v.quality_count})"
+    return f"{v.quality_mean:.2f} [{v.quality_low:.2f}, {v.quality_high:.2f}] n={v.quality_count}"
+
+
+def _remote_summary(
+    options: Options, name: str, environment: str, since: str | None, until: str | None
+) -> MetricsSummary:
+    from cli.backend import RemoteError
+
+    assert options.server is not None
+    server = options.server.rstrip("/")
+    headers = {"User-Agent": "promptctl-cli"}
+    if options.token:
+        headers["Authorization"] = f"Bearer {options.token}"
+    params: dict[str, Any] = {"env": environment}
+    params.update({k: v for k, v in (("since", since), ("until", until)) if v})
+    try:
+        response = httpx.get(
+            f"{server}/v1/prompts/{name}/metrics", params=params, headers=headers, timeout=30.0
+        )
+    except httpx.HTTPError as exc:
+        raise RemoteError(
+            503, "Server unreachable", f"cannot reach the server at {server}: {exc}"
+        ) from exc
+    if response.status_code >= 400:
+        try:
+            problem = response.json()
+            detail, title = problem.get("detail") or response.text, problem.get("title", "Error")
+        except ValueError:
+            detail, title = response.text[:200] or response.reason_phrase, "Error"
+        raise RemoteError(response.status_code, title, f"server: {detail}")
+    return MetricsSummary.from_json(response.json())

@@ -1,0 +1,173 @@
+"""Metrics API: event ingest, quality scores and per-version summaries.
+
+The decisions are registry.metrics.MetricsService's; this module turns HTTP into calls.
+Ingest bodies are parsed here rather than by a pydantic model: a batch answers each event
+on its own (a bad event never fails its batch), and at tens of thousands of events a
+second the generic request validation and response encoding would cost more than the
+database does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from registry.errors import RegistryError
+from registry.metrics import BatchResult, MetricsService, batch_items, parse_time
+from registry.tokens import Forbidden, TokenInfo
+from server.deps import AppContext, ContextDep
+from server.problems import problem
+
+router = APIRouter(prefix="/v1", tags=["metrics"])
+SCOPE = "metrics:write"
+
+# The request bodies for /docs; the checks themselves are registry.metrics.parse_event's.
+_EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["event_id", "prompt", "env", "digest", "latency_ms"],
+    "additionalProperties": False,
+    "properties": {
+        "event_id": {"type": "string", "maxLength": 128, "description": "Idempotency key."},
+        "prompt": {"type": "string"},
+        "env": {"type": "string"},
+        "digest": {"type": "string", "description": "The full digest of the version served."},
+        "ts": {
+            "type": ["string", "number"],
+            "description": "ISO 8601 (UTC without offset) or Unix seconds; default: received.",
+        },
+        "latency_ms": {"type": "number", "minimum": 0},
+        "input_tokens": {"type": "integer", "minimum": 0},
+        "output_tokens": {"type": "integer", "minimum": 0},
+        "cost_usd": {"type": "number", "minimum": 0, "description": "Else from the prices."},
+        "quality": {"type": "number", "minimum": 0, "maximum": 1},
+        "error": {"type": "boolean", "default": False},
+        "variant": {"enum": ["stable", "canary"], "description": "Else from the release."},
+        "model": {"type": "string", "description": "For pricing; else the front matter's."},
+        "attributes": {"type": "object"},
+    },
+}
+_SCORE_SCHEMA = {
+    "type": "object",
+    "required": ["event_id", "quality"],
+    "additionalProperties": False,
+    "properties": {
+        "event_id": {"type": "string"},
+        "quality": {"type": "number", "minimum": 0, "maximum": 1},
+    },
+}
+
+
+def _body(key: str, item: dict[str, Any]) -> dict[str, Any]:
+    schema = {"type": "object", "properties": {key: {"type": "array", "items": item}}}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+async def get_metrics(request: Request) -> MetricsService:
+    """The app's metrics service, built on first use (on the event loop, so only once)."""
+    service = getattr(request.app.state, "metrics", None)
+    if service is None:
+        ctx: AppContext = request.app.state.ctx
+        service = MetricsService(
+            ctx.registry.database,
+            cache=ctx.cache,
+            prices=ctx.settings.prices,
+            max_batch=ctx.settings.max_batch,
+        )
+        request.app.state.metrics = service
+    return service
+
+
+MetricsDep = Annotated[MetricsService, Depends(get_metrics)]
+
+
+def _authorizer(token: TokenInfo | None) -> Callable[[str], str | None] | None:
+    """Per environment: why this token may not write metrics there, or None."""
+    if token is None:
+        return None
+
+    def check(environment: str) -> str | None:
+        try:
+            token.check(SCOPE, environment)
+        except Forbidden as exc:
+            return str(exc)
+        return None
+
+    return check
+
+
+def _encode(result: BatchResult) -> bytes:
+    return json.dumps(result.to_json(), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+async def _batch(
+    request: Request,
+    ctx: AppContext,
+    key: str,
+    run: Callable[..., BatchResult],
+) -> Response:
+    token = ctx.authorize(request, SCOPE)
+    body = await request.body()
+    try:
+        decoded = await run_in_threadpool(json.loads, body)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and bad UTF-8 are ValueErrors
+        ctx.telemetry.count("ingest_batches_refused_total")
+        return problem(400, "Malformed JSON", f"the request body is not valid JSON: {exc}", request)
+    try:
+        items = batch_items(decoded, key)
+        result = await run_in_threadpool(run, items, authorize=_authorizer(token))
+    except RegistryError:  # not a list, or over the limit: the problem handler answers
+        ctx.telemetry.count("ingest_batches_refused_total")
+        raise
+    prefix = "ingest_scores" if key == "scores" else "ingest_events"
+    ctx.telemetry.count(f"{prefix}_accepted_total", result.accepted)
+    ctx.telemetry.count(f"{prefix}_duplicate_total", result.duplicate)
+    ctx.telemetry.count(f"{prefix}_rejected_total", result.rejected)
+    return Response(await run_in_threadpool(_encode, result), media_type="application/json")
+
+
+@router.post(
+    "/metrics",
+    summary="Push a batch of metric events",
+    description=(
+        'Body: `{"events": [...]}` (at most `max_batch`). Answers every event in order: '
+        "`accepted`, `duplicate` (its event_id is stored already) or `rejected` with a "
+        "`reason`; the valid events of a batch are stored even when others are rejected."
+    ),
+    openapi_extra=_body("events", _EVENT_SCHEMA),
+)
+async def ingest(request: Request, ctx: ContextDep, metrics: MetricsDep) -> Response:
+    return await _batch(request, ctx, "events", metrics.ingest)
+
+
+@router.post(
+    "/metrics/scores",
+    summary="Attach quality scores to stored events",
+    description=(
+        'Body: `{"scores": [{"event_id": ..., "quality": 0.8}]}`. A score is `accepted` '
+        "once per event; an event that already has a quality answers `duplicate`."
+    ),
+    openapi_extra=_body("scores", _SCORE_SCHEMA),
+)
+async def scores(request: Request, ctx: ContextDep, metrics: MetricsDep) -> Response:
+    return await _batch(request, ctx, "scores", metrics.score)
+
+
+@router.get("/prompts/{name:path}/metrics", summary="Metrics per version and variant")
+def summary(
+    name: str,
+    request: Request,
+    ctx: ContextDep,
+    metrics: MetricsDep,
+    env: str,
+    since: str | None = None,
+    until: str | None = None,
+) -> dict[str, Any]:
+    """Count, error rate, latency p50/p95/p99, mean cost and tokens, and mean quality with
+    its 95 % confidence interval, per version and variant over [since, until)."""
+    ctx.authorize(request, "read", env)
+    result = metrics.summary(name, env, since=parse_time(since), until=parse_time(until))
+    return result.to_json()

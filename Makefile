@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench bench-resolve clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/log_history.py
+
+# Resolve over HTTP against a bare FastAPI app serving the same bytes; uses wrk when
+# installed (apt-get install wrk), else a Python load generator. See bench/resolve.py.
+bench-resolve: $(VENV)/.installed
+	$(BIN)/python bench/resolve.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

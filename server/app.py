@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from registry.core import Registry
 from registry.serving import ServingCache
 from registry.tokens import TokenService
-from server import problems, routes_ops, routes_prompts, routes_releases
+from server import problems, routes_metrics, routes_ops, routes_prompts, routes_releases
 from server.deps import AppContext
 from server.settings import ServerSettings
 from server.telemetry import BodyLimitMiddleware, Telemetry, TelemetryMiddleware, gauge_reader
@@ -53,8 +53,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     )
     app.state.ctx = ctx
     problems.install(app)
-    app.include_router(routes_prompts.router)
+    routes_prompts.install(app)
     app.include_router(routes_releases.router)
+    app.include_router(routes_metrics.router)
     app.include_router(routes_ops.router)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(TelemetryMiddleware, telemetry=telemetry)

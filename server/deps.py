@@ -56,7 +56,9 @@ class AppContext:
         return token
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
+    # async on purpose: FastAPI runs a plain `def` dependency in the thread pool, a thread
+    # hop (and GIL hand-over) on every request for what is an attribute read.
     return request.app.state.ctx
 
 

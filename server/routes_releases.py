@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
 from registry.errors import UsageError
 from registry.releases import ReleaseState
@@ -171,7 +171,11 @@ def status(
 
 @router.get("/prompts/{name:path}/history", summary="Release log of a prompt")
 def history(
-    name: str, request: Request, ctx: ContextDep, env: str | None = None, limit: int | None = None
+    name: str,
+    request: Request,
+    ctx: ContextDep,
+    env: str | None = None,
+    limit: int | None = Query(default=None, ge=1, description="At most this many entries."),
 ) -> list[dict[str, Any]]:
     ctx.authorize(request, "read", env)
     return [e.to_json() for e in ctx.registry.releases.history(name, env, limit=limit)]

@@ -1,0 +1,299 @@
+"""`promptctl serve` on a real socket, called with httpx and driven by the CLI's release
+commands through PROMPTCTL_SERVER."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from click.testing import CliRunner, Result
+
+from cli.main import cli
+from server.app import create_app
+
+TRIAGE = "support/triage"  # the chat prompt of conftest.library_repo (v1..v3)
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+STARTED = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+
+
+def promptctl_command() -> list[str]:
+    beside = Path(sys.executable).parent / "promptctl"
+    return [str(beside)] if beside.exists() else [sys.executable, "-m", "cli"]
+
+
+class Server:
+    """A `promptctl serve` subprocess on an ephemeral port."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.process = subprocess.Popen(
+            [*promptctl_command(), *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ),
+        )
+        self.lines: list[str] = []
+        self._port: int | None = None
+        self._started = threading.Event()
+        # Read stderr for the whole life of the process, so the pipe never fills up.
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line.rstrip("\n"))
+            found = STARTED.search(line)
+            if found and self._port is None:
+                self._port = int(found.group(1))
+                self._started.set()
+        self._started.set()  # the process ended
+
+    def wait_started(self, timeout: float = 30.0) -> str:
+        self._started.wait(timeout)
+        assert self._port is not None, "server did not start:\n" + "\n".join(self.lines)
+        return f"http://127.0.0.1:{self._port}"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def start_server(library_repo, database_url, make_settings) -> Iterator[Callable[..., str]]:
+    """Start `promptctl serve --port 0` over library_repo and this test's database; return
+    its base URL. Every server started is stopped after the test."""
+    make_settings()  # migrates the database
+    servers: list[Server] = []
+
+    def start(*options: str) -> str:
+        server = Server(
+            [
+                "--repo",
+                str(library_repo.path),
+                "--database-url",
+                database_url,
+                "serve",
+                "--port",
+                "0",
+                *options,
+            ]
+        )
+        servers.append(server)
+        return server.wait_started()
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def serve_in_thread(make_settings) -> Iterator[Callable[..., str]]:
+    """Serve create_app(settings) with uvicorn in a thread on an ephemeral port; return its
+    base URL. Cheaper than a subprocess; `promptctl serve` itself is covered above."""
+    started: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(**overrides: Any) -> str:
+        config = uvicorn.Config(
+            create_app(make_settings(**overrides)),
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            access_log=False,
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        started.append((server, thread))
+        deadline = time.monotonic() + 30
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.started, "uvicorn did not start"
+        port = server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server, thread in started:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def remote(library_repo, monkeypatch) -> Callable[..., Result]:
+    """Run the CLI in-process with PROMPTCTL_SERVER (set by the test) and no local database."""
+
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(cli, ["--repo", str(library_repo.path), *args])
+
+    return run
+
+
+@sqlite_only
+def test_a_served_app_answers_health_readiness_resolve_and_metrics_over_a_socket(start_server):
+    base = start_server()
+    with httpx.Client(base_url=base, timeout=10) as http:
+        assert http.get("/healthz").json() == {"status": "ok"}
+        ready = http.get("/readyz")
+        assert (ready.status_code, ready.json()["status"]) == (200, "ready")
+        promoted = http.post(f"/v1/prompts/{TRIAGE}/promote", json={"env": "staging", "ref": "v2"})
+        assert promoted.status_code == 200, promoted.text
+        resolved = http.get(f"/v1/prompts/{TRIAGE}/resolve", params={"env": "staging"})
+        assert resolved.json()["label"] == "v2"
+        etag = resolved.headers["etag"]
+        again = http.get(
+            f"/v1/prompts/{TRIAGE}/resolve",
+            params={"env": "staging"},
+            headers={"If-None-Match": etag},
+        )
+        assert again.status_code == 304
+        missing = http.get("/v1/nothing")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/problem+json"
+        metrics = http.get("/metrics")
+    assert metrics.status_code == 200
+    text = metrics.text
+    resolve = "/v1/prompts/{name:path}/resolve"
+    assert f'promptctl_http_requests_total{{method="GET",route="{resolve}",status="200"}} 1' in text
+    assert f'promptctl_http_requests_total{{method="GET",route="{resolve}",status="304"}} 1' in text
+    assert 'promptctl_http_requests_total{method="GET",route="unmatched",status="404"} 1' in text
+
+
+def test_cli_release_commands_act_through_the_server(
+    serve_in_thread, remote, monkeypatch, library_repo
+):
+    base = serve_in_thread()
+    monkeypatch.setenv("PROMPTCTL_SERVER", base)
+
+    first = remote("promote", f"{TRIAGE}@v1", "--env", "staging", "--reason", "first")
+    assert first.exit_code == 0, first.output
+    assert first.stdout.startswith(f"{TRIAGE}: v1 (")
+    assert first.stdout.rstrip().endswith("is stable in staging")
+    second = remote("promote", f"{TRIAGE}@v2", "--env", "staging")
+    assert second.exit_code == 0, second.output
+
+    status = remote("status", TRIAGE, "--env", "staging", "--json")
+    assert status.exit_code == 0, status.output
+    [state] = json.loads(status.stdout)
+    assert (state["stable"]["label"], state["revision"]) == ("v2", 2)
+    assert state["updated_by"] == "Test Author <author@example.com>"
+
+    rolled = remote("rollback", TRIAGE, "--env", "staging")
+    assert rolled.exit_code == 0, rolled.output
+    assert "rolled back, v1 (" in rolled.stdout
+
+    history = remote("history", TRIAGE, "--json")
+    assert [e["action"] for e in json.loads(history.stdout)] == ["rollback", "promote", "promote"]
+    assert json.loads(history.stdout)[-1]["reason"] == "first"
+
+    # The server's own cache changed at once; the CLI never opened a local database.
+    resolved = httpx.get(f"{base}/v1/prompts/{TRIAGE}/resolve", params={"env": "staging"})
+    assert resolved.json()["label"] == "v1"
+    assert not (library_repo.path / ".promptctl").exists()
+
+
+@sqlite_only
+def test_cli_errors_from_the_server_are_one_line_with_exit_1(
+    serve_in_thread, remote, monkeypatch, library_repo
+):
+    base = serve_in_thread()
+    monkeypatch.setenv("PROMPTCTL_SERVER", base)
+    # Once as the installed command, to see exactly what a user sees.
+    refused = subprocess.run(
+        [*promptctl_command(), "--repo", str(library_repo.path), "promote", f"{TRIAGE}@v1"]
+        + ["--env", "production"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=60,
+    )
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    assert refused.stderr == (
+        "error: server: production is protected: confirm the change explicitly (--yes on the CLI)\n"
+    )
+    nothing = remote("rollback", TRIAGE, "--env", "staging")
+    assert nothing.exit_code == 1
+    assert nothing.stderr == f"error: server: '{TRIAGE}' has no release in staging\n"
+    unknown = remote("promote", f"{TRIAGE}@v9", "--env", "staging")
+    assert unknown.exit_code == 1
+    assert unknown.stderr.startswith("error: server: prompt 'support/triage' has no version 'v9'")
+    assert len(unknown.stderr.splitlines()) == 1
+    confirmed = remote("promote", f"{TRIAGE}@v1", "--env", "production", "--yes")
+    assert confirmed.exit_code == 0, confirmed.output
+
+
+def test_cli_reports_an_unreachable_server_in_one_line(remote, monkeypatch):
+    monkeypatch.setenv("PROMPTCTL_SERVER", "http://127.0.0.1:9")  # the discard port: closed
+    result = remote("status")
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: cannot reach the server at http://127.0.0.1:9")
+
+
+@sqlite_only
+def test_a_server_with_tokens_refuses_the_cli_without_one(
+    serve_in_thread, remote, monkeypatch, database_url
+):
+    base = serve_in_thread(tokens=True)
+    monkeypatch.setenv("PROMPTCTL_SERVER", base)
+    refused = remote("status")
+    assert refused.exit_code == 1
+    assert refused.stderr.splitlines() == [
+        "error: server: this server needs an API token: send 'Authorization: Bearer …'"
+    ]
+    created = CliRunner().invoke(
+        cli,
+        ["--database-url", database_url, "token", "create", "--name", "ci", "--scope", "release"],
+    )
+    assert created.exit_code == 0, created.output
+    monkeypatch.setenv("PROMPTCTL_TOKEN", created.stdout.strip())
+
+    # The server learns of the new token from its poller (every 0.2 s).
+    deadline = time.monotonic() + 5
+    while remote("status").exit_code != 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert remote("status").exit_code == 0
+    promoted = remote("promote", f"{TRIAGE}@v3", "--env", "staging", "--json")
+    assert promoted.exit_code == 0, promoted.output
+    assert json.loads(promoted.stdout)["updated_by"].startswith("token:ci")
+    anonymous = httpx.get(f"{base}/v1/prompts/{TRIAGE}/resolve", params={"env": "staging"})
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_serve_refuses_a_public_host_without_tokens(library_repo):
+    result = subprocess.run(
+        [*promptctl_command(), "--repo", str(library_repo.path), "serve", "--host", "0.0.0.0"]
+        + ["--port", "0"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=60,
+    )
+    assert result.returncode in (1, 2)
+    assert result.stderr.startswith("error: refusing to listen on 0.0.0.0 without tokens")
+    assert "--tokens" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_refuses_any_non_loopback_address_without_tokens(remote):
+    # In-process is safe here: were the check gone, binding this documentation-range
+    # address would fail at once instead of serving.
+    result = remote("serve", "--host", "192.0.2.10", "--port", "0")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: refusing to listen on 192.0.2.10 without tokens")

@@ -1,0 +1,93 @@
+"""Operations endpoints: liveness, readiness (database and repository), Prometheus metrics."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+from server.app import create_app
+
+TRIAGE = "support/triage"  # the chat prompt of conftest.library_repo (v1..v3)
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+def counter(metrics: str, method: str, route: str, status: int) -> int:
+    """The value of promptctl_http_requests_total for one route and status (0 if absent)."""
+    pattern = (
+        rf'^promptctl_http_requests_total\{{method="{method}",route="{re.escape(route)}",'
+        rf'status="{status}"\}} (\d+)$'
+    )
+    found = re.search(pattern, metrics, re.MULTILINE)
+    return int(found.group(1)) if found else 0
+
+
+def test_healthz_answers_ok(api):
+    response = api.get("/healthz")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+def test_readyz_is_200_when_database_and_repository_answer(api):
+    response = api.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "repository": "ok"},
+    }
+
+
+@sqlite_only
+def test_readyz_is_503_when_the_repository_went_away(api, library_repo):
+    assert api.get("/readyz").status_code == 200
+    shutil.rmtree(library_repo.path / ".git")
+    response = api.get("/readyz")
+    assert response.status_code == 503
+    data = response.json()
+    assert data["status"] == "not ready"
+    assert data["checks"]["database"] == "ok"
+    assert data["checks"]["repository"] != "ok"
+    assert api.get("/healthz").status_code == 200  # alive, just not ready
+
+
+@sqlite_only
+def test_readyz_is_503_when_the_repository_was_never_readable(make_settings, open_client, tmp_path):
+    not_a_repo = tmp_path / "empty"
+    not_a_repo.mkdir()
+    client = open_client(create_app(make_settings(repo=not_a_repo)))
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert "not inside a git repository" in response.json()["checks"]["repository"]
+
+
+@sqlite_only
+def test_released_prompts_are_served_while_the_repository_is_unreadable(api, library_repo):
+    promoted = api.post(f"/v1/prompts/{TRIAGE}/promote", json={"env": "staging", "ref": "v2"})
+    assert promoted.status_code == 200
+    shutil.rmtree(library_repo.path / ".git")
+    response = api.get(f"/v1/prompts/{TRIAGE}/resolve", params={"env": "staging"})
+    assert (response.status_code, response.json()["label"]) == (200, "v2")
+    rendered = api.post(
+        f"/v1/prompts/{TRIAGE}/render", json={"env": "staging", "variables": {"ticket": "x"}}
+    )
+    assert rendered.status_code == 200
+
+
+def test_metrics_count_requests_by_route_template_and_status(api):
+    api.post(f"/v1/prompts/{TRIAGE}/promote", json={"env": "staging", "ref": "v1"})
+    for _ in range(3):
+        api.get(f"/v1/prompts/{TRIAGE}/resolve", params={"env": "staging"})
+    api.get("/v1/prompts/nope/resolve", params={"env": "staging"})
+    api.get("/no/such/route")
+    response = api.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    text = response.text
+    assert "# TYPE promptctl_http_requests_total counter" in text
+    resolve = "/v1/prompts/{name:path}/resolve"
+    assert counter(text, "GET", resolve, 200) == 3
+    assert counter(text, "GET", resolve, 404) == 1
+    assert counter(text, "POST", "/v1/prompts/{name:path}/promote", 200) == 1
+    assert counter(text, "GET", "unmatched", 404) == 1
+    assert f'promptctl_http_request_seconds_count{{route="{resolve}"}} 4' in text
+    assert re.search(r"^promptctl_cache_hits \d+", text, re.MULTILINE)

@@ -10,7 +10,7 @@ import click
 
 from cli.main import Options, cli, pass_options
 from cli.output import emit_json
-from registry.errors import RegistryError
+from registry.errors import RegistryError, UsageError
 from registry.review import ReleaseLookup, review
 from registry.review_markdown import to_markdown
 
@@ -63,9 +63,13 @@ def review_command(
     if output:
         import json
 
-        Path(output).write_text(
-            text if text is not None else json.dumps(data, indent=2, default=str), encoding="utf-8"
-        )
+        try:
+            Path(output).write_text(
+                text if text is not None else json.dumps(data, indent=2, default=str),
+                encoding="utf-8",
+            )
+        except OSError as exc:  # a missing folder or no permission: the user's mistake
+            raise UsageError(f"cannot write the review to {output}: {exc.strerror}") from exc
         click.echo(
             f"wrote the review of {len(report.prompts)} prompt change(s) to {output}", err=True
         )

@@ -175,7 +175,8 @@ def review(
         old_name = next((o for n, o in renames.items() if n == name), None)
         if old_name is not None:
             before = old[old_name]
-        if _same(before, after):
+        # A moved file keeps its digest (the path is not hashed), yet the move is a change.
+        if old_name is None and _same(before, after):
             unchanged += 1
             continue
         kind = (
@@ -358,7 +359,9 @@ def _spec_break(var: str, old: InputSpec, new: InputSpec) -> list[str]:
         out.append(f"variable '{var}' became required")
     if new.enum is not None:
         dropped = [v for v in (old.enum or ()) if v not in new.enum]
-        if dropped or old.enum is None:
-            what = ", ".join(map(str, dropped)) if dropped else "any value"
-            out.append(f"variable '{var}' no longer accepts {what}")
+        if dropped:
+            out.append(f"variable '{var}' no longer accepts {', '.join(map(str, dropped))}")
+        elif old.enum is None:
+            allowed = ", ".join(map(str, new.enum))
+            out.append(f"variable '{var}' now accepts only {allowed}")
     return out

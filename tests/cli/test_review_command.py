@@ -1,0 +1,376 @@
+"""`promptctl review`: the report on stdout or in a file, and the exit code CI gates on.
+
+Branches are made with `git` on top of the `prompt_repo` fixture: support/triage (chat,
+includes partials/tone.j2) at v3 and summarize (text) at v1 on `main`.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+TRIAGE = "prompts/support/triage.prompt"
+SUMMARIZE = "prompts/summarize.prompt"
+
+
+def branch(repo, name: str, files: dict[str, str], *, start: str = "main") -> None:
+    """Commit `files` on a new branch `name` made from `start`, then return to main."""
+    repo.git("checkout", "-q", "-b", name, start)
+    repo.commit(f"work on {name}", files)
+    repo.git("checkout", "-q", "main")
+
+
+def edited(repo, relpath: str, old: str, new: str) -> str:
+    """The file's text on main with `old` replaced by `new` (which must be there)."""
+    text = (repo.path / relpath).read_text(encoding="utf-8")
+    assert old in text
+    return text.replace(old, new)
+
+
+@pytest.fixture
+def clean(prompt_repo) -> str:
+    branch(prompt_repo, "clean", {SUMMARIZE: "Summarise in one short line:\n{{ article }}\n"})
+    return "clean"
+
+
+@pytest.fixture
+def breaking(prompt_repo) -> str:
+    """triage gets a required variable without a default."""
+    triage = edited(
+        prompt_repo,
+        TRIAGE,
+        "  urgent: {type: boolean, default: false}\n",
+        "  urgent: {type: boolean, default: false}\n  locale: {type: string}\n",
+    )
+    triage = triage.replace("tier: pro}", "tier: pro, locale: en}")
+    triage = triage.replace("tags: [outage]}", "tags: [outage], locale: de}")
+    triage = triage.replace("Tier: {{ tier }}.", "Tier: {{ tier }}. Locale: {{ locale }}.")
+    branch(prompt_repo, "breaking", {TRIAGE: triage})
+    return "breaking"
+
+
+@pytest.fixture
+def lint_error(prompt_repo) -> str:
+    """triage uses a variable it does not declare, and also breaks callers."""
+    triage = edited(prompt_repo, TRIAGE, "Tier: {{ tier }}.", "Tier: {{ tier }} for {{ team }}.")
+    triage = triage.replace("  urgent: {type: boolean, default: false}\n", "")
+    triage = triage.replace("{% if urgent %}\nURGENT.\n{% endif %}\n", "")
+    triage = triage.replace(", urgent: true", "")
+    branch(prompt_repo, "lint-error", {TRIAGE: triage})
+    return "lint-error"
+
+
+# -- exit codes -----------------------------------------------------------------------
+
+
+def test_a_clean_change_exits_0_with_a_passing_result_line(promptctl, clean):
+    result = promptctl("review", "--base", "main", "--head", clean)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert lines[0] == "## promptctl review: `main` → `clean`"
+    assert "| Prompt | Change | Version | Tokens | Lint | Breaking |" in lines
+    row = next(line for line in lines if line.startswith("| `summarize` |"))
+    assert row.startswith("| `summarize` | changed | `v1` → ")
+    assert row.endswith("| ✅ | — |")
+    assert "1 other prompt(s) unchanged." in lines
+    assert "**Result:** ✅ no lint errors, no breaking changes." in lines
+    assert "+Summarise in one short line:" in result.stdout
+
+
+def test_the_base_defaults_to_the_tracked_branch_and_the_head_to_head(
+    promptctl, prompt_repo, clean
+):
+    prompt_repo.git("checkout", "-q", clean)
+    data = json.loads(promptctl("review", "--format", "json").stdout)
+    assert (data["base"]["ref"], data["head"]["ref"]) == ("main", "HEAD")
+    assert [p["name"] for p in data["prompts"]] == ["summarize"]
+    assert data["exit_code"] == 0
+
+
+def test_json_gives_the_report_with_its_exit_code(promptctl, clean):
+    result = promptctl("review", "--base", "main", "--head", clean, "--format", "json")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["exit_code"] == 0
+    assert data["summary"]["changed"] == 1
+    [summarize] = data["prompts"]
+    assert summarize["change"] == "changed"
+    assert summarize["old"]["label"] == "v1"
+    assert isinstance(summarize["tokens"]["before"], int)
+    assert isinstance(summarize["tokens"]["after"], int)
+    assert summarize["tokens"]["tokenizer"] == "o200k_base (estimate for unknown model)"
+    assert "+Summarise in one short line:\n" in summarize["body_diff"]
+
+
+def test_breaking_changes_exit_1_and_say_how_to_accept_them(promptctl, breaking):
+    result = promptctl("review", "--base", "main", "--head", breaking)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "review failed: 1 breaking change(s) (--allow-breaking to accept them)\n"
+    )
+    assert "- ⚠️ new required variable 'locale' without a default" in result.stdout
+    assert "**Result:** ❌ 1 breaking change(s)." in result.stdout.splitlines()
+
+
+def test_allow_breaking_accepts_breaking_changes(promptctl, breaking):
+    result = promptctl(
+        "review", "--base", "main", "--head", breaking, "--allow-breaking", "--format", "json"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    data = json.loads(result.stdout)
+    assert data["exit_code"] == 0
+    assert data["prompts"][0]["breaking"] == [
+        "new required variable 'locale' without a default: callers do not send it yet"
+    ]
+
+
+def test_lint_errors_exit_1_even_with_allow_breaking(promptctl, lint_error):
+    result = promptctl(
+        "review", "--base", "main", "--head", lint_error, "--allow-breaking", "--format", "json"
+    )
+    assert result.exit_code == 1
+    assert result.stderr == "review failed: 1 lint error(s)\n"
+    data = json.loads(result.stdout)
+    assert data["exit_code"] == 1
+    assert data["summary"]["lint_errors"] == 1
+    [triage] = data["prompts"]
+    assert [f["code"] for f in triage["lint"] if f["severity"] == "error"] == [
+        "undeclared-variable"
+    ]
+    assert triage["breaking"] == [
+        "variable 'urgent' was removed: callers still passing it get an error"
+    ]
+
+
+def test_lint_errors_and_breaking_changes_are_both_named(promptctl, lint_error):
+    result = promptctl("review", "--base", "main", "--head", lint_error)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "review failed: 1 lint error(s); 1 breaking change(s) (--allow-breaking to accept them)\n"
+    )
+    lines = result.stdout.splitlines()
+    assert "**Result:** ❌ 1 lint error(s) and 1 breaking change(s)." in lines
+    row = next(line for line in lines if line.startswith("| `support/triage` |"))
+    assert "| ❌ 1 error(s) | ⚠️ 1 |" in row
+    assert any("undeclared-variable" in line and line.startswith("- ❌") for line in lines)
+
+
+def test_output_writes_the_markdown_to_a_file_and_nothing_to_stdout(promptctl, clean, tmp_path):
+    target = tmp_path / "review.md"
+    result = promptctl("review", "--base", "main", "--head", clean, "--output", str(target))
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    assert result.stderr == f"wrote the review of 1 prompt change(s) to {target}\n"
+    text = target.read_text(encoding="utf-8")
+    assert text.startswith("## promptctl review: `main` → `clean`\n")
+    assert "**Result:** ✅ no lint errors, no breaking changes." in text
+
+
+def test_output_writes_json_and_still_fails_on_breaking_changes(promptctl, breaking, tmp_path):
+    target = tmp_path / "review.json"
+    result = promptctl(
+        "review", "--base", "main", "--head", breaking, "--format", "json", "--output", str(target)
+    )
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"wrote the review of 1 prompt change(s) to {target}",
+        "review failed: 1 breaking change(s) (--allow-breaking to accept them)",
+    ]
+    data = json.loads(target.read_text(encoding="utf-8"))
+    assert data["exit_code"] == 1
+    assert data["summary"]["breaking"] == 1
+
+
+def test_output_into_a_missing_folder_is_one_clear_line(promptctl, clean, tmp_path, fails):
+    target = tmp_path / "no-such-folder" / "review.md"
+    fails(
+        promptctl("review", "--base", "main", "--head", clean, "--output", str(target)),
+        f"cannot write the review to {target}: No such file or directory",
+    )
+
+
+# -- bad input ------------------------------------------------------------------------
+
+
+def test_an_unknown_base_is_one_clear_line(promptctl, fails):
+    line = fails(promptctl("review", "--base", "no-such-branch"), "no-such-branch")
+    assert "Traceback" not in line
+
+
+def test_an_unknown_head_is_one_clear_line(promptctl, fails):
+    fails(promptctl("review", "--base", "main", "--head", "no-such-branch"), "no-such-branch")
+
+
+def test_a_base_that_is_not_an_ancestor_works_and_the_report_says_so(promptctl, prompt_repo):
+    branch(prompt_repo, "left", {SUMMARIZE: "Left summary:\n{{ article }}\n"})
+    branch(prompt_repo, "right", {"prompts/partials/tone.j2": "Be very brief.\n"})
+    as_json = promptctl("review", "--base", "left", "--head", "right", "--format", "json")
+    assert as_json.exit_code == 0, as_json.stderr
+    data = json.loads(as_json.stdout)
+    assert data["base_is_ancestor"] is False
+    assert [(p["name"], p["change"]) for p in data["prompts"]] == [
+        ("summarize", "changed"),
+        ("support/triage", "changed"),
+    ]
+    assert data["prompts"][1]["via_partials"] == ["partials/tone.j2"]
+    [note] = data["notes"]
+    assert note.startswith("left is not an ancestor of right: the report compares the two trees")
+    markdown = promptctl("review", "--base", "left", "--head", "right")
+    assert markdown.exit_code == 0
+    assert f"> {note}" in markdown.stdout.splitlines()
+
+
+def test_a_repository_without_prompts_works_and_says_so(promptctl, make_git_repo):
+    empty = make_git_repo("no-prompts")
+    empty.commit("readme", {"README.md": "Nothing here yet.\n"})
+    result = promptctl("review", "--base", "main", "--head", "HEAD", repo=empty)
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "No prompt changes (0 prompt(s) unchanged)." in lines
+    assert "> no prompts under 'prompts' in main or HEAD" in lines
+    assert "**Result:** ✅ no lint errors, no breaking changes." in lines
+    data = json.loads(promptctl("review", "--base", "main", "--format", "json", repo=empty).stdout)
+    assert data["prompts"] == []
+    assert data["notes"] == ["no prompts under 'prompts' in main or HEAD"]
+
+
+def test_a_repository_without_commits_is_one_clear_line(promptctl, make_git_repo, fails):
+    fails(promptctl("review", repo=make_git_repo("no-commits")), "main")
+
+
+def test_a_binary_prompt_file_is_reported_for_that_prompt_without_a_traceback(
+    promptctl, prompt_repo
+):
+    prompt_repo.git("checkout", "-q", "-b", "binary")
+    (prompt_repo.path / "prompts" / "logo.prompt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    (prompt_repo.path / "prompts" / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    prompt_repo.commit("an image where a prompt should be")
+    prompt_repo.git("checkout", "-q", "main")
+    result = promptctl("review", "--base", "main", "--head", "binary")
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert result.stderr == "review failed: 1 lint error(s)\n"
+    assert (
+        "❌ **Does not load:** prompts/logo.prompt: binary file (contains NUL bytes), "
+        "not a text prompt" in result.stdout
+    )
+    assert "| `logo` | added | — → — | — | ❌ does not load | — |" in result.stdout.splitlines()
+    data = json.loads(
+        promptctl("review", "--base", "main", "--head", "binary", "--format", "json").stdout
+    )
+    assert [p["name"] for p in data["prompts"]] == ["logo"]  # logo.png is not a prompt
+
+
+def test_an_undecodable_prompt_file_is_reported_with_its_line(promptctl, prompt_repo):
+    prompt_repo.git("checkout", "-q", "-b", "latin1")
+    (prompt_repo.path / "prompts" / "cafe.prompt").write_bytes(
+        "Line one.\nCaf\xe9 au lait.\n".encode("latin-1")
+    )
+    prompt_repo.commit("a latin-1 prompt")
+    prompt_repo.git("checkout", "-q", "main")
+    result = promptctl("review", "--base", "main", "--head", "latin1", "--format", "json")
+    assert result.exit_code == 1
+    [cafe] = json.loads(result.stdout)["prompts"]
+    assert cafe["error"] == "prompts/cafe.prompt:2: not valid UTF-8 text"
+    assert cafe["new"] is None
+
+
+# -- what runs today ------------------------------------------------------------------
+
+
+@pytest.fixture
+def with_db(promptctl, database_url):
+    """Run promptctl against the test's release database (its schema upgraded first)."""
+
+    def run(*args: str):
+        return promptctl("--database-url", database_url, *args)
+
+    upgraded = run("db", "upgrade")
+    assert upgraded.exit_code == 0, upgraded.output
+    return run
+
+
+def test_a_released_prompt_shows_what_runs_today(with_db, prompt_repo, json_of):
+    promoted = with_db("promote", "summarize", "--env", "staging")
+    assert promoted.exit_code == 0, promoted.stderr
+    digest = json_of(with_db("status", "summarize", "--json"))[0]["stable"]["digest"]
+    branch(
+        prompt_repo,
+        "both",
+        {
+            SUMMARIZE: "Summarise in one short line:\n{{ article }}\n",
+            "prompts/partials/tone.j2": "Be very brief.\n",
+        },
+    )
+    data = json.loads(
+        with_db("review", "--base", "main", "--head", "both", "--format", "json").stdout
+    )
+    prompts = {p["name"]: p for p in data["prompts"]}
+    [row] = prompts["summarize"]["releases"]
+    assert row["environment"] == "staging"
+    assert row["stable"] == f"v1 ({digest[:12]})"
+    assert row["canary"] is None
+    assert prompts["support/triage"]["releases"] == []
+    markdown = with_db("review", "--base", "main", "--head", "both")
+    assert markdown.exit_code == 0, markdown.stderr
+    lines = markdown.stdout.splitlines()
+    assert "**Running today**" in lines
+    assert (
+        "| Environment | Stable | Canary | Calls | Errors | p95 latency | Mean cost | Quality |"
+        in lines
+    )
+    assert any(line.startswith(f"| staging | v1 ({digest[:12]}) | — |") for line in lines)
+    assert "**Released:** nowhere yet." in lines
+
+
+def test_a_canary_shows_with_its_weight(with_db, prompt_repo):
+    assert with_db("promote", "summarize", "--env", "staging").exit_code == 0
+    branch(prompt_repo, "canary", {SUMMARIZE: "Summarise in one short line:\n{{ article }}\n"})
+    started = with_db("promote", "summarize@canary", "--env", "staging", "--canary", "12.5")
+    assert started.exit_code == 0, started.stderr
+    data = json.loads(
+        with_db("review", "--base", "main", "--head", "canary", "--format", "json").stdout
+    )
+    [summarize] = data["prompts"]
+    [row] = summarize["releases"]
+    head = prompt_repo.git("rev-parse", "canary")
+    assert row["stable"].startswith("v1 (")
+    assert row["canary"] == (
+        f"{summarize['new']['digest'][:12]} (preview of canary@{head[:10]}) @ 12.5%"
+    )
+
+
+def test_a_removed_prompt_that_is_released_is_a_breaking_change(with_db, prompt_repo):
+    assert with_db("promote", "summarize", "--env", "staging").exit_code == 0
+    prompt_repo.git("checkout", "-q", "-b", "drop-summarize")
+    prompt_repo.git("rm", "-q", SUMMARIZE)
+    prompt_repo.commit("drop summarize")
+    prompt_repo.git("checkout", "-q", "main")
+    result = with_db("review", "--base", "main", "--head", "drop-summarize", "--format", "json")
+    assert result.exit_code == 1
+    assert "1 breaking change(s)" in result.stderr
+    [summarize] = json.loads(result.stdout)["prompts"]
+    assert summarize["change"] == "removed"
+    assert summarize["breaking"] == ["'summarize' is removed but released in staging"]
+    accepted = with_db("review", "--base", "main", "--head", "drop-summarize", "--allow-breaking")
+    assert accepted.exit_code == 0
+    assert "- ⚠️ 'summarize' is removed but released in staging" in accepted.stdout
+
+
+def test_without_a_database_there_is_no_release_section_and_nothing_is_created(
+    promptctl, prompt_repo, clean
+):
+    before = sorted(p.name for p in prompt_repo.path.iterdir())
+    markdown = promptctl("review", "--base", "main", "--head", clean)
+    as_json = promptctl("review", "--base", "main", "--head", clean, "--format", "json")
+    assert markdown.exit_code == 0
+    assert "Running today" not in markdown.stdout
+    assert "Released:" not in markdown.stdout
+    assert json.loads(as_json.stdout)["prompts"][0]["releases"] is None
+    assert not (prompt_repo.path / ".promptctl").exists()
+    assert sorted(p.name for p in prompt_repo.path.iterdir()) == before

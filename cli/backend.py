@@ -189,8 +189,12 @@ class LocalBackend:
         }
 
     def metrics_summary(self, name: str, environment: str) -> dict[str, Any] | None:
-        """Metrics of what runs in an environment, for review reports (None: none known)."""
-        return None
+        """Metrics of the stable version in an environment over the last 7 days, for review
+        reports (None when nothing was reported)."""
+        from registry.metrics import MetricsService
+
+        summary = MetricsService(self.registry.database).summary(name, environment)
+        return review_figures(summary.to_json())
 
 
 class RemoteBackend:
@@ -340,4 +344,24 @@ class RemoteBackend:
         }
 
     def metrics_summary(self, name: str, environment: str) -> dict[str, Any] | None:
+        try:
+            summary = self._call("GET", f"/v1/prompts/{name}/metrics", params={"env": environment})
+        except RemoteError:
+            return None
+        return review_figures(summary)
+
+
+def review_figures(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """The figures a review shows for an environment: those of its busiest stable version."""
+    stable = [v for v in summary.get("versions", []) if v.get("variant") == "stable"]
+    if not stable:
         return None
+    best = max(stable, key=lambda v: v.get("count", 0))
+    return {
+        "version": best.get("label"),
+        "count": best.get("count"),
+        "error_rate": best.get("error_rate"),
+        "latency_p95_ms": (best.get("latency_ms") or {}).get("p95"),
+        "mean_cost_usd": (best.get("cost_usd") or {}).get("mean"),
+        "mean_quality": (best.get("quality") or {}).get("mean"),
+    }

@@ -374,3 +374,41 @@ def test_without_a_database_there_is_no_release_section_and_nothing_is_created(
     assert json.loads(as_json.stdout)["prompts"][0]["releases"] is None
     assert not (prompt_repo.path / ".promptctl").exists()
     assert sorted(p.name for p in prompt_repo.path.iterdir()) == before
+
+
+def test_the_review_shows_the_metrics_of_what_runs_today(with_db, prompt_repo, database_url):
+    from fastapi.testclient import TestClient
+
+    from server.app import create_app
+    from server.settings import ServerSettings
+
+    assert with_db("promote", "summarize", "--env", "staging").exit_code == 0
+    settings = ServerSettings(repo=prompt_repo.path, database_url=database_url)
+    with TestClient(create_app(settings)) as api:
+        digest = api.get("/v1/prompts/summarize/resolve", params={"env": "staging"}).json()
+        events = [
+            {
+                "event_id": f"review-{i}",
+                "prompt": "summarize",
+                "env": "staging",
+                "digest": digest["digest"],
+                "latency_ms": 100.0,
+                "cost_usd": 0.002,
+                "quality": 0.5,
+                "error": i < 2,
+            }
+            for i in range(20)
+        ]
+        assert api.post("/v1/metrics", json={"events": events}).json()["accepted"] == 20
+    branch(prompt_repo, "shorter", {SUMMARIZE: "Summarise in five words:\n{{ article }}\n"})
+    result = with_db("review", "--base", "main", "--head", "shorter", "--format", "json")
+    assert result.stdout, result.stderr
+    [summarize] = [p for p in json.loads(result.stdout)["prompts"] if p["name"] == "summarize"]
+    [row] = summarize["releases"]
+    assert row["metrics"]["count"] == 20
+    assert row["metrics"]["error_rate"] == pytest.approx(0.1)
+    assert row["metrics"]["mean_cost_usd"] == pytest.approx(0.002)
+    assert row["metrics"]["mean_quality"] == pytest.approx(0.5)
+    markdown = with_db("review", "--base", "main", "--head", "shorter").stdout
+    assert "| staging | v1 (" in markdown
+    assert "| 20 | 10.0% |" in markdown

@@ -41,19 +41,33 @@ def free_port() -> int:
 
 
 def promptctl(*args: str, env: dict[str, str]) -> None:
-    subprocess.run([sys.executable, "-m", "cli", *args], check=True, env=env,
-                   cwd=env["PROMPTCTL_REPO"], stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        check=True,
+        env=env,
+        cwd=env["PROMPTCTL_REPO"],
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def start_server(workdir: Path) -> tuple[subprocess.Popen, str, dict[str, str]]:
     repo = workdir / "repo"
     shutil.copytree(ROOT / "prompts", repo / "prompts")
-    git_env = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "b@example.com",
-               "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "b@example.com"}
+    git_env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "bench",
+        "GIT_AUTHOR_EMAIL": "b@example.com",
+        "GIT_COMMITTER_NAME": "bench",
+        "GIT_COMMITTER_EMAIL": "b@example.com",
+    }
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "prompts"]):
         subprocess.run(["git", *args], cwd=repo, env=git_env, check=True)
-    env = {**git_env, "PROMPTCTL_REPO": str(repo), "PYTHONPATH": str(ROOT),
-           "PROMPTCTL_DATABASE_URL": f"sqlite:///{workdir / 'registry.db'}"}
+    env = {
+        **git_env,
+        "PROMPTCTL_REPO": str(repo),
+        "PYTHONPATH": str(ROOT),
+        "PROMPTCTL_DATABASE_URL": f"sqlite:///{workdir / 'registry.db'}",
+    }
     promptctl("promote", PROMPT, "--env", "staging", env=env)
     # A second version as a 10 % canary, so every `get` runs the sticky routing hash.
     triage = repo / "prompts" / f"{PROMPT}.prompt"
@@ -62,8 +76,11 @@ def start_server(workdir: Path) -> tuple[subprocess.Popen, str, dict[str, str]]:
     promptctl("promote", PROMPT, "--env", "staging", "--canary", "10", env=env)
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "cli", "serve", "--port", str(port), "--log-level",
-         "warning"], env=env, cwd=repo, stderr=subprocess.DEVNULL)
+        [sys.executable, "-m", "cli", "serve", "--port", str(port), "--log-level", "warning"],
+        env=env,
+        cwd=repo,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -99,16 +116,22 @@ def main() -> None:
             prompt = client.get(PROMPT, key="user-1")
             version = prompt._version
             files = version.files()
-            jinja = Environment(loader=DictLoader(files), undefined=StrictUndefined,
-                                trim_blocks=True, lstrip_blocks=True,
-                                extensions=["registry.rendering.MessageExtension"])
+            jinja = Environment(
+                loader=DictLoader(files),
+                undefined=StrictUndefined,
+                trim_blocks=True,
+                lstrip_blocks=True,
+                extensions=["registry.rendering.MessageExtension"],
+            )
             # The message extension needs our collector, so the baseline renders the same
             # body with message tags removed: what plain Jinja2 costs for the same text.
             plain = version.prompt.body.replace("{% message", "{% if true or")
             plain = plain.replace("{% endmessage %}", "{% endif %}")
             baseline = jinja.from_string(plain)
-            values = {**{k: s.default for k, s in (version.prompt.inputs or {}).items()
-                         if s.has_default}, **SAMPLE}
+            values = {
+                **{k: s.default for k, s in (version.prompt.inputs or {}).items() if s.has_default},
+                **SAMPLE,
+            }
             keys = [f"user-{i}" for i in range(1024)]
             counter = iter(range(10**12))
 
@@ -138,12 +161,16 @@ def main() -> None:
             delivered = client.flush(timeout=120)
             total = time.perf_counter() - start
             stats = client.stats
-            print(f"track: {args.events} events queued in {queued * 1000:.0f} ms "
-                  f"({queued / args.events * 1e6:.2f} us/event on the caller's thread)")
-            print(f"delivered: {delivered}, accepted {stats.events_sent}, "
-                  f"duplicates {stats.events_duplicate}, rejected {stats.events_rejected}, "
-                  f"dropped {stats.events_dropped}: {args.events / total:,.0f} events/s "
-                  "end to end")
+            print(
+                f"track: {args.events} events queued in {queued * 1000:.0f} ms "
+                f"({queued / args.events * 1e6:.2f} us/event on the caller's thread)"
+            )
+            print(
+                f"delivered: {delivered}, accepted {stats.events_sent}, "
+                f"duplicates {stats.events_duplicate}, rejected {stats.events_rejected}, "
+                f"dropped {stats.events_dropped}: {args.events / total:,.0f} events/s "
+                "end to end"
+            )
             client.close()
         finally:
             server.terminate()

@@ -100,6 +100,7 @@ class ClientBase:
             entry = self.entries[name]
             entry.fetched_at = time.monotonic()
             entry.stale = False
+            self.warnings.clear("fetch", f"server {self.server_url} is reachable again")
             return entry
         if response.status_code != 200:
             raise ServerProblem(f"{response.status_code} {_detail(response)}")
@@ -193,6 +194,16 @@ class ClientBase:
             results = response.json()["results"]
         except Exception as exc:
             raise ServerProblem(f"unreadable metrics answer: {exc}") from exc
+        # The server answers every item, in order: anything else is garbage (from a proxy,
+        # say), and the batch is retried; its event ids make the retry harmless.
+        if (
+            not isinstance(results, list)
+            or len(results) != len(batch)
+            or not all(isinstance(r, dict) for r in results)
+        ):
+            raise ServerProblem(
+                f"unreadable metrics answer: expected {len(batch)} results, got {results!r:.100}"
+            )
         for result in results:
             status = result.get("status")
             if status == "accepted":

@@ -134,18 +134,24 @@ class ReleaseEntry:
 
 
 class EventBuffer:
-    """A bounded, thread-safe queue of events; what does not fit is dropped and counted."""
+    """A bounded, thread-safe queue of events; what does not fit is dropped and counted.
+
+    A batch handed out by `take` stays pending (counted by `len` and against the capacity)
+    until the sender reports it `done` or puts it back, so a batch on its way is never
+    mistaken for a delivered one.
+    """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._items: deque[dict[str, Any]] = deque()
         self._lock = threading.Lock()
+        self._in_flight = 0
         self.dropped = 0
         self.enqueued = 0
 
     def put(self, item: dict[str, Any]) -> bool:
         with self._lock:
-            if len(self._items) >= self.capacity:
+            if len(self._items) + self._in_flight >= self.capacity:
                 self.dropped += 1
                 return False
             self._items.append(item)
@@ -155,15 +161,24 @@ class EventBuffer:
     def take(self, limit: int) -> list[dict[str, Any]]:
         with self._lock:
             count = min(limit, len(self._items))
+            self._in_flight += count
             return [self._items.popleft() for _ in range(count)]
 
     def put_back(self, items: list[dict[str, Any]]) -> None:
         """Return an unsent batch to the front, in order (retries keep their event ids)."""
         with self._lock:
             self._items.extendleft(reversed(items))
+            self._in_flight -= len(items)
+
+    def done(self, items: list[dict[str, Any]]) -> None:
+        """Forget a batch the server has answered."""
+        with self._lock:
+            self._in_flight -= len(items)
 
     def __len__(self) -> int:
-        return len(self._items)
+        """Items not delivered yet: queued, or in a batch on its way."""
+        with self._lock:
+            return len(self._items) + self._in_flight
 
 
 @dataclass

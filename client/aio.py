@@ -159,7 +159,7 @@ class AsyncPromptClient(ClientBase):
 
     async def _refresh_loop(self) -> None:
         interval = max(0.05, min(self.ttl, 5.0))
-        while True:
+        while not self._stopping:
             await asyncio.sleep(interval)
             try:
                 await self.refresh()
@@ -169,7 +169,10 @@ class AsyncPromptClient(ClientBase):
     async def _send_loop(self) -> None:
         backoff = Backoff()
         assert self._wake is not None
-        while True:
+        # Checked as well as cancelled by aclose: on Python 3.11, asyncio.wait_for swallows a
+        # cancellation that arrives just as the event it waits for is set, and the loop
+        # would run on (and aclose wait for it) forever.
+        while not self._stopping:
             sent, failed = await self._send_one_batch()
             if failed:
                 await asyncio.sleep(backoff.next_delay())
@@ -203,6 +206,8 @@ class AsyncPromptClient(ClientBase):
             except asyncio.CancelledError:
                 buffer.put_back(batch)  # closing mid-send: keep the batch counted as pending
                 raise
+            else:
+                buffer.done(batch)
             finally:
                 self._busy = False
             return True, False

@@ -217,6 +217,8 @@ class PromptClient(ClientBase):
                 buffer.put_back(batch)
                 self.send_failed(exc)
                 return True, True
+            else:
+                buffer.done(batch)
             finally:
                 self._idle.set()
             return True, False

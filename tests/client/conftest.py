@@ -1,0 +1,110 @@
+"""Client fixtures: real servers over sockets (see client_kit for the machinery)."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from client_kit import (
+    CANARY_PROMPT,
+    ENV,
+    AsyncRecordingTransport,
+    RecordingTransport,
+    ServerProcess,
+    build_example_repo,
+    free_port,
+    run_promptctl,
+)
+
+
+@pytest.fixture(scope="session")
+def example_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A template repository with the examples; tests that write get copies of it."""
+    return build_example_repo(tmp_path_factory.mktemp("examples") / "repo")
+
+
+@pytest.fixture
+def prompt_repo(example_repo: Path, tmp_path: Path) -> Path:
+    """This test's own copy of the example repository."""
+    target = tmp_path / "repo"
+    shutil.copytree(example_repo, target, symlinks=True)
+    return target
+
+
+@pytest.fixture(scope="session")
+def shared_server(
+    example_repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """One server for the tests that only read, on SQLite, with every example released in
+    production (v1) and triage v2 as a 30 % canary. Never stopped before the session ends."""
+    workdir = tmp_path_factory.mktemp("shared-server")
+    repo = workdir / "repo"
+    shutil.copytree(example_repo, repo, symlinks=True)
+    server = ServerProcess(repo, f"sqlite:///{workdir / 'registry.db'}", workdir)
+    server.promptctl("db", "upgrade")
+    server.start()
+    try:
+        server.release_examples(ENV)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fresh_env(shared_server: ServerProcess) -> str:
+    """An environment of this test's own on the shared server, so what a test writes
+    (metrics, promotions) never meets another test's: support/triage v1 stable, v2 canary."""
+    env = f"t-{uuid.uuid4().hex[:10]}"
+    shared_server.promptctl("env", "create", env)
+    shared_server.promptctl("promote", f"{CANARY_PROMPT}@v1", "--env", env)
+    shared_server.start_canary(env)
+    shared_server.wait_for_release(CANARY_PROMPT, env, revision=2)
+    return env
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start servers of this test's own; every one is stopped after the test."""
+    started: list[ServerProcess] = []
+
+    def start(repo: Path, database_url: str, **options: Any) -> ServerProcess:
+        server = ServerProcess(repo, database_url, tmp_path, **options)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(
+    prompt_repo: Path, database_url: str, start_server: Callable[..., ServerProcess]
+) -> ServerProcess:
+    """A server of this test's own on `database_url`, with the examples released."""
+    # The service never upgrades PostgreSQL by itself: do what an operator does first.
+    run_promptctl(prompt_repo, database_url, "db", "upgrade")
+    started = start_server(prompt_repo, database_url)
+    started.release_examples(ENV)
+    return started
+
+
+@pytest.fixture
+def down_url() -> str:
+    """The URL of a port on which nothing listens: a server that is down."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture
+def transport() -> RecordingTransport:
+    """A real transport that records requests; pass it as PromptClient(transport=...)."""
+    return RecordingTransport()
+
+
+@pytest.fixture
+def async_transport() -> AsyncRecordingTransport:
+    return AsyncRecordingTransport()

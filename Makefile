@@ -31,8 +31,13 @@ test: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
+# Every benchmark; each prints absolute figures and a ratio against a same-run baseline.
 bench: $(VENV)/.installed
 	$(BIN)/python bench/log_history.py
+	$(BIN)/python bench/resolve.py
+	$(BIN)/python bench/client.py
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/summary.py
 
 # Resolve over HTTP against a bare FastAPI app serving the same bytes; uses wrk when
 # installed (apt-get install wrk), else a Python load generator. See bench/resolve.py.

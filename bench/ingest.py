@@ -167,7 +167,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(repo: Path, url: str) -> Iterator[int]:
+def server(repo: Path, url: str) -> Iterator[tuple[int, int]]:
+    """Run `promptctl serve` on an ephemeral port; yield (port, pid)."""
     port = free_port()
     env = {
         **os.environ,
@@ -192,7 +193,7 @@ def server(repo: Path, url: str) -> Iterator[int]:
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise SystemExit("the server did not start") from None
                 time.sleep(0.1)
-        yield port
+        yield port, process.pid
     finally:
         process.terminate()
         process.wait(10)
@@ -235,17 +236,32 @@ def post_all(port: int, batches: list[bytes], connections: int) -> tuple[float, 
     return elapsed, accepted[0]
 
 
-class OverSocket:
-    """Rounds against one server process."""
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux /proc), or None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def __init__(self, port: int, connections: int) -> None:
+
+class OverSocket:
+    """Rounds against one server process; also records its CPU time per event."""
+
+    def __init__(self, port: int, pid: int, connections: int) -> None:
         self.port = port
+        self.pid = pid
         self.connections = connections
+        self.cpu_per_event: list[float] = []
 
     def round(self, batches: list[bytes]) -> float:
+        before = cpu_seconds(self.pid)
         elapsed, accepted = post_all(self.port, batches, self.connections)
+        after = cpu_seconds(self.pid)
         if accepted != len(batches) * BATCH:
             raise SystemExit(f"only {accepted} of {len(batches) * BATCH} events were accepted")
+        if before is not None and after is not None:
+            self.cpu_per_event.append((after - before) / accepted * 1e6)
         return accepted / elapsed
 
 
@@ -358,7 +374,9 @@ class Baseline:
 # -- main ------------------------------------------------------------------------------------
 
 
-def measure(kind: str, repo: Path, workdir: Path, args: argparse.Namespace) -> dict:
+def measure(
+    kind: str, repo: Path, workdir: Path, args: argparse.Namespace
+) -> tuple[dict[str, list[float]], list[float]]:
     """Rounds alternate between the three, so a busy moment of the machine hits them all."""
     rates: dict[str, list[float]] = {"socket": [], "in_process": [], "baseline": []}
     with ExitStack() as stack:
@@ -370,8 +388,8 @@ def measure(kind: str, repo: Path, workdir: Path, args: argparse.Namespace) -> d
             count = args.warmup + args.rounds * args.batches
             batches[name] = make_batches(count, stable, canary, sum(map(ord, kind + name)))
             if name == "socket":
-                port = stack.enter_context(server(repo, url))
-                runners[name] = OverSocket(port, args.connections)
+                port, pid = stack.enter_context(server(repo, url))
+                runners[name] = OverSocket(port, pid, args.connections)
             elif name == "in_process":
                 runners[name] = InProcess(repo, url)
             else:
@@ -381,7 +399,8 @@ def measure(kind: str, repo: Path, workdir: Path, args: argparse.Namespace) -> d
             start = args.warmup + r * args.batches
             for name, runner in runners.items():
                 rates[name].append(runner.round(batches[name][start : start + args.batches]))
-    return rates
+        cpu = runners["socket"].cpu_per_event
+    return rates, cpu
 
 
 def main() -> None:
@@ -405,7 +424,7 @@ def main() -> None:
         workdir = Path(tmp)
         repo = make_repo(workdir)
         for kind in kinds:
-            rates = measure(kind, repo, workdir, args)
+            rates, cpu = measure(kind, repo, workdir, args)
             best = {name: max(r) for name, r in rates.items()}
             median = {name: statistics.median(r) for name, r in rates.items()}
             print(f"\n{kind} (events/s, best and median of {args.rounds} rounds; "
@@ -418,6 +437,10 @@ def main() -> None:
             for label, name in rows:
                 goal = f"   goal {goals[kind]:,}" if name == "socket" else ""
                 print(f"  {label:<32}{best[name]:>9,.0f}{median[name]:>10,.0f}{goal}")
+            if cpu:
+                label = "server process CPU per event"
+                print(f"  {label:<32}{min(cpu):>7.1f} us{statistics.median(cpu):>7.1f} us"
+                      "   (uvicorn + FastAPI + ingest; the database's own CPU apart)")  # fmt: skip
             for name in ("socket", "in_process"):
                 label = f"{name.replace('_', '-')} / baseline"
                 print(f"  {label:<32}{best[name] / best['baseline']:>8.2f}x"

@@ -223,12 +223,12 @@ def run(kind: str, repo: Path, postgres: str | None, events: int, runs: int) -> 
                 worst = max(worst, abs(got - exact["quantiles"][q]) / exact["quantiles"][q])
 
         first, last = figures[min(figures)], figures[max(figures)]
-        header = "".join(f"{f'{c:,} events':>16}" for c in figures)
+        header = "".join(f"{f'{c:,} events':>18}" for c in figures)
         print(f"  {'':<30}{header}{'last/first':>12}")
         for name in first:
-            cells = "".join(f"{figures[c][name]:>13.2f} ms" for c in figures)
+            cells = "".join(f"{figures[c][name]:>15.2f} ms" for c in figures)
             print(f"  {name:<30}{cells}{last[name] / first[name]:>11.2f}x")
-        print(f"  {'baseline raw 7d (no rollups)':<30}{raw_ms:>{16 * len(figures) - 3}.2f} ms")
+        print(f"  {'baseline raw 7d (no rollups)':<30}{raw_ms:>{18 * len(figures) - 3}.2f} ms")
         big = last["summary 7d"]
         print(f"  summary 7d / count(*) at {stored:,}: {big / last['count(*)']:>8.3f}x")
         print(f"  raw 7d / summary 7d at {stored:,}:   {raw_ms / big:>8.0f}x")

@@ -577,25 +577,6 @@ class MetricsSummary:
             "versions": [v.to_json() for v in self.versions],
         }
 
-    def figures_of(self, digest: str) -> dict[str, Any] | None:
-        """The headline figures of one version (its stable traffic first), as review
-        reports show them; None without events."""
-        rows = sorted(
-            (v for v in self.versions if v.digest == digest),
-            key=lambda v: VARIANTS.index(v.variant),
-        )
-        if not rows:
-            return None
-        v = rows[0]
-        return {
-            "variant": v.variant,
-            "count": v.count,
-            "error_rate": v.error_rate,
-            "latency_p95_ms": v.latency_p95,
-            "mean_cost_usd": v.cost_mean,
-            "mean_quality": v.quality_mean,
-        }
-
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> MetricsSummary:
         return cls(

@@ -720,22 +720,3 @@ def test_buckets_bound_the_relative_error():
     for value in (0.001, 0.5, 1.0, 3.7, 812.0, 65_000.0):
         estimate = m.bucket_value(m.bucket_of(value))
         assert abs(estimate - value) / value <= m.RELATIVE_ACCURACY + 1e-12
-
-
-def test_figures_of_a_version_are_what_review_reports_show(world):
-    stable = world.promote(ref="HEAD~1")
-    canary = world.promote(ref="HEAD", canary_bp=5000)
-    world.service.ingest(
-        [ev(stable, latency_ms=100, cost_usd=0.01, quality=1.0), ev(canary, error=True)]
-    )
-    summary = world.service.summary("greet", "staging")
-    assert summary.figures_of(stable) == {
-        "variant": "stable",
-        "count": 1,
-        "error_rate": 0.0,
-        "latency_p95_ms": 100.0,
-        "mean_cost_usd": 0.01,
-        "mean_quality": 1.0,
-    }
-    assert summary.figures_of(canary)["error_rate"] == 1.0
-    assert summary.figures_of("f" * 64) is None

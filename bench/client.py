@@ -26,9 +26,8 @@ import httpx
 from jinja2 import DictLoader, Environment, StrictUndefined
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from client import PromptClient  # noqa: E402
+from promptctl.client import PromptClient  # noqa: E402
 
 PROMPT = "support/triage"
 SAMPLE = {"ticket": "I was charged twice this month", "tier": "pro"}
@@ -42,7 +41,7 @@ def free_port() -> int:
 
 def promptctl(*args: str, env: dict[str, str]) -> None:
     subprocess.run(
-        [sys.executable, "-m", "cli", *args],
+        [sys.executable, "-m", "promptctl", *args],
         check=True,
         env=env,
         cwd=env["PROMPTCTL_REPO"],
@@ -65,7 +64,6 @@ def start_server(workdir: Path) -> tuple[subprocess.Popen, str, dict[str, str]]:
     env = {
         **git_env,
         "PROMPTCTL_REPO": str(repo),
-        "PYTHONPATH": str(ROOT),
         "PROMPTCTL_DATABASE_URL": f"sqlite:///{workdir / 'registry.db'}",
     }
     promptctl("promote", PROMPT, "--env", "staging", env=env)
@@ -76,7 +74,7 @@ def start_server(workdir: Path) -> tuple[subprocess.Popen, str, dict[str, str]]:
     promptctl("promote", PROMPT, "--env", "staging", "--canary", "10", env=env)
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "cli", "serve", "--port", str(port), "--log-level", "warning"],
+        [sys.executable, "-m", "promptctl", "serve", "--port", str(port), "--log-level", "warning"],
         env=env,
         cwd=repo,
         stderr=subprocess.DEVNULL,

@@ -57,15 +57,14 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from registry.core import Registry, Settings  # noqa: E402
-from registry.database import Database  # noqa: E402
-from registry.metrics import MetricsService, batch_items  # noqa: E402
-from registry.serving import ServingCache  # noqa: E402
-from server.settings import ModelPrice  # noqa: E402
+from promptctl.registry.core import Registry, Settings  # noqa: E402
+from promptctl.registry.database import Database  # noqa: E402
+from promptctl.registry.metrics import MetricsService, batch_items  # noqa: E402
+from promptctl.registry.serving import ServingCache  # noqa: E402
+from promptctl.server.settings import ModelPrice  # noqa: E402
 
 PROMPT = "support/triage"
 ENV = "staging"
@@ -173,11 +172,10 @@ def server(repo: Path, url: str) -> Iterator[tuple[int, int]]:
     env = {
         **os.environ,
         **GIT_ENV,
-        "PYTHONPATH": str(ROOT),
         "PROMPTCTL_PRICES": json.dumps({k: v.model_dump() for k, v in PRICES.items()}),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "cli", "--repo", str(repo), "--database-url", url, "serve",
+        [sys.executable, "-m", "promptctl", "--repo", str(repo), "--database-url", url, "serve",
          "--port", str(port), "--log-level", "warning"],
         env=env, cwd=repo, stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -95,9 +95,8 @@ def serve(which: str, port: int, body_file: str | None, etag: str | None) -> Non
     import uvicorn
 
     if which == "ours":
-        sys.path.insert(0, str(ROOT))
-        from server.app import create_app
-        from server.settings import ServerSettings
+        from promptctl.server.app import create_app
+        from promptctl.server.settings import ServerSettings
 
         app = create_app(ServerSettings())  # PROMPTCTL_* from the environment, tokens off
     else:
@@ -151,7 +150,6 @@ def prepare(workdir: Path) -> dict[str, str]:
     env = {
         **os.environ,
         **identity,
-        "PYTHONPATH": str(ROOT),
         "PROMPTCTL_REPO": str(repo),
         "PROMPTCTL_DATABASE_URL": f"sqlite:///{workdir / 'registry.db'}",
     }
@@ -163,11 +161,11 @@ def prepare(workdir: Path) -> dict[str, str]:
     run("git", "init", "-q", "-b", "main")
     run("git", "add", "-A")
     run("git", "commit", "-qm", "prompts")
-    run(sys.executable, "-m", "cli", "promote", PROMPT, "--env", ENV)
+    run(sys.executable, "-m", "promptctl", "promote", PROMPT, "--env", ENV)
     triage = repo / "prompts" / f"{PROMPT}.prompt"
     triage.write_text(triage.read_text(encoding="utf-8") + "\n", encoding="utf-8")
     run("git", "commit", "-qam", "canary")
-    run(sys.executable, "-m", "cli", "promote", PROMPT, "--env", ENV, "--canary", "10")
+    run(sys.executable, "-m", "promptctl", "promote", PROMPT, "--env", ENV, "--canary", "10")
     return env
 
 
@@ -425,9 +423,8 @@ def asgi_cpu_us(app: ASGIApp, scenario: Scenario, calls: int = 5000) -> float:
 
 def app_alone(workdir: Path, servers: Servers, scenarios: list[Scenario]) -> dict[str, object]:
     """Print (and return) the ASGI figures of both apps: the app stack without uvicorn."""
-    sys.path.insert(0, str(ROOT))
-    from server.app import create_app
-    from server.settings import ServerSettings
+    from promptctl.server.app import create_app
+    from promptctl.server.settings import ServerSettings
 
     settings = ServerSettings(
         repo=workdir / "repo", database_url=f"sqlite:///{workdir / 'registry.db'}"

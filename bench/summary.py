@@ -47,15 +47,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from ingest import PRICES, PROMPT, database, make_repo, release  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from registry.core import Registry, Settings  # noqa: E402
-from registry.metrics import MetricsService  # noqa: E402
-from registry.serving import ServingCache  # noqa: E402
+from promptctl.registry.core import Registry, Settings  # noqa: E402
+from promptctl.registry.metrics import MetricsService  # noqa: E402
+from promptctl.registry.serving import ServingCache  # noqa: E402
 
 ENV = "staging"
 LOAD_BATCH = 10_000

@@ -1,5 +1,5 @@
-"""`python -m cli` runs promptctl."""
+"""`python -m promptctl.cli` runs the promptctl command."""
 
-from cli.main import main
+from promptctl.cli.main import main
 
 main()

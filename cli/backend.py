@@ -11,10 +11,10 @@ from typing import Any, Protocol
 
 import httpx
 
-from registry.core import Registry
-from registry.errors import RegistryError
-from registry.releases import EnvironmentInfo, LogEntry, ReleaseState
-from registry.serving import release_document
+from promptctl.registry.core import Registry
+from promptctl.registry.errors import RegistryError
+from promptctl.registry.releases import EnvironmentInfo, LogEntry, ReleaseState
+from promptctl.registry.serving import release_document
 
 
 class RemoteError(RegistryError):
@@ -191,7 +191,7 @@ class LocalBackend:
     def metrics_summary(self, name: str, environment: str) -> dict[str, Any] | None:
         """Metrics of the stable version in an environment over the last 7 days, for review
         reports (None when nothing was reported)."""
-        from registry.metrics import MetricsService
+        from promptctl.registry.metrics import MetricsService
 
         summary = MetricsService(self.registry.database).summary(name, environment)
         return review_figures(summary.to_json())

@@ -11,22 +11,27 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cli.output import emit_json, rendered_text, table
-from registry.core import Registry, Settings
-from registry.diff import diff_versions
-from registry.errors import PromptNotFound, RegistryError, UsageError
-from registry.library import WORKTREE, PromptLibrary
-from registry.lint import ERROR, lint_library
-from registry.scaffold import init_project
-from registry.variables import coerce_text
+from promptctl.cli.output import emit_json, rendered_text, table
+from promptctl.registry.core import Registry, Settings
+from promptctl.registry.diff import diff_versions
+from promptctl.registry.errors import PromptNotFound, RegistryError, UsageError
+from promptctl.registry.library import WORKTREE, PromptLibrary
+from promptctl.registry.lint import ERROR, lint_library
+from promptctl.registry.scaffold import init_project
+from promptctl.registry.variables import coerce_text
 
 if TYPE_CHECKING:
-    from cli.backend import ReleaseBackend
+    from promptctl.cli.backend import ReleaseBackend
 
 # Modules whose commands register themselves on the group when imported. They pull in
 # SQLAlchemy, Alembic and httpx, so they are imported only when one of their commands (or
 # the whole list, for --help) is asked for: the read commands start twice as fast.
-COMMAND_MODULES = ("cli.metrics", "cli.releases", "cli.review", "cli.serve")
+COMMAND_MODULES = (
+    "promptctl.cli.metrics",
+    "promptctl.cli.releases",
+    "promptctl.cli.review",
+    "promptctl.cli.serve",
+)
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
@@ -74,7 +79,7 @@ class Options:
     @cached_property
     def backend(self) -> ReleaseBackend:
         """The server's release API when one is configured, else the local database."""
-        from cli.backend import LocalBackend, RemoteBackend
+        from promptctl.cli.backend import LocalBackend, RemoteBackend
 
         if self.server:
             return RemoteBackend(self.server, self.token, self.registry.actor())

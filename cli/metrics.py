@@ -7,9 +7,9 @@ from typing import Any
 import click
 import httpx
 
-from cli.main import JSON_OPTION, Options, cli, pass_options
-from cli.output import emit_json, table
-from registry.metrics import MetricsService, MetricsSummary, VersionMetrics, parse_time
+from promptctl.cli.main import JSON_OPTION, Options, cli, pass_options
+from promptctl.cli.output import emit_json, table
+from promptctl.registry.metrics import MetricsService, MetricsSummary, VersionMetrics, parse_time
 
 
 @cli.command("metrics")
@@ -112,7 +112,7 @@ def _quality(v: VersionMetrics) -> str:
 def _remote_summary(
     options: Options, name: str, environment: str, since: str | None, until: str | None
 ) -> MetricsSummary:
-    from cli.backend import RemoteError
+    from promptctl.cli.backend import RemoteError
 
     assert options.server is not None
     server = options.server.rstrip("/")

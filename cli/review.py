@@ -8,11 +8,11 @@ from typing import Any
 
 import click
 
-from cli.main import Options, cli, pass_options
-from cli.output import emit_json
-from registry.errors import RegistryError, UsageError
-from registry.review import ReleaseLookup, review
-from registry.review_markdown import to_markdown
+from promptctl.cli.main import Options, cli, pass_options
+from promptctl.cli.output import emit_json
+from promptctl.registry.errors import RegistryError, UsageError
+from promptctl.registry.review import ReleaseLookup, review
+from promptctl.registry.review_markdown import to_markdown
 
 
 @cli.command("review")

@@ -7,10 +7,10 @@ import logging
 
 import click
 
-from cli.main import JSON_OPTION, Options, cli, pass_options
-from cli.output import emit_json, table
-from registry.errors import UsageError
-from registry.tokens import SCOPES, TokenService
+from promptctl.cli.main import JSON_OPTION, Options, cli, pass_options
+from promptctl.cli.output import emit_json, table
+from promptctl.registry.errors import UsageError
+from promptctl.registry.tokens import SCOPES, TokenService
 
 log = logging.getLogger("promptctl.server")
 
@@ -39,8 +39,8 @@ def serve_command(options: Options, host: str, port: int, tokens: bool, log_leve
     """Run the service (REST API, OpenAPI at /docs) with uvicorn."""
     import uvicorn
 
-    from server.app import create_app
-    from server.settings import ServerSettings
+    from promptctl.server.app import create_app
+    from promptctl.server.settings import ServerSettings
 
     if not tokens and not is_loopback(host):
         raise UsageError(

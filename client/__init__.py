@@ -1,6 +1,6 @@
 """The runtime client applications import to fetch prompts and report metrics.
 
-from client import PromptClient
+from promptctl.client import PromptClient
 
 prompts = PromptClient("http://promptctl:8080", token=..., environment="production")
 prompt = prompts.get("support/triage", key=user_id)
@@ -10,10 +10,10 @@ with prompts.track(prompt) as call:
     call.record(input_tokens=..., output_tokens=..., cost_usd=...)
 """
 
-from client._base import ClientStats
-from client._core import Call, ClientError, PromptUnavailable, ResolvedPrompt
-from client.aio import AsyncPromptClient
-from client.sync import PromptClient
+from promptctl.client._base import ClientStats
+from promptctl.client._core import Call, ClientError, PromptUnavailable, ResolvedPrompt
+from promptctl.client.aio import AsyncPromptClient
+from promptctl.client.sync import PromptClient
 
 __all__ = [
     "AsyncPromptClient",

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from client._core import (
+from promptctl.client._core import (
     Call,
     DiskCache,
     EventBuffer,

@@ -19,10 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from registry.library import PromptVersion
-from registry.rendering import Rendered
-from registry.routing import assign
-from registry.serving import version_from_document
+from promptctl.registry.promptversion import PromptVersion, version_from_document
+from promptctl.registry.rendering import Rendered
+from promptctl.registry.routing import assign
 
 log = logging.getLogger("promptctl.client")
 BUNDLE_FORMAT = "promptctl-bundle/1"

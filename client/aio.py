@@ -9,8 +9,8 @@ from types import TracebackType
 
 import httpx
 
-from client._base import ClientBase, ServerProblem
-from client._core import Backoff, ResolvedPrompt
+from promptctl.client._base import ClientBase, ServerProblem
+from promptctl.client._core import Backoff, ResolvedPrompt
 
 
 class AsyncPromptClient(ClientBase):

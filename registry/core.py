@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from registry.errors import RepositoryError
-from registry.gitstore import GitStore
-from registry.library import PromptLibrary
+from promptctl.registry.errors import RepositoryError
+from promptctl.registry.gitstore import GitStore
+from promptctl.registry.library import PromptLibrary
 
 if TYPE_CHECKING:
-    from registry.database import Database
-    from registry.releases import ReleaseService
+    from promptctl.registry.database import Database
+    from promptctl.registry.releases import ReleaseService
 
 # The database side (SQLAlchemy, Alembic) is imported on first use: the read commands
 # (`promptctl log`, `list`, `lint`) never touch it, and it would double their start-up.
@@ -48,20 +48,20 @@ class Registry:
 
     @cached_property
     def database(self) -> Database:
-        from registry.database import Database
+        from promptctl.registry.database import Database
 
         return Database(self.database_url)
 
     @cached_property
     def releases(self) -> ReleaseService:
-        from registry.releases import ReleaseService
+        from promptctl.registry.releases import ReleaseService
 
         return ReleaseService(self.database)
 
     @property
     def database_url(self) -> str:
         """The configured URL, else `.promptctl/registry.db` beside the repository."""
-        from registry.database import default_sqlite_url
+        from promptctl.registry.database import default_sqlite_url
 
         if self.settings.database_url:
             return self.settings.database_url

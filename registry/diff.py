@@ -6,7 +6,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
-from registry.library import PromptVersion
+from promptctl.registry.promptversion import PromptVersion
 
 _MISSING = object()
 

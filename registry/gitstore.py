@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pygit2
 
-from registry.errors import RepositoryError, RevisionNotFound
+from promptctl.registry.errors import RepositoryError, RevisionNotFound
 
 _BLOB_MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE)
 

@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from registry.errors import ConfigError
+from promptctl.registry.errors import ConfigError
 
 CONFIG_FILE = "promptctl.toml"
 NAME_RE = r"[a-z0-9][a-z0-9_.-]*(?:/[a-z0-9][a-z0-9_.-]*)*"

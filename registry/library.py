@@ -8,40 +8,28 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Template
-
-from registry.errors import (
+from promptctl.registry.errors import (
     PromptNotFound,
     RegistryError,
     RepositoryError,
     RevisionNotFound,
     VersionNotFound,
 )
-from registry.gitstore import CommitInfo, GitStore
-from registry.layout import CONFIG_FILE, Layout, check_name, load_layout
-from registry.promptfile import PromptFile, decode_text, parse_prompt_file
-from registry.rendering import (
-    Rendered,
-    compile_body,
-    has_message_blocks,
-    make_environment,
-    render_compiled,
-)
-from registry.variables import validate_variables
-from registry.versions import (
-    SHORT,
+from promptctl.registry.gitstore import GitStore
+from promptctl.registry.layout import CONFIG_FILE, Layout, check_name, load_layout
+from promptctl.registry.promptfile import decode_text, parse_prompt_file
+from promptctl.registry.promptversion import PromptVersion, is_chat
+from promptctl.registry.rendering import Rendered
+from promptctl.registry.versions import (
     VersionIndex,
     VersionRecord,
     build_index,
     dependency_closure,
     digest_of,
     includes_in,
-    normalize_include,
 )
 
 WORKTREE = "working tree"
@@ -102,79 +90,6 @@ class Snapshot:
             name = self.layout.name_of(relpath)
             if name is not None:
                 out.append(name)
-        return out
-
-
-@dataclass(frozen=True)
-class PromptVersion:
-    """One version of a prompt: its file, its partials, its digest and where it came from."""
-
-    name: str
-    digest: str
-    prompt: PromptFile
-    partials: dict[str, str | None]
-    source: str
-    commit: CommitInfo | None = None
-    number: int | None = None
-    first_commit: CommitInfo | None = None
-    relpath: str = ""
-    root: str = ""
-    is_chat: bool = False
-
-    @property
-    def label(self) -> str:
-        """`v3`, or the short digest for a version with no number yet."""
-        return f"v{self.number}" if self.number else self.digest[:SHORT]
-
-    @property
-    def short_digest(self) -> str:
-        return self.digest[:SHORT]
-
-    def files(self) -> dict[str, str]:
-        """Return {path below root: text} for the prompt file and every partial it has."""
-        out = {self.relpath: self.prompt.text}
-        out.update({p: t for p, t in self.partials.items() if t is not None})
-        return out
-
-    def repo_path(self, relpath: str) -> str:
-        return f"{self.root}/{relpath}" if self.root else relpath
-
-    @cached_property
-    def template(self) -> Template:
-        """The compiled body, with partials served from this version's own files."""
-        files = self.files()
-        # Partials are keyed by normalised path, as the digest names them ("./x" is "x").
-        env = make_environment(
-            lambda name: files.get(normalize_include(name)),
-            lambda name: self.repo_path(normalize_include(name)),
-        )
-        return compile_body(env, self.prompt.padded_body(), repo_path=self.prompt.path)
-
-    def render(self, variables: Mapping[str, Any]) -> Rendered:
-        """Validate the variables and render this version."""
-        values = validate_variables(self.name, self.prompt.inputs, variables)
-        return render_compiled(self.template, values, chat=self.is_chat, repo_path=self.prompt.path)
-
-    def to_json(self, *, content: bool = True) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "name": self.name,
-            "version": self.number,
-            "label": self.label,
-            "digest": self.digest,
-            "source": self.source,
-            "path": self.prompt.path,
-            "kind": "chat" if self.is_chat else "text",
-            "model": self.prompt.model,
-            "params": self.prompt.params,
-            "description": self.prompt.description,
-            "inputs": {k: v.to_dict() for k, v in (self.prompt.inputs or {}).items()},
-            "partials": sorted(self.partials),
-            "commit": self.commit.to_json() if self.commit else None,
-            "first_commit": self.first_commit.to_json() if self.first_commit else None,
-        }
-        if content:
-            out["front_matter"] = self.prompt.front_matter
-            out["body"] = self.prompt.body
         return out
 
 
@@ -337,7 +252,7 @@ class PromptLibrary:
             first_commit=record.commit if record else None,
             relpath=relpath,
             root=self.layout.root,
-            is_chat=_is_chat(prompt, partials),
+            is_chat=is_chat(prompt, partials),
         )
 
     def render(
@@ -354,39 +269,6 @@ class PromptLibrary:
         if not records:
             raise PromptNotFound(name, f"any commit of branch '{index.branch}'")
         return records, index
-
-
-def version_from_files(
-    name: str,
-    *,
-    digest: str,
-    root: str,
-    relpath: str,
-    files: Mapping[str, str],
-    source: str,
-    number: int | None = None,
-) -> PromptVersion:
-    """Rebuild a version from stored content (a release snapshot), without git."""
-    repo_path = f"{root}/{relpath}" if root else relpath
-    prompt = parse_prompt_file(repo_path, files[relpath])
-    partials: dict[str, str | None] = {p: t for p, t in files.items() if p != relpath}
-    return PromptVersion(
-        name=name,
-        digest=digest,
-        prompt=prompt,
-        partials=partials,
-        source=source,
-        number=number,
-        relpath=relpath,
-        root=root,
-        is_chat=_is_chat(prompt, partials),
-    )
-
-
-def _is_chat(prompt: PromptFile, partials: Mapping[str, str | None]) -> bool:
-    return has_message_blocks(prompt.body) or any(
-        has_message_blocks(t) for t in partials.values() if t
-    )
 
 
 def _includes(snapshot: Snapshot, relpath: str) -> list[str] | None:

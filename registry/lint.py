@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from jinja2 import meta, nodes
 from jinja2.exceptions import TemplateSyntaxError
 
-from registry.errors import InvalidPromptFile, RegistryError
-from registry.library import PromptLibrary, PromptVersion, Snapshot
-from registry.rendering import make_environment
-from registry.variables import validate_variables
-from registry.versions import normalize_include
+from promptctl.registry.errors import InvalidPromptFile, RegistryError
+from promptctl.registry.library import PromptLibrary, PromptVersion, Snapshot
+from promptctl.registry.rendering import make_environment
+from promptctl.registry.variables import validate_variables
+from promptctl.registry.versions import normalize_include
 
 ERROR = "error"
 WARNING = "warning"

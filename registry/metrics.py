@@ -68,19 +68,19 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from registry.database import Database
-from registry.errors import (
+from promptctl.registry.database import Database
+from promptctl.registry.errors import (
     EnvironmentNotFound,
     NotFound,
     RegistryError,
     ReleaseNotFound,
     UsageError,
 )
-from registry.models import MetricEvent, MetricRollup, VersionSnapshot, as_utc, utcnow
-from registry.promptfile import parse_prompt_file
-from registry.releases import find_environment
-from registry.serving import ServedRelease, ServingCache
-from registry.versions import SHORT
+from promptctl.registry.models import MetricEvent, MetricRollup, VersionSnapshot, as_utc, utcnow
+from promptctl.registry.promptfile import parse_prompt_file
+from promptctl.registry.releases import find_environment
+from promptctl.registry.serving import ServedRelease, ServingCache
+from promptctl.registry.promptversion import SHORT
 
 ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
 RELATIVE_ACCURACY = 0.01

@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
-from registry.errors import InvalidPromptFile
-from registry.variables import INPUT_TYPES, InputSpec, check_value
+from promptctl.registry.errors import InvalidPromptFile
+from promptctl.registry.variables import INPUT_TYPES, InputSpec, check_value
 
 _INPUT_KEYS = {"type", "description", "enum", "default", "items", "required"}
 # Known keys and the Python types their values must have; others pass through untouched.

@@ -19,8 +19,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from registry.database import Database
-from registry.errors import (
+from promptctl.registry.database import Database
+from promptctl.registry.errors import (
     ConfigError,
     EnvironmentExists,
     EnvironmentNotFound,
@@ -34,10 +34,9 @@ from registry.errors import (
     UsageError,
     VersionNotFound,
 )
-from registry.layout import check_name
-from registry.library import PromptVersion, version_from_files
-from registry.lint import ERROR, lint_version
-from registry.models import (
+from promptctl.registry.layout import check_name
+from promptctl.registry.lint import ERROR, lint_version
+from promptctl.registry.models import (
     ApiToken,
     Environment,
     Release,
@@ -46,8 +45,9 @@ from registry.models import (
     as_utc,
     utcnow,
 )
-from registry.routing import BUCKETS, format_percent
-from registry.versions import SHORT
+from promptctl.registry.promptversion import PromptVersion, version_from_files
+from promptctl.registry.routing import BUCKETS, format_percent
+from promptctl.registry.promptversion import SHORT
 
 PUSHES = ("promote", "complete", "rollback_to")
 ENV_NAME_MAX = 64

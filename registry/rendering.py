@@ -22,7 +22,7 @@ from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.ext import Extension
 from jinja2.sandbox import SandboxedEnvironment
 
-from registry.errors import TemplateError
+from promptctl.registry.errors import TemplateError
 
 # Names a body may reference as another file: the static dependency scan used for
 # digests and history. Dynamic includes are rejected by lint, so this stays exact.

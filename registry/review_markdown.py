@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from registry.lint import ERROR
-from registry.review import PromptReview, ReviewReport
+from promptctl.registry.lint import ERROR
+from promptctl.registry.review import PromptReview, ReviewReport
 
 COLLAPSE_AFTER_LINES = 15
 MAX_CELL = 60

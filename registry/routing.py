@@ -13,7 +13,7 @@ import random
 from decimal import Decimal, InvalidOperation
 from typing import Literal
 
-from registry.errors import UsageError
+from promptctl.registry.errors import UsageError
 
 Variant = Literal["stable", "canary"]
 BUCKETS = 10_000

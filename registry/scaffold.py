@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from registry.errors import RepositoryError
-from registry.gitstore import GitStore, init_repository
-from registry.layout import CONFIG_FILE, Layout, load_layout
+from promptctl.registry.errors import RepositoryError
+from promptctl.registry.gitstore import GitStore, init_repository
+from promptctl.registry.layout import CONFIG_FILE, Layout, load_layout
 
 EXAMPLE_PROMPT = """\
 ---

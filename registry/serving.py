@@ -14,12 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from registry.errors import EnvironmentNotFound, ReleaseNotFound
-from registry.library import PromptVersion, version_from_files
-from registry.releases import ReleaseService, ReleaseState
-from registry.rendering import Rendered
-from registry.routing import Variant, assign
-from registry.tokens import TokenInfo, TokenService
+from promptctl.registry.errors import EnvironmentNotFound, ReleaseNotFound
+from promptctl.registry.promptversion import PromptVersion
+from promptctl.registry.releases import ReleaseService, ReleaseState
+from promptctl.registry.rendering import Rendered
+from promptctl.registry.routing import Variant, assign
+from promptctl.registry.tokens import TokenInfo, TokenService
 
 
 def version_document(version: PromptVersion) -> dict[str, Any]:
@@ -197,17 +197,3 @@ class ServingCache:
             else:
                 served.pop((prompt, environment), None)
             self._served = served
-
-
-def version_from_document(doc: Mapping[str, Any], source: str) -> PromptVersion:
-    """Rebuild a version from `version_document` output (what the client receives)."""
-    files = {doc["path"]: doc["source"], **doc.get("partials", {})}
-    return version_from_files(
-        doc["name"],
-        digest=doc["digest"],
-        root=doc.get("root", ""),
-        relpath=doc["path"],
-        files=files,
-        source=source,
-        number=doc.get("version"),
-    )

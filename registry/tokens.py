@@ -16,10 +16,10 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from registry.database import Database
-from registry.errors import NotFound, RegistryError, UsageError
-from registry.models import ApiToken, as_utc, utcnow
-from registry.releases import find_environment
+from promptctl.registry.database import Database
+from promptctl.registry.errors import NotFound, RegistryError, UsageError
+from promptctl.registry.models import ApiToken, as_utc, utcnow
+from promptctl.registry.releases import find_environment
 
 SCOPES = ("read", "metrics:write", "release", "admin")
 TOKEN_PREFIX = "pct_"

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from registry.errors import VariablesInvalid
+from promptctl.registry.errors import VariablesInvalid
 
 INPUT_TYPES = ("string", "integer", "number", "boolean", "array", "object")
 

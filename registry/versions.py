@@ -9,21 +9,15 @@ appear on the tracked branch's first-parent history.
 from __future__ import annotations
 
 import hashlib
-import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from registry.gitstore import CommitInfo, GitStore
-from registry.layout import Layout
-from registry.rendering import referenced_names
+from promptctl.registry.gitstore import CommitInfo, GitStore
+from promptctl.registry.layout import Layout
+from promptctl.registry.promptversion import normalize_include
+from promptctl.registry.rendering import referenced_names
 
-SHORT = 12
 _DIGEST_MAGIC = b"promptctl-version-1\0"
-
-
-def normalize_include(name: str) -> str:
-    """Return an include name as a normalised path below the prompt root."""
-    return posixpath.normpath(name.lstrip("/")).removeprefix("./")
 
 
 def includes_in(data: bytes) -> list[str]:

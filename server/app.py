@@ -11,13 +11,18 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from registry.core import Registry
-from registry.serving import ServingCache
-from registry.tokens import TokenService
-from server import problems, routes_metrics, routes_ops, routes_prompts, routes_releases
-from server.deps import AppContext
-from server.settings import ServerSettings
-from server.telemetry import BodyLimitMiddleware, Telemetry, TelemetryMiddleware, gauge_reader
+from promptctl.registry.core import Registry
+from promptctl.registry.serving import ServingCache
+from promptctl.registry.tokens import TokenService
+from promptctl.server import problems, routes_metrics, routes_ops, routes_prompts, routes_releases
+from promptctl.server.deps import AppContext
+from promptctl.server.settings import ServerSettings
+from promptctl.server.telemetry import (
+    BodyLimitMiddleware,
+    Telemetry,
+    TelemetryMiddleware,
+    gauge_reader,
+)
 
 log = logging.getLogger("promptctl.server")
 

@@ -10,12 +10,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from registry.core import Registry
-from registry.library import PromptLibrary
-from registry.serving import ServingCache
-from registry.tokens import TokenInfo, Unauthorized, hash_token
-from server.settings import ServerSettings
-from server.telemetry import Telemetry
+from promptctl.registry.core import Registry
+from promptctl.registry.library import PromptLibrary
+from promptctl.registry.serving import ServingCache
+from promptctl.registry.tokens import TokenInfo, Unauthorized, hash_token
+from promptctl.server.settings import ServerSettings
+from promptctl.server.telemetry import Telemetry
 
 
 @dataclass

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from registry.errors import RegistryError
+from promptctl.registry.errors import RegistryError
 
 log = logging.getLogger("promptctl.server")
 PROBLEM_TYPE = "application/problem+json"

@@ -16,11 +16,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from registry.errors import RegistryError
-from registry.metrics import BatchResult, MetricsService, batch_items, parse_time
-from registry.tokens import Forbidden, TokenInfo
-from server.deps import AppContext, ContextDep
-from server.problems import problem
+from promptctl.registry.errors import RegistryError
+from promptctl.registry.metrics import BatchResult, MetricsService, batch_items, parse_time
+from promptctl.registry.tokens import Forbidden, TokenInfo
+from promptctl.server.deps import AppContext, ContextDep
+from promptctl.server.problems import problem
 
 router = APIRouter(prefix="/v1", tags=["metrics"])
 SCOPE = "metrics:write"

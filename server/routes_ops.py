@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from registry.errors import RegistryError
-from server.deps import ContextDep
+from promptctl.registry.errors import RegistryError
+from promptctl.server.deps import ContextDep
 
 router = APIRouter(tags=["operations"])
 

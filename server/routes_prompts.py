@@ -7,11 +7,11 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from registry.errors import PromptNotFound, RegistryError, UsageError, VersionNotFound
-from registry.library import PromptVersion
-from registry.serving import version_document
-from server.deps import AppContext, ContextDep
-from server.schemas import RenderRequest
+from promptctl.registry.errors import PromptNotFound, RegistryError, UsageError, VersionNotFound
+from promptctl.registry.promptversion import PromptVersion
+from promptctl.registry.serving import version_document
+from promptctl.server.deps import AppContext, ContextDep
+from promptctl.server.schemas import RenderRequest
 
 router = APIRouter(prefix="/v1", tags=["prompts"])
 JSON = "application/json"

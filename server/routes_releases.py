@@ -11,12 +11,12 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
-from registry.errors import UsageError
-from registry.releases import ReleaseState
-from registry.routing import parse_percent
-from registry.tokens import TokenInfo
-from server.deps import AppContext, ContextDep
-from server.schemas import (
+from promptctl.registry.errors import UsageError
+from promptctl.registry.releases import ReleaseState
+from promptctl.registry.routing import parse_percent
+from promptctl.registry.tokens import TokenInfo
+from promptctl.server.deps import AppContext, ContextDep
+from promptctl.server.schemas import (
     AbortRequest,
     CompleteRequest,
     EnvironmentCreate,

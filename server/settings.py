@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from registry.core import Settings
+from promptctl.registry.core import Settings
 
 
 class ModelPrice(BaseModel):

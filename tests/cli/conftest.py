@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from cli.main import cli
+from promptctl.cli.main import cli
 
 TRIAGE = """\
 ---

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cli.main import cli
+from promptctl.cli.main import cli
 
 
 def test_diff_without_changes_in_the_working_tree_says_so(promptctl):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cli.main import cli
+from promptctl.cli.main import cli
 
 COMMANDS = ["init", "list", "show", "log", "render", "diff", "lint"]
 

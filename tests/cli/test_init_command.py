@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from cli.main import cli
+from promptctl.cli.main import cli
 
 
 def test_init_creates_a_repository_and_says_what_it_wrote(runner, tmp_path):

@@ -18,7 +18,7 @@ def executable() -> list[str]:
     if beside.exists():
         return [str(beside)]
     found = shutil.which("promptctl")
-    return [found] if found else [sys.executable, "-m", "cli.main"]
+    return [found] if found else [sys.executable, "-m", "promptctl.cli.main"]
 
 
 def run(executable: list[str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cli.main import cli
+from promptctl.cli.main import cli
 
 
 def rows(stdout: str) -> list[list[str]]:

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from registry.core import Registry, Settings
-from registry.metrics import MetricsService
-from registry.serving import ServingCache
+from promptctl.registry.core import Registry, Settings
+from promptctl.registry.metrics import MetricsService
+from promptctl.registry.serving import ServingCache
 
 TRIAGE = "support/triage"
 
@@ -111,9 +111,9 @@ def test_metrics_through_a_server_reads_its_api(
 ):
     from fastapi.testclient import TestClient
 
-    import cli.metrics
-    from server.app import create_app
-    from server.settings import ServerSettings
+    from promptctl.cli import metrics as metrics_command
+    from promptctl.server.app import create_app
+    from promptctl.server.settings import ServerSettings
 
     stable, _ = released(run, json_of)
     ingest([event(stable)])
@@ -123,7 +123,7 @@ def test_metrics_through_a_server_reads_its_api(
         def get(url: str, *, timeout: float, **kwargs):  # TestClient refuses a timeout
             return client.get(url, **kwargs)
 
-        monkeypatch.setattr(cli.metrics.httpx, "get", get)
+        monkeypatch.setattr(metrics_command.httpx, "get", get)
         result = promptctl(
             "--server", "http://promptctl.test", "metrics", TRIAGE, "--env", "staging"
         )

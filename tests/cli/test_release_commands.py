@@ -10,9 +10,9 @@ import json
 
 import pytest
 
-from registry.database import Database, head_revision
-from registry.releases import ReleaseService
-from registry.routing import assign, bucket
+from promptctl.registry.database import Database, head_revision
+from promptctl.registry.releases import ReleaseService
+from promptctl.registry.routing import assign, bucket
 
 TRIAGE = "support/triage"
 ACTOR = ["--actor", "alice"]

@@ -379,8 +379,8 @@ def test_without_a_database_there_is_no_release_section_and_nothing_is_created(
 def test_the_review_shows_the_metrics_of_what_runs_today(with_db, prompt_repo, database_url):
     from fastapi.testclient import TestClient
 
-    from server.app import create_app
-    from server.settings import ServerSettings
+    from promptctl.server.app import create_app
+    from promptctl.server.settings import ServerSettings
 
     assert with_db("promote", "summarize", "--env", "staging").exit_code == 0
     settings = ServerSettings(repo=prompt_repo.path, database_url=database_url)

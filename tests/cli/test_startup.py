@@ -7,14 +7,14 @@ import sys
 
 from click.testing import CliRunner
 
-from cli.main import cli
+from promptctl.cli.main import cli
 
 SERVICE_LIBRARIES = ("sqlalchemy", "alembic", "httpx", "fastapi", "starlette", "uvicorn")
 
 
 def test_importing_the_cli_leaves_the_service_libraries_out(project_root):
     code = (
-        "import sys, cli.main\n"
+        "import sys, promptctl.cli.main\n"
         f"print(' '.join(m for m in {SERVICE_LIBRARIES!r} if m in sys.modules))"
     )
     result = subprocess.run(

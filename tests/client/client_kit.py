@@ -1,7 +1,7 @@
 """What the client tests share: a real `promptctl serve` process and the CLI to feed it.
 
 Every test here talks to the service through a real socket. A server is a subprocess
-(`python -m cli serve --port N`) over a git repository holding copies of the example
+(`python -m promptctl serve --port N`) over a git repository holding copies of the example
 prompts in `prompts/` (commit 1, all v1) and a second commit that makes v2 of
 `support/triage`. Releases are made with the `promptctl` command (run in-process with
 click's runner, so it costs no interpreter start), exactly as an operator would.
@@ -32,8 +32,8 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
-from registry.routing import assign
+from promptctl.cli.main import cli
+from promptctl.registry.routing import assign
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "prompts"
 ENV = "production"
@@ -163,7 +163,7 @@ class ServerProcess:
         command = [
             sys.executable,
             "-m",
-            "cli",
+            "promptctl",
             "--repo",
             str(self.repo),
             "--database-url",

@@ -20,7 +20,7 @@ from client_kit import (
     key_for,
 )
 
-from client import AsyncPromptClient, PromptUnavailable
+from promptctl.client import AsyncPromptClient, PromptUnavailable
 
 TICKET = {"ticket": "how do i export my projects to csv?"}
 

@@ -10,8 +10,8 @@ import pytest
 from client_kit import CANARY_PROMPT, ENV, ServerProcess, wait_until
 from sqlalchemy import create_engine, func, select
 
-from client import PromptClient
-from registry.models import MetricEvent
+from promptctl.client import PromptClient
+from promptctl.registry.models import MetricEvent
 
 TOTAL = 10_000
 KILL_AFTER = 3_000  # events tracked before the server is killed

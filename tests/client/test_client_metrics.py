@@ -20,8 +20,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from client import PromptClient, ResolvedPrompt
-from registry.models import MetricEvent
+from promptctl.client import PromptClient, ResolvedPrompt
+from promptctl.registry.models import MetricEvent
 
 
 class LLMTimeout(Exception):

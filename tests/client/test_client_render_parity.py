@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from client_kit import CANARY_PROMPT, ENV, EXAMPLES, ServerProcess, example_names, key_for
 
-from client import PromptClient
-from registry.errors import VariablesInvalid
-from registry.promptfile import parse_prompt_file
+from promptctl.client import PromptClient
+from promptctl.registry.errors import VariablesInvalid
+from promptctl.registry.promptfile import parse_prompt_file
 
 
 def _samples() -> list[Any]:

@@ -22,7 +22,7 @@ from client_kit import (
     wait_until,
 )
 
-from client import PromptClient, PromptUnavailable
+from promptctl.client import PromptClient, PromptUnavailable
 
 TICKET = {"ticket": "The dashboard shows 502 errors", "tier": "enterprise"}
 DEADLINE = 5.0  # seconds a call may take at most when the server misbehaves

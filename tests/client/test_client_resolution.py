@@ -7,7 +7,7 @@ from collections import Counter
 import httpx
 from client_kit import CANARY_PROMPT, ENV, RecordingTransport, ServerProcess, key_for, wait_until
 
-from client import PromptClient
+from promptctl.client import PromptClient
 
 TICKET = {"ticket": "I was charged twice this month", "tier": "pro"}
 

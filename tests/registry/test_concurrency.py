@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from registry.database import Database
-from registry.errors import RegistryError, ReleaseConflict
-from registry.library import PromptLibrary
-from registry.models import ReleaseLog
-from registry.releases import ReleaseService
+from promptctl.registry.database import Database
+from promptctl.registry.errors import RegistryError, ReleaseConflict
+from promptctl.registry.library import PromptLibrary
+from promptctl.registry.models import ReleaseLog
+from promptctl.registry.releases import ReleaseService
 
 SPAWN = multiprocessing.get_context("spawn")
 WAIT_SECONDS = 60  # a limit against hanging forever, never an assertion
@@ -69,7 +69,7 @@ def run_promptctl(args: list[str], barrier: Any) -> tuple[str, Any]:
     """Run the real command in this process, held like the services above; return its exit."""
     from click.testing import CliRunner
 
-    from cli.main import cli
+    from promptctl.cli.main import cli
 
     original = ReleaseService._apply
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from registry.errors import RepositoryError, RevisionNotFound
-from registry.gitstore import CommitInfo, GitStore
-from registry.library import PromptLibrary
+from promptctl.registry.errors import RepositoryError, RevisionNotFound
+from promptctl.registry.gitstore import CommitInfo, GitStore
+from promptctl.registry.library import PromptLibrary
 
 EPOCH = 1_700_000_000
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from registry.errors import ConfigError
-from registry.layout import NAME_RE, Layout, check_name, load_layout
+from promptctl.registry.errors import ConfigError
+from promptctl.registry.layout import NAME_RE, Layout, check_name, load_layout
 
 SYSTEM_MD = """\
 ---

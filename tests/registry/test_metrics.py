@@ -21,11 +21,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, select
 
-from registry import metrics as m
-from registry.database import Database
-from registry.errors import EnvironmentNotFound, UsageError
-from registry.library import PromptLibrary
-from registry.metrics import (
+from promptctl.registry import metrics as m
+from promptctl.registry.database import Database
+from promptctl.registry.errors import EnvironmentNotFound, UsageError
+from promptctl.registry.library import PromptLibrary
+from promptctl.registry.metrics import (
     Aggregate,
     BatchTooLarge,
     MetricsService,
@@ -35,9 +35,9 @@ from registry.metrics import (
     parse_time,
     t_critical_95,
 )
-from registry.models import Base, MetricEvent, MetricRollup
-from registry.releases import ReleaseService
-from registry.serving import ServingCache
+from promptctl.registry.models import Base, MetricEvent, MetricRollup
+from promptctl.registry.releases import ReleaseService
+from promptctl.registry.serving import ServingCache
 
 NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 PRICES = {"gpt-4o-mini": SimpleNamespace(input=0.15, output=0.60)}

@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, select, text
 
-from registry.database import (
+from promptctl.registry.database import (
     Database,
     DatabaseError,
     alembic_config,
@@ -20,7 +20,7 @@ from registry.database import (
     make_engine,
     upgrade,
 )
-from registry.models import Base, Environment
+from promptctl.registry.models import Base, Environment
 
 RELEASE_TABLES = {"environments", "version_snapshots", "releases", "release_log"}
 

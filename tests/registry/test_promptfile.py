@@ -7,9 +7,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from registry.errors import InvalidPromptFile
-from registry.promptfile import parse_prompt_file
-from registry.variables import InputSpec
+from promptctl.registry.errors import InvalidPromptFile
+from promptctl.registry.promptfile import parse_prompt_file
+from promptctl.registry.variables import InputSpec
 
 PATH = "prompts/support/triage.prompt"
 

@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
 
-from registry.database import Database, make_engine, upgrade
-from registry.errors import (
+from promptctl.registry.database import Database, make_engine, upgrade
+from promptctl.registry.errors import (
     EnvironmentExists,
     EnvironmentNotFound,
     LintFailed,
@@ -31,9 +31,9 @@ from registry.errors import (
     UsageError,
     VersionNotFound,
 )
-from registry.library import PromptLibrary, PromptVersion
-from registry.models import ReleaseLog, VersionSnapshot
-from registry.releases import LogEntry, ReleaseService, ReleaseState, VersionRef
+from promptctl.registry.library import PromptLibrary, PromptVersion
+from promptctl.registry.models import ReleaseLog, VersionSnapshot
+from promptctl.registry.releases import LogEntry, ReleaseService, ReleaseState, VersionRef
 
 ACTOR = "alice <alice@example.com>"
 TONE = "Be brief and kind.\n"

@@ -6,15 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from registry.errors import TemplateError, VariablesInvalid
-from registry.rendering import (
+from promptctl.registry.errors import TemplateError, VariablesInvalid
+from promptctl.registry.rendering import (
     Message,
     has_message_blocks,
     make_environment,
     referenced_names,
     render_template,
 )
-from registry.variables import InputSpec, validate_variables
+from promptctl.registry.variables import InputSpec, validate_variables
 
 PATH = "prompts/t.prompt"
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from registry.library import PromptLibrary
-from registry.review import ReviewReport, review
-from registry.review_markdown import to_markdown
+from promptctl.registry.library import PromptLibrary
+from promptctl.registry.review import ReviewReport, review
+from promptctl.registry.review_markdown import to_markdown
 
 TONE = "Be kind and precise.\n"
 SIGN = "Signed, the support team.\n"

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from registry.errors import UsageError
-from registry.routing import BUCKETS, assign, bucket, format_percent, parse_percent
+from promptctl.registry.errors import UsageError
+from promptctl.registry.routing import BUCKETS, assign, bucket, format_percent, parse_percent
 
 TESTS = Path(__file__).resolve().parent.parent
 VECTORS_FILE = TESTS / "routing_vectors.json"
@@ -154,7 +154,7 @@ def test_a_new_canary_digest_reshuffles_which_keys_are_in_the_canary():
 
 
 def test_without_a_key_the_choice_is_random_per_request_at_the_weight(monkeypatch):
-    monkeypatch.setattr("registry.routing.random", random.Random(7))
+    monkeypatch.setattr("promptctl.registry.routing.random", random.Random(7))
 
     picks = [assign("greet", "ab" * 32, 2500) for _ in range(20_000)]
 

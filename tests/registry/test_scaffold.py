@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from registry.errors import RepositoryError
-from registry.layout import load_layout
-from registry.library import PromptLibrary
-from registry.lint import lint_library
-from registry.scaffold import init_project
+from promptctl.registry.errors import RepositoryError
+from promptctl.registry.layout import load_layout
+from promptctl.registry.library import PromptLibrary
+from promptctl.registry.lint import lint_library
+from promptctl.registry.scaffold import init_project
 
 
 def test_init_creates_a_repository_with_config_and_an_example_that_lints_clean(tmp_path):

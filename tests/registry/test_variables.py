@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from registry.errors import VariablesInvalid
-from registry.variables import INPUT_TYPES, InputSpec, coerce_text, validate_variables
+from promptctl.registry.errors import VariablesInvalid
+from promptctl.registry.variables import INPUT_TYPES, InputSpec, coerce_text, validate_variables
 
 INPUTS = {
     "ticket": InputSpec("ticket", type="string"),

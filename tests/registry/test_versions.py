@@ -6,13 +6,13 @@ import re
 
 import pytest
 
-from registry.errors import (
+from promptctl.registry.errors import (
     ConfigError,
     PromptNotFound,
     RepositoryError,
     VersionNotFound,
 )
-from registry.versions import digest_of
+from promptctl.registry.versions import digest_of
 
 CHAT = """\
 ---

@@ -18,9 +18,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
-from registry.database import Database
-from server.app import create_app
-from server.settings import ModelPrice, ServerSettings
+from promptctl.registry.database import Database
+from promptctl.server.app import create_app
+from promptctl.server.settings import ModelPrice, ServerSettings
 
 MODEL = "gpt-4o-mini"
 PRICE = ModelPrice(input=0.15, output=0.60)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from server.app import create_app
+from promptctl.server.app import create_app
 
 TRIAGE = "support/triage"  # the chat prompt of conftest.library_repo (v1..v3)
 # Request validation does not depend on the database: SQLite only, unless a test says so.

@@ -10,9 +10,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import event
 
-from registry.gitstore import GitStore
-from registry.tokens import TokenService
-from server.app import create_app
+from promptctl.registry.gitstore import GitStore
+from promptctl.registry.tokens import TokenService
+from promptctl.server.app import create_app
 
 TRIAGE = "support/triage"  # the chat prompt of conftest.library_repo (v1..v3)
 

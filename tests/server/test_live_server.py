@@ -19,8 +19,8 @@ import pytest
 import uvicorn
 from click.testing import CliRunner, Result
 
-from cli.main import cli
-from server.app import create_app
+from promptctl.cli.main import cli
+from promptctl.server.app import create_app
 
 TRIAGE = "support/triage"  # the chat prompt of conftest.library_repo (v1..v3)
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -29,7 +29,7 @@ STARTED = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 
 def promptctl_command() -> list[str]:
     beside = Path(sys.executable).parent / "promptctl"
-    return [str(beside)] if beside.exists() else [sys.executable, "-m", "cli"]
+    return [str(beside)] if beside.exists() else [sys.executable, "-m", "promptctl"]
 
 
 class Server:

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from registry.tokens import TokenService
-from server.app import create_app
+from promptctl.registry.tokens import TokenService
+from promptctl.server.app import create_app
 
 
 def event(digest: str, **changes) -> dict:

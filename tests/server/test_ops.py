@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from server.app import create_app
+from promptctl.server.app import create_app
 
 TRIAGE = "support/triage"  # the chat prompt of conftest.library_repo (v1..v3)
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

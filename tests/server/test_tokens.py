@@ -13,10 +13,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select
 
-from cli.main import cli
-from registry.models import ApiToken
-from registry.tokens import TokenService
-from server.app import create_app
+from promptctl.cli.main import cli
+from promptctl.registry.models import ApiToken
+from promptctl.registry.tokens import TokenService
+from promptctl.server.app import create_app
 
 TRIAGE = "support/triage"  # the chat prompt of conftest.library_repo (v1..v3)
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -1,0 +1,5 @@
+"""`python -m promptctl` runs the promptctl command."""
+
+from promptctl.cli.main import main
+
+main()

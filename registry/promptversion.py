@@ -1,0 +1,156 @@
+"""One version of a prompt as a value: its file, partials and digest, ready to render.
+
+This module is what the runtime client shares with the server, so it imports neither git
+nor the database: a version rebuilt from a release snapshot renders exactly as one read
+from the repository.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import Template
+
+from promptctl.registry.promptfile import PromptFile, parse_prompt_file
+from promptctl.registry.rendering import (
+    Rendered,
+    compile_body,
+    has_message_blocks,
+    make_environment,
+    render_compiled,
+)
+from promptctl.registry.variables import validate_variables
+
+if TYPE_CHECKING:
+    from promptctl.registry.gitstore import CommitInfo
+
+SHORT = 12  # hex characters of a digest that are shown
+
+
+def normalize_include(name: str) -> str:
+    """Return an include name as a normalised path below the prompt root."""
+    return posixpath.normpath(name.lstrip("/")).removeprefix("./")
+
+
+@dataclass(frozen=True)
+class PromptVersion:
+    """One version of a prompt: its file, its partials, its digest and where it came from."""
+
+    name: str
+    digest: str
+    prompt: PromptFile
+    partials: dict[str, str | None]
+    source: str
+    commit: CommitInfo | None = None
+    number: int | None = None
+    first_commit: CommitInfo | None = None
+    relpath: str = ""
+    root: str = ""
+    is_chat: bool = False
+
+    @property
+    def label(self) -> str:
+        """`v3`, or the short digest for a version with no number yet."""
+        return f"v{self.number}" if self.number else self.digest[:SHORT]
+
+    @property
+    def short_digest(self) -> str:
+        return self.digest[:SHORT]
+
+    def files(self) -> dict[str, str]:
+        """Return {path below root: text} for the prompt file and every partial it has."""
+        out = {self.relpath: self.prompt.text}
+        out.update({p: t for p, t in self.partials.items() if t is not None})
+        return out
+
+    def repo_path(self, relpath: str) -> str:
+        return f"{self.root}/{relpath}" if self.root else relpath
+
+    @cached_property
+    def template(self) -> Template:
+        """The compiled body, with partials served from this version's own files."""
+        files = self.files()
+        # Partials are keyed by normalised path, as the digest names them ("./x" is "x").
+        env = make_environment(
+            lambda name: files.get(normalize_include(name)),
+            lambda name: self.repo_path(normalize_include(name)),
+        )
+        return compile_body(env, self.prompt.padded_body(), repo_path=self.prompt.path)
+
+    def render(self, variables: Mapping[str, Any]) -> Rendered:
+        """Validate the variables and render this version."""
+        values = validate_variables(self.name, self.prompt.inputs, variables)
+        return render_compiled(self.template, values, chat=self.is_chat, repo_path=self.prompt.path)
+
+    def to_json(self, *, content: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "version": self.number,
+            "label": self.label,
+            "digest": self.digest,
+            "source": self.source,
+            "path": self.prompt.path,
+            "kind": "chat" if self.is_chat else "text",
+            "model": self.prompt.model,
+            "params": self.prompt.params,
+            "description": self.prompt.description,
+            "inputs": {k: v.to_dict() for k, v in (self.prompt.inputs or {}).items()},
+            "partials": sorted(self.partials),
+            "commit": self.commit.to_json() if self.commit else None,
+            "first_commit": self.first_commit.to_json() if self.first_commit else None,
+        }
+        if content:
+            out["front_matter"] = self.prompt.front_matter
+            out["body"] = self.prompt.body
+        return out
+
+
+def version_from_files(
+    name: str,
+    *,
+    digest: str,
+    root: str,
+    relpath: str,
+    files: Mapping[str, str],
+    source: str,
+    number: int | None = None,
+) -> PromptVersion:
+    """Rebuild a version from stored content (a release snapshot), without git."""
+    repo_path = f"{root}/{relpath}" if root else relpath
+    prompt = parse_prompt_file(repo_path, files[relpath])
+    partials: dict[str, str | None] = {p: t for p, t in files.items() if p != relpath}
+    return PromptVersion(
+        name=name,
+        digest=digest,
+        prompt=prompt,
+        partials=partials,
+        source=source,
+        number=number,
+        relpath=relpath,
+        root=root,
+        is_chat=is_chat(prompt, partials),
+    )
+
+
+def is_chat(prompt: PromptFile, partials: Mapping[str, str | None]) -> bool:
+    return has_message_blocks(prompt.body) or any(
+        has_message_blocks(t) for t in partials.values() if t
+    )
+
+
+def version_from_document(doc: Mapping[str, Any], source: str) -> PromptVersion:
+    """Rebuild a version from `version_document` output (what the client receives)."""
+    files = {doc["path"]: doc["source"], **doc.get("partials", {})}
+    return version_from_files(
+        doc["name"],
+        digest=doc["digest"],
+        root=doc.get("root", ""),
+        relpath=doc["path"],
+        files=files,
+        source=source,
+        number=doc.get("version"),
+    )

@@ -8,9 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from promptctl.client._core import (
     Call,
@@ -23,6 +21,9 @@ from promptctl.client._core import (
     annotate_span,
     load_bundle,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 
 @dataclass
@@ -64,7 +65,10 @@ class ClientBase:
         self.server_url = server_url.rstrip("/") if server_url else None
         self.environment = environment
         self.ttl = ttl
-        self.timeout = httpx.Timeout(timeout, connect=connect_timeout)
+        # Plain numbers: httpx (and what its package imports) loads when a client with a
+        # server is built, not when an application imports promptctl.
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self.headers = {"User-Agent": "promptctl-client"}
         if token:
             self.headers["Authorization"] = f"Bearer {token}"

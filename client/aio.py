@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import os
 from types import TracebackType
-
-import httpx
+from typing import TYPE_CHECKING
 
 from promptctl.client._base import ClientBase, ServerProblem
 from promptctl.client._core import Backoff, ResolvedPrompt
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class AsyncPromptClient(ClientBase):
@@ -49,16 +51,16 @@ class AsyncPromptClient(ClientBase):
             flush_interval=flush_interval,
             max_buffer=max_buffer,
         )
-        self.http = (
-            httpx.AsyncClient(
+        self.http: httpx.AsyncClient | None = None
+        if self.server_url:
+            import httpx  # here, not at module level: see ClientBase
+
+            self.http = httpx.AsyncClient(
                 base_url=self.server_url,
                 headers=self.headers,
-                timeout=self.timeout,
+                timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
                 transport=transport,
             )
-            if self.server_url
-            else None
-        )
         self._tasks: list[asyncio.Task[None]] = []
         self._wake: asyncio.Event | None = None
         self._stopping = False
@@ -85,6 +87,8 @@ class AsyncPromptClient(ClientBase):
         return resolved
 
     async def _fetch(self, name: str) -> None:
+        import httpx  # already loaded by the constructor: a dictionary lookup
+
         assert self.http is not None
         path, params = self.release_path(name)
         try:
@@ -184,6 +188,8 @@ class AsyncPromptClient(ClientBase):
                 self._wake.clear()
 
     async def _send_one_batch(self) -> tuple[bool, bool]:
+        import httpx  # already loaded by the constructor: a dictionary lookup
+
         for buffer, path, field in (
             (self.events, "/v1/metrics", "events"),
             (self.scores, "/v1/metrics/scores", "scores"),

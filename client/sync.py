@@ -8,11 +8,13 @@ import threading
 import time
 import weakref
 from types import TracebackType
-
-import httpx
+from typing import TYPE_CHECKING
 
 from promptctl.client._base import ClientBase, ServerProblem
 from promptctl.client._core import Backoff, ResolvedPrompt
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class PromptClient(ClientBase):
@@ -54,16 +56,16 @@ class PromptClient(ClientBase):
             flush_interval=flush_interval,
             max_buffer=max_buffer,
         )
-        self.http = (
-            httpx.Client(
+        self.http: httpx.Client | None = None
+        if self.server_url:
+            import httpx  # here, not at module level: see ClientBase
+
+            self.http = httpx.Client(
                 base_url=self.server_url,
                 headers=self.headers,
-                timeout=self.timeout,
+                timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
                 transport=transport,
             )
-            if self.server_url
-            else None
-        )
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._idle = threading.Event()
@@ -100,6 +102,8 @@ class PromptClient(ClientBase):
             self.fetch_failed(name, exc)
 
     def _fetch(self, name: str) -> None:
+        import httpx  # already loaded by the constructor: a dictionary lookup
+
         assert self.http is not None
         path, params = self.release_path(name)
         try:
@@ -197,6 +201,8 @@ class PromptClient(ClientBase):
                 self._wake.clear()
 
     def _send_one_batch(self) -> tuple[bool, bool]:
+        import httpx  # already loaded by the constructor: a dictionary lookup
+
         """Send one batch of events (or else of scores); return (sent one, it failed)."""
         for buffer, path, field in (
             (self.events, "/v1/metrics", "events"),

@@ -1,13 +1,17 @@
-"""The part of both clients that decides, without doing I/O: what a fetch or a send result
-means for the cached releases and the event buffer."""
+"""The part of both clients that decides, without doing I/O to the server: what a fetch or
+a send result means for the cached releases and the event buffer, which fallback serves,
+and what becomes of undelivered events at close (the spool)."""
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from promptctl.client._core import (
@@ -17,13 +21,17 @@ from promptctl.client._core import (
     PromptUnavailable,
     ReleaseEntry,
     ResolvedPrompt,
+    Spool,
     WarnOnce,
     annotate_span,
     load_bundle,
+    newest,
 )
 
 if TYPE_CHECKING:
     import httpx
+
+log = logging.getLogger("promptctl.client")
 
 
 @dataclass
@@ -35,6 +43,7 @@ class ClientStats:
     events_rejected: int = 0
     events_dropped: int = 0
     events_pending: int = 0
+    events_spooled: int = 0
     send_failures: int = 0
     fetch_failures: int = 0
     scores_sent: int = 0
@@ -73,7 +82,8 @@ class ClientBase:
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
         self.entries: dict[str, ReleaseEntry] = {}
-        self.disk = DiskCache(cache_dir) if cache_dir else None
+        self.disk = DiskCache.open(cache_dir) if cache_dir else None
+        self.spool = Spool(self.disk.directory / "spool", environment) if self.disk else None
         self.bundled = load_bundle(bundle, environment) if bundle else {}
         self.events = EventBuffer(max_buffer)
         self.scores = EventBuffer(max_buffer)
@@ -81,6 +91,15 @@ class ClientBase:
         self.flush_interval = flush_interval
         self.warnings = WarnOnce()
         self._stats = ClientStats()
+        self._dropped_at_close = 0
+        # Spool files loaded into the buffers -> the items of each not answered yet.
+        self._spooled: dict[Path, set[tuple[str, str]]] = {}
+        self._spool_lock = threading.Lock()
+        self._spool_waiting = False  # files left on disk because the buffers were full
+        self._spool_unread: set[Path] = set()  # files this client cannot read
+        self._spool_closed = False
+        if self.spool is not None and self.server_url:
+            self.load_spool()
 
     # -- resolution ------------------------------------------------------------------
 
@@ -132,11 +151,9 @@ class ClientBase:
         if entry is not None:
             entry.stale = True
             return None
-        fallback = self.disk.load(self.environment, name) if self.disk else None
-        if fallback is None and name in self.bundled:
-            fallback = ReleaseEntry.from_document(self.bundled[name], None, "bundle")
-            fallback.stale = True
+        fallback = self.local_entry(name)
         if fallback is not None:
+            fallback.stale = True
             self.entries[name] = fallback
         return None
 
@@ -148,13 +165,20 @@ class ClientBase:
         )
 
     def offline_entry(self, name: str) -> ReleaseEntry | None:
-        """Without a server: disk cache, then bundle."""
-        entry = self.disk.load(self.environment, name) if self.disk else None
-        if entry is None and name in self.bundled:
-            entry = ReleaseEntry.from_document(self.bundled[name], None, "bundle")
+        """Without a server: the newer of the disk cache and the bundle."""
+        entry = self.local_entry(name)
         if entry is not None:
             self.entries[name] = entry
         return entry
+
+    def local_entry(self, name: str) -> ReleaseEntry | None:
+        """The release state of `name` that the disk cache or the bundle holds, whichever
+        is newer by the release's own revision (see `release_rank`), not by where it was
+        found: a bundle shipped after a rollback beats the cache of the run before it,
+        and the cache of a run that saw a later release beats an older bundle. A bundle
+        without revisions counts as older; on a tie the disk cache serves."""
+        on_disk = self.disk.load(self.environment, name) if self.disk else None
+        return newest(on_disk, self.bundled.get(name))
 
     def due_for_refresh(self) -> list[str]:
         now = time.monotonic()
@@ -208,6 +232,8 @@ class ClientBase:
             raise ServerProblem(
                 f"unreadable metrics answer: expected {len(batch)} results, got {results!r:.100}"
             )
+        if self._spooled:
+            self._answered("score" if scores else "event", batch)
         for result in results:
             status = result.get("status")
             if status == "accepted":
@@ -233,9 +259,120 @@ class ClientBase:
 
     @property
     def stats(self) -> ClientStats:
-        self._stats.events_dropped = self.events.dropped + self.scores.dropped
+        self._stats.events_dropped = (
+            self.events.dropped + self.scores.dropped + self._dropped_at_close
+        )
         self._stats.events_pending = len(self.events) + len(self.scores)
         return self._stats
+
+    # -- the spool -------------------------------------------------------------------
+
+    def load_spool(self) -> None:
+        """Queue the events and scores earlier clients spooled, a whole file at a time while
+        they fit in the buffers; files that do not fit wait until the buffers drain."""
+        assert self.spool is not None
+        with self._spool_lock:
+            if self._spool_closed:
+                return
+            self._spool_waiting = False
+            for path in self.spool.files():
+                if path in self._spooled or path in self._spool_unread:
+                    continue
+                read = self.spool.read(path)
+                if read is None:
+                    self._spool_unread.add(path)  # warned about once; not read again
+                    continue
+                events, scores = read
+                pending = {("event", e["event_id"]) for e in events}
+                pending |= {("score", s["event_id"]) for s in scores}
+                if not pending:
+                    self.spool.remove(path)  # nothing in it can be delivered
+                    continue
+                # Into empty buffers a file always goes, however large (the spool limit
+                # bounds it), so that no file waits forever.
+                empty = not len(self.events) and not len(self.scores)
+                if not empty and (
+                    len(events) > self.events.room() or len(scores) > self.scores.room()
+                ):
+                    self._spool_waiting = True
+                    break
+                self.events.extend(events)
+                self.scores.extend(scores)
+                self._spooled[path] = pending
+                log.info(
+                    "promptctl: %d events and %d scores spooled by an earlier client queued "
+                    "again from %s",
+                    len(events),
+                    len(scores),
+                    path,
+                )
+
+    def spool_if_waiting(self) -> None:
+        """When spool files were left on disk for want of room, try again (the senders call
+        this whenever they find nothing to send)."""
+        if self._spool_waiting and self.spool is not None:
+            self.load_spool()
+
+    def _answered(self, kind: str, batch: list[dict[str, Any]]) -> None:
+        """The server answered for `batch`: remove the spool files it completes."""
+        keys = {(kind, item.get("event_id")) for item in batch}
+        with self._spool_lock:
+            for path, pending in list(self._spooled.items()):
+                pending -= keys
+                if not pending:
+                    del self._spooled[path]
+                    assert self.spool is not None
+                    self.spool.remove(path)
+                    log.info("promptctl: delivered the spool file %s; removed it", path)
+
+    def spool_undelivered(self) -> None:
+        """At close: write what was not delivered to a spool file, or count it dropped
+        without a cache_dir. Logged either way; items that came from a spool file still
+        on disk are left to that file."""
+        events, scores = self.events.drain(), self.scores.drain()
+        with self._spool_lock:
+            self._spool_closed = True
+            on_disk = set().union(*self._spooled.values())
+        if on_disk:
+            events = [e for e in events if ("event", e.get("event_id")) not in on_disk]
+            scores = [s for s in scores if ("score", s.get("event_id")) not in on_disk]
+        if not events and not scores:
+            return
+        what = _count(len(events), len(scores))
+        if self.spool is None:
+            self._dropped_at_close += len(events) + len(scores)
+            log.warning("promptctl: %s dropped: no cache_dir to spool them to", what)
+            return
+        try:
+            path, written, left_out = self.spool.write(events, scores)
+        except OSError as exc:
+            self._dropped_at_close += len(events) + len(scores)
+            log.warning(
+                "promptctl: %s dropped: cannot write a spool file in %s (%s)",
+                what,
+                self.spool.directory,
+                exc,
+            )
+            return
+        self._stats.events_spooled += written
+        self._dropped_at_close += left_out
+        if left_out:
+            log.warning(
+                "promptctl: %d of %s spooled to %s; %d dropped: the spool of %s is full (%d MiB)",
+                written,
+                what,
+                path if written else "no file",
+                left_out,
+                self.environment,
+                self.spool.limit // 2**20,
+            )
+        else:
+            log.warning("promptctl: %s spooled to %s", what, path)
+
+
+def _count(events: int, scores: int) -> str:
+    """'3 events', or '3 events and 1 score(s)' when there are scores."""
+    return f"{events} events" + (f" and {scores} scores" if scores else "")
 
 
 def _detail(response: httpx.Response) -> str:

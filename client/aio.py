@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
+import weakref
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -19,7 +21,10 @@ class AsyncPromptClient(ClientBase):
     """Same behaviour as PromptClient: `await get(...)`, `track(...)`, `await flush()`.
 
     Background refresh and metric delivery run as tasks on the running loop; use the
-    client as `async with AsyncPromptClient(...)` or call `await aclose()`.
+    client as `async with AsyncPromptClient(...)` or call `await aclose()`, which spools
+    to `cache_dir` what it cannot deliver in time, as PromptClient's `close` does. A
+    client never closed spools what is left at interpreter exit (no loop runs then to
+    send it).
     """
 
     def __init__(
@@ -66,6 +71,8 @@ class AsyncPromptClient(ClientBase):
         self._stopping = False
         self._busy = False
         self._closed = False
+        finalizer = weakref.WeakMethod(self._spool_at_exit)
+        atexit.register(lambda: (spool := finalizer()) and spool())
 
     async def get(self, name: str, key: str | None = None) -> ResolvedPrompt:
         """Return the version of `name` a request with stickiness `key` gets."""
@@ -130,7 +137,8 @@ class AsyncPromptClient(ClientBase):
         return not len(self.events) and not len(self.scores)
 
     async def aclose(self, timeout: float = 10.0) -> None:
-        """Flush, then stop the background tasks and the connection pool."""
+        """Flush, stop the background tasks and the connection pool, and spool to
+        `cache_dir` what could not be delivered within `timeout`."""
         if self._closed:
             return
         self._closed = True
@@ -143,6 +151,12 @@ class AsyncPromptClient(ClientBase):
                 await task
         if self.http is not None:
             await self.http.aclose()
+        self.spool_undelivered()
+
+    def _spool_at_exit(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.spool_undelivered()
 
     async def __aenter__(self) -> AsyncPromptClient:
         return self
@@ -183,6 +197,7 @@ class AsyncPromptClient(ClientBase):
                 continue
             backoff.reset()
             if not sent:
+                self.spool_if_waiting()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.flush_interval)
                 self._wake.clear()

@@ -22,9 +22,21 @@ class PromptClient(ClientBase):
 
     `get` makes no network call on a cache hit. When the server is down, slow or broken,
     the last state it had keeps serving (marked stale); with no state at all, the disk
-    cache and then the bundle serve. Events are queued (bounded, drops counted) and sent
-    in batches by a background thread with retries, backoff and jitter; `flush` and
-    `close` (also at interpreter exit, and as a context manager) deliver what is queued.
+    cache (`cache_dir`) or the bundle serves, whichever holds the newer release state by
+    the release's revision (an older bundle never hides a later release the disk cache
+    saw, nor an older disk cache a bundle shipped after a rollback).
+
+    None of the fallbacks stops the application: a missing, unreadable or broken bundle
+    (truncated, not a bundle, for another environment), an unusable `cache_dir`, a broken
+    cache or spool file is one warning on the "promptctl.client" logger naming the file,
+    and the client goes on with what else it has.
+
+    Events are queued (bounded, drops counted) and sent in batches by a background thread
+    with retries, backoff and jitter; `flush` and `close` (also at interpreter exit, and
+    as a context manager) deliver what is queued. What `close` cannot deliver in time,
+    events and scores, goes to a spool file in `cache_dir` (see `Spool`) that the next
+    client of the same environment with a server and that `cache_dir` delivers; without
+    a `cache_dir` it is dropped. Either way one warning gives the count.
     """
 
     def __init__(
@@ -75,6 +87,8 @@ class PromptClient(ClientBase):
         self._closed = False
         finalizer = weakref.WeakMethod(self.close)
         atexit.register(lambda: (close := finalizer()) and close(timeout=5.0))
+        if len(self.events) or len(self.scores):
+            self._start_threads()  # events an earlier client spooled go out at once
 
     # -- prompts ---------------------------------------------------------------------
 
@@ -142,7 +156,8 @@ class PromptClient(ClientBase):
         return not len(self.events) and not len(self.scores)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Flush, then stop the background threads and the connection pool."""
+        """Flush, stop the background threads and the connection pool, and spool to
+        `cache_dir` what could not be delivered within `timeout`."""
         if self._closed:
             return
         self._closed = True
@@ -153,6 +168,7 @@ class PromptClient(ClientBase):
             thread.join(timeout=2.0)
         if self.http is not None:
             self.http.close()
+        self.spool_undelivered()
 
     def __enter__(self) -> PromptClient:
         return self
@@ -197,6 +213,7 @@ class PromptClient(ClientBase):
             if stopping and not sent:
                 return
             if not sent:
+                self.spool_if_waiting()
                 self._wake.wait(self.flush_interval)
                 self._wake.clear()
 

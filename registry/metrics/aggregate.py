@@ -1,0 +1,188 @@
+"""Aggregate: the mergeable sums of one rollup row.
+
+Count, errors, latency (sum, min, max and its histogram), tokens, cost, quality and its
+squares: every figure is a sum, a minimum or a maximum, so the aggregates of a set of
+minutes add up to their hour's and a summary merges stored rows without reading events.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from typing import Any
+
+from promptctl.registry.metrics.histogram import LOG_GAMMA, histogram_json, quantile
+
+
+class Aggregate:
+    """Mergeable sums over a set of events: exactly what one rollup row stores."""
+
+    __slots__ = (
+        "count",
+        "errors",
+        "latency_sum",
+        "latency_min",
+        "latency_max",
+        "buckets",
+        "zero",
+        "stored",
+        "input_count",
+        "input_sum",
+        "output_count",
+        "output_sum",
+        "cost_count",
+        "cost_sum",
+        "quality_count",
+        "quality_sum",
+        "quality_sumsq",
+    )
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.errors = 0
+        self.latency_sum = 0.0
+        self.latency_min = math.inf
+        self.latency_max = -math.inf
+        self.buckets: dict[int, int] = {}
+        self.zero = 0
+        # Stored histograms merged in but not yet added to `buckets`: (offset, counts).
+        self.stored: list[tuple[int, list[int]]] = []
+        self.input_count = 0
+        self.input_sum = 0
+        self.output_count = 0
+        self.output_sum = 0
+        self.cost_count = 0
+        self.cost_sum = 0.0
+        self.quality_count = 0
+        self.quality_sum = 0.0
+        self.quality_sumsq = 0.0
+
+    def add_event(
+        self,
+        latency: float,
+        error: bool,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        cost: float | None,
+        quality: float | None,
+    ) -> None:
+        self.count += 1
+        if error:
+            self.errors += 1
+        self.latency_sum += latency
+        if latency < self.latency_min:
+            self.latency_min = latency
+        if latency > self.latency_max:
+            self.latency_max = latency
+        if latency > 0:
+            index = math.ceil(math.log(latency) / LOG_GAMMA)
+            buckets = self.buckets
+            buckets[index] = buckets.get(index, 0) + 1
+        else:
+            self.zero += 1
+        if input_tokens is not None:
+            self.input_count += 1
+            self.input_sum += input_tokens
+        if output_tokens is not None:
+            self.output_count += 1
+            self.output_sum += output_tokens
+        if cost is not None:
+            self.cost_count += 1
+            self.cost_sum += cost
+        if quality is not None:
+            self.add_quality(quality)
+
+    def add_quality(self, quality: float) -> None:
+        self.quality_count += 1
+        self.quality_sum += quality
+        self.quality_sumsq += quality * quality
+
+    def settle(self) -> None:
+        """Add the stored histograms merged so far into `buckets`.
+
+        A summary merges hundreds of stored histograms of a hundred buckets or more: they
+        are summed as dense lists, slice by slice, rather than bucket by bucket.
+        """
+        if not self.stored:
+            return
+        low = min(offset for offset, _ in self.stored)
+        high = max(offset + len(counts) for offset, counts in self.stored)
+        total = [0] * (high - low)
+        for offset, counts in self.stored:
+            i = offset - low
+            total[i : i + len(counts)] = map(operator.add, total[i : i + len(counts)], counts)
+        buckets = self.buckets
+        for i, n in enumerate(total, low):
+            if n:
+                buckets[i] = buckets.get(i, 0) + n
+        self.stored = []
+
+    def merge(self, other: Aggregate) -> None:
+        other.settle()
+        self.count += other.count
+        self.errors += other.errors
+        self.latency_sum += other.latency_sum
+        self.latency_min = min(self.latency_min, other.latency_min)
+        self.latency_max = max(self.latency_max, other.latency_max)
+        buckets = self.buckets
+        for index, n in other.buckets.items():
+            buckets[index] = buckets.get(index, 0) + n
+        self.zero += other.zero
+        self.input_count += other.input_count
+        self.input_sum += other.input_sum
+        self.output_count += other.output_count
+        self.output_sum += other.output_sum
+        self.cost_count += other.cost_count
+        self.cost_sum += other.cost_sum
+        self.quality_count += other.quality_count
+        self.quality_sum += other.quality_sum
+        self.quality_sumsq += other.quality_sumsq
+
+    def merge_row(self, row: Any) -> None:
+        """Add a stored rollup row (anything with the columns as attributes)."""
+        self.count += row.count
+        self.errors += row.errors
+        self.latency_sum += row.latency_sum
+        if row.latency_min is not None and row.latency_min < self.latency_min:
+            self.latency_min = row.latency_min
+        if row.latency_max is not None and row.latency_max > self.latency_max:
+            self.latency_max = row.latency_max
+        histogram = row.latency_histogram
+        if histogram:
+            if histogram.get("counts"):
+                self.stored.append((histogram["offset"], histogram["counts"]))
+            self.zero += histogram.get("zero", 0)
+        self.input_count += row.input_tokens_count
+        self.input_sum += row.input_tokens_sum
+        self.output_count += row.output_tokens_count
+        self.output_sum += row.output_tokens_sum
+        self.cost_count += row.cost_count
+        self.cost_sum += row.cost_sum
+        self.quality_count += row.quality_count
+        self.quality_sum += row.quality_sum
+        self.quality_sumsq += row.quality_sumsq
+
+    def values(self) -> dict[str, Any]:
+        """The rollup row's columns (without its key)."""
+        self.settle()
+        return {
+            "count": self.count,
+            "errors": self.errors,
+            "latency_sum": self.latency_sum,
+            "latency_min": self.latency_min if self.latency_min != math.inf else None,
+            "latency_max": self.latency_max if self.latency_max != -math.inf else None,
+            "latency_histogram": histogram_json(self.buckets, self.zero),
+            "input_tokens_count": self.input_count,
+            "input_tokens_sum": self.input_sum,
+            "output_tokens_count": self.output_count,
+            "output_tokens_sum": self.output_sum,
+            "cost_count": self.cost_count,
+            "cost_sum": self.cost_sum,
+            "quality_count": self.quality_count,
+            "quality_sum": self.quality_sum,
+            "quality_sumsq": self.quality_sumsq,
+        }
+
+    def quantile(self, q: float) -> float | None:
+        self.settle()
+        return quantile(self.buckets, self.zero, q, self.latency_min, self.latency_max)

@@ -1,0 +1,293 @@
+"""Storage: rollup keys, the event inserts written for SQLite and for PostgreSQL, the merge
+of aggregates into rollup rows, and the retry of a transaction on deadlock or
+serialisation failure.
+
+Rows are locked in key order (`merge_rollups`), so concurrent batches on PostgreSQL
+serialise on a shared row and never deadlock; `retrying` runs a transaction again when
+PostgreSQL aborts it all the same.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Table, bindparam, select, text, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from promptctl.registry.metrics.aggregate import Aggregate
+from promptctl.registry.metrics.events import Event
+from promptctl.registry.models import MetricEvent, MetricRollup, as_utc, utcnow
+
+MINUTE, HOUR = 60, 3600
+_RETRIED_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
+_KEY_CHUNK = 200
+
+EVENTS: Table = MetricEvent.__table__
+ROLLUPS: Table = MetricRollup.__table__
+_KEY_COLUMNS = ("prompt", "environment", "period_seconds", "period_start", "digest", "variant")
+
+# (prompt, environment, period_seconds, period_start as Unix seconds, digest, variant)
+RollupKey = tuple[str, str, int, int, str, str]
+
+
+def epoch(moment: datetime) -> int:
+    """Return a time as whole Unix seconds."""
+    return int(as_utc(moment).timestamp())
+
+
+def moment(epoch: int) -> datetime:
+    """Return the UTC time of whole Unix seconds."""
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def _rollup_key(row: Any) -> RollupKey:
+    return (
+        row.prompt,
+        row.environment,
+        row.period_seconds,
+        epoch(row.period_start),
+        row.digest,
+        row.variant,
+    )
+
+
+def aggregate_events(events: Iterable[Event]) -> dict[RollupKey, Aggregate]:
+    """Sum events per minute and per hour rollup key."""
+    minutes: dict[tuple[str, str, str, str, int], Aggregate] = {}
+    for e in events:
+        key = (e.prompt, e.env, e.digest, e.variant, int(e.epoch // MINUTE) * MINUTE)
+        agg = minutes.get(key)
+        if agg is None:
+            agg = minutes[key] = Aggregate()
+        agg.add_event(e.latency, e.error, e.input_tokens, e.output_tokens, e.cost, e.quality)
+    return with_hours(minutes)
+
+
+def with_hours(minutes: Mapping[tuple[str, str, str, str, int], Aggregate]) -> dict:
+    """Key minute aggregates by rollup key, adding the hour rows they sum into."""
+    result: dict[RollupKey, Aggregate] = {}
+    for (prompt, env, digest, variant, minute), agg in minutes.items():
+        result[(prompt, env, MINUTE, minute, digest, variant)] = agg
+        hour_key = (prompt, env, HOUR, minute // HOUR * HOUR, digest, variant)
+        hour = result.get(hour_key)
+        if hour is None:
+            hour = result[hour_key] = Aggregate()
+        hour.merge(agg)
+    return result
+
+
+# The event insert is the hot path of ingest, so it skips SQLAlchemy's per-row parameter
+# processing (about 10 us an event, more than the database's own work): one statement
+# whatever the batch size, with the values converted here as the column types would.
+_EVENT_COLUMNS = (
+    "event_id",
+    "prompt",
+    "environment",
+    "digest",
+    "variant",
+    "ts",
+    "latency_ms",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "model",
+    "quality",
+    "error",
+    "attributes",
+    "received_at",
+)
+_SQLITE_INSERT = (
+    f"INSERT INTO {EVENTS.name} ({', '.join(_EVENT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)}) ON CONFLICT (event_id) DO NOTHING"
+)
+_SQLITE_CHUNK = 500  # ids per `IN (...)`, well below SQLite's limit on parameters
+
+
+def _sqlite_time(moment: datetime) -> str:
+    """SQLAlchemy's storage format for DateTime on SQLite (UTC, as every time here)."""
+    return moment.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def insert_events_sqlite(session: Session, events: list[Event], received: datetime) -> set[str]:
+    """Insert with one executemany; return the ids stored.
+
+    Repeated ids are rare (retries), so the insert is tried first inside a savepoint:
+    when every row went in, that is the answer. Otherwise the savepoint is rolled back
+    and the ids already stored are looked up first; the transaction holds SQLite's write
+    lock (BEGIN IMMEDIATE), so they cannot change before the insert.
+    """
+    connection = session.connection()
+    at = _sqlite_time(received)
+    rows = [
+        (
+            e.event_id,
+            e.prompt,
+            e.env,
+            e.digest,
+            e.variant,
+            _sqlite_time(e.ts),
+            e.latency,
+            e.input_tokens,
+            e.output_tokens,
+            e.cost,
+            e.model,
+            e.quality,
+            e.error,
+            e.attributes,
+            at,
+        )
+        for e in events
+    ]
+    connection.exec_driver_sql("SAVEPOINT metric_events_insert")
+    inserted = connection.exec_driver_sql(_SQLITE_INSERT, rows).rowcount
+    if inserted == len(rows):
+        connection.exec_driver_sql("RELEASE metric_events_insert")
+        return {row[0] for row in rows}
+    connection.exec_driver_sql("ROLLBACK TO metric_events_insert")
+    connection.exec_driver_sql("RELEASE metric_events_insert")
+    existing: set[str] = set()
+    for start in range(0, len(rows), _SQLITE_CHUNK):
+        chunk = [row[0] for row in rows[start : start + _SQLITE_CHUNK]]
+        marks = ", ".join("?" for _ in chunk)
+        found = connection.exec_driver_sql(
+            f"SELECT event_id FROM {EVENTS.name} WHERE event_id IN ({marks})", tuple(chunk)
+        )
+        existing.update(row[0] for row in found)
+    rows = [row for row in rows if row[0] not in existing]
+    if rows:
+        connection.exec_driver_sql(_SQLITE_INSERT, rows)
+    return {row[0] for row in rows}
+
+
+def _postgresql_insert() -> Any:
+    """INSERT ... SELECT FROM json_to_recordset(:rows) ON CONFLICT DO NOTHING RETURNING:
+    one statement and one text parameter whatever the batch size. PostgreSQL parses the
+    JSON far faster than the driver adapts thousands of parameters (or arrays of them).
+    `attributes` travels as the text already serialised at validation, and is cast back."""
+    dialect = postgresql.dialect()
+    types, values = [], []
+    for name in _EVENT_COLUMNS:
+        if name == "attributes":
+            types.append(f"{name} text")
+            values.append(f"{name}::json")
+        else:
+            types.append(f"{name} {EVENTS.c[name].type.compile(dialect=dialect)}")
+            values.append(name)
+    return text(
+        f"INSERT INTO {EVENTS.name} ({', '.join(_EVENT_COLUMNS)}) "
+        f"SELECT {', '.join(values)} FROM json_to_recordset(:rows) AS t({', '.join(types)}) "
+        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+    )
+
+
+_POSTGRESQL_INSERT = _postgresql_insert()
+
+
+def insert_events_postgresql(session: Session, events: list[Event], received: datetime) -> set[str]:
+    """Insert with one statement (see `_postgresql_insert`); return the ids stored."""
+    at = received.isoformat()
+    rows = [
+        {
+            "event_id": e.event_id,
+            "prompt": e.prompt,
+            "environment": e.env,
+            "digest": e.digest,
+            "variant": e.variant,
+            "ts": e.ts.isoformat(),
+            "latency_ms": e.latency,
+            "input_tokens": e.input_tokens,
+            "output_tokens": e.output_tokens,
+            "cost_usd": e.cost,
+            "model": e.model,
+            "quality": e.quality,
+            "error": e.error,
+            "attributes": e.attributes,
+            "received_at": at,
+        }
+        for e in events
+    ]
+    return set(session.execute(_POSTGRESQL_INSERT, {"rows": json.dumps(rows)}).scalars())
+
+
+def _dialect_insert(session: Session) -> Callable[..., Any]:
+    dialect = session.get_bind().dialect.name
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+def _locked_rollups(session: Session, keys: Sequence[RollupKey]) -> dict[RollupKey, Any]:
+    """Read rollup rows by key, locking them (PostgreSQL) in key order."""
+    found: dict[RollupKey, Any] = {}
+    columns = [ROLLUPS.c[name] for name in _KEY_COLUMNS]
+    for start in range(0, len(keys), _KEY_CHUNK):
+        chunk = keys[start : start + _KEY_CHUNK]
+        wanted = [(p, e, s, moment(t), d, v) for p, e, s, t, d, v in chunk]
+        query = (
+            select(ROLLUPS).where(tuple_(*columns).in_(wanted)).order_by(*columns).with_for_update()
+        )
+        for row in session.execute(query):
+            found[_rollup_key(row)] = row
+    return found
+
+
+def merge_rollups(session: Session, aggregates: Mapping[RollupKey, Aggregate]) -> None:
+    """Add aggregates into their rollup rows (read, merge, write under the row locks)."""
+    if not aggregates:
+        return
+    now = utcnow()
+    keys = sorted(aggregates)
+    rows = _locked_rollups(session, keys)
+    missing = [k for k in keys if k not in rows]
+    if missing:
+        insert = _dialect_insert(session)
+        statement = (
+            insert(ROLLUPS)
+            .on_conflict_do_nothing(index_elements=list(_KEY_COLUMNS))
+            .returning(*(ROLLUPS.c[name] for name in _KEY_COLUMNS))
+        )
+        values = [
+            {
+                "prompt": p,
+                "environment": e,
+                "period_seconds": s,
+                "period_start": moment(t),
+                "digest": d,
+                "variant": v,
+                "updated_at": now,
+                **aggregates[(p, e, s, t, d, v)].values(),
+            }
+            for p, e, s, t, d, v in missing
+        ]
+        created = {_rollup_key(row) for row in session.execute(statement, values)}
+        raced = [k for k in missing if k not in created]
+        if raced:  # another transaction created them first: merge into its rows
+            rows.update(_locked_rollups(session, raced))
+    updates = []
+    for key, row in rows.items():
+        merged = Aggregate()
+        merged.merge_row(row)
+        merged.merge(aggregates[key])
+        updates.append({"rollup_id": row.id, "updated_at": now, **merged.values()})
+    if updates:
+        session.execute(
+            update(ROLLUPS).where(ROLLUPS.c.id == bindparam("rollup_id")),
+            updates,
+        )
+
+
+def retrying(work: Callable[[], Any], attempts: int = 3) -> Any:
+    """Run a transaction, again when PostgreSQL reports a deadlock or serialisation failure."""
+    for attempt in range(attempts):
+        try:
+            return work()
+        except DBAPIError as exc:
+            code = getattr(exc.orig, "sqlstate", None)
+            if code not in _RETRIED_SQLSTATES or attempt == attempts - 1:
+                raise
+            time.sleep(0.01 * (attempt + 1))
+    raise AssertionError("unreachable")

@@ -8,11 +8,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from promptctl.registry.errors import RepositoryError
 from promptctl.registry.gitstore import GitStore
 from promptctl.registry.library import PromptLibrary
+from promptctl.registry.render_limits import DEFAULT_LIMITS, RenderLimits
 
 if TYPE_CHECKING:
     from promptctl.registry.database import Database
@@ -33,6 +35,19 @@ class Settings(BaseSettings):
     branch: str | None = None
     database_url: str | None = None
     actor: str | None = None
+    render_timeout_seconds: float = Field(default=DEFAULT_LIMITS.timeout_seconds, gt=0)
+    render_max_output_chars: int = Field(default=DEFAULT_LIMITS.max_output_chars, gt=0)
+    render_max_value_chars: int = Field(default=DEFAULT_LIMITS.max_value_chars, gt=0)
+
+    @property
+    def render_limits(self) -> RenderLimits:
+        """What one render may spend (PROMPTCTL_RENDER_TIMEOUT_SECONDS, …_MAX_OUTPUT_CHARS,
+        …_MAX_VALUE_CHARS)."""
+        return RenderLimits(
+            timeout_seconds=self.render_timeout_seconds,
+            max_output_chars=self.render_max_output_chars,
+            max_value_chars=self.render_max_value_chars,
+        )
 
 
 class Registry:
@@ -44,7 +59,9 @@ class Registry:
     @cached_property
     def library(self) -> PromptLibrary:
         s = self.settings
-        return PromptLibrary(s.repo, root=s.root, pattern=s.pattern, branch=s.branch)
+        return PromptLibrary(
+            s.repo, root=s.root, pattern=s.pattern, branch=s.branch, limits=s.render_limits
+        )
 
     @cached_property
     def database(self) -> Database:

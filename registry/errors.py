@@ -12,6 +12,7 @@ class RegistryError(Exception):
 
     status: int = 400
     title: str = "Registry error"
+    retry_after: int | None = None  # seconds, sent as Retry-After with a 503
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -98,6 +99,16 @@ class TemplateError(InvalidPromptFile):
     """A template does not compile or fails while rendering."""
 
     title = "Template error"
+
+
+class RenderLimitExceeded(TemplateError):
+    """Rendering passed a limit on time or size (a hostile or runaway template)."""
+
+    title = "Render limit exceeded"
+
+    def __init__(self, path: str, limit: str, detail: str, *, line: int | None = None) -> None:
+        self.limit = limit
+        super().__init__(path, f"{detail} (render limit '{limit}')", line=line)
 
 
 class VariablesInvalid(RegistryError):
@@ -214,3 +225,14 @@ class UnmergedVersion(RegistryError):
             f"{name}@{label} from {source} is not merged into the tracked branch: "
             f"previews may go to unprotected environments only, not {environment}"
         )
+
+
+class ServiceBusy(RegistryError):
+    """Every worker for this kind of request is busy; the caller should retry shortly."""
+
+    status = 503
+    title = "Service busy"
+
+    def __init__(self, what: str, waited: float, retry_after: int = 1) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"{what}: every worker stayed busy for {waited:g} s; retry shortly")

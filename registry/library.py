@@ -22,6 +22,7 @@ from promptctl.registry.gitstore import GitStore
 from promptctl.registry.layout import CONFIG_FILE, Layout, check_name, load_layout
 from promptctl.registry.promptfile import decode_text, parse_prompt_file
 from promptctl.registry.promptversion import PromptVersion, is_chat
+from promptctl.registry.render_limits import DEFAULT_LIMITS, RenderLimits
 from promptctl.registry.rendering import Rendered
 from promptctl.registry.versions import (
     VersionIndex,
@@ -103,8 +104,10 @@ class PromptLibrary:
         root: str | None = None,
         pattern: str | None = None,
         branch: str | None = None,
+        limits: RenderLimits = DEFAULT_LIMITS,
     ) -> None:
         self.store = GitStore(path)
+        self.limits = limits
         config_text = None
         workdir = self.store.workdir
         if workdir is None and self.store.has_commits():
@@ -253,6 +256,7 @@ class PromptLibrary:
             relpath=relpath,
             root=self.layout.root,
             is_chat=is_chat(prompt, partials),
+            limits=self.limits,
         )
 
     def render(

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import Template
 
 from promptctl.registry.promptfile import PromptFile, parse_prompt_file
+from promptctl.registry.render_limits import DEFAULT_LIMITS, RenderLimits
 from promptctl.registry.rendering import (
     Rendered,
     compile_body,
@@ -51,6 +52,7 @@ class PromptVersion:
     relpath: str = ""
     root: str = ""
     is_chat: bool = False
+    limits: RenderLimits = field(default=DEFAULT_LIMITS, repr=False, compare=False)
 
     @property
     def label(self) -> str:
@@ -81,10 +83,18 @@ class PromptVersion:
         )
         return compile_body(env, self.prompt.padded_body(), repo_path=self.prompt.path)
 
-    def render(self, variables: Mapping[str, Any]) -> Rendered:
-        """Validate the variables and render this version."""
+    def render(
+        self, variables: Mapping[str, Any], *, limits: RenderLimits | None = None
+    ) -> Rendered:
+        """Validate the variables and render this version within `limits` (else its own)."""
         values = validate_variables(self.name, self.prompt.inputs, variables)
-        return render_compiled(self.template, values, chat=self.is_chat, repo_path=self.prompt.path)
+        return render_compiled(
+            self.template,
+            values,
+            chat=self.is_chat,
+            repo_path=self.prompt.path,
+            limits=limits or self.limits,
+        )
 
     def to_json(self, *, content: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {

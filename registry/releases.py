@@ -45,9 +45,8 @@ from promptctl.registry.models import (
     as_utc,
     utcnow,
 )
-from promptctl.registry.promptversion import PromptVersion, version_from_files
+from promptctl.registry.promptversion import SHORT, PromptVersion, version_from_files
 from promptctl.registry.routing import BUCKETS, format_percent
-from promptctl.registry.promptversion import SHORT
 
 PUSHES = ("promote", "complete", "rollback_to")
 ENV_NAME_MAX = 64

@@ -16,13 +16,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import BaseLoader, StrictUndefined, Template, TemplateNotFound, nodes
+from jinja2 import BaseLoader, StrictUndefined, Template, TemplateNotFound, nodes, pass_environment
 from jinja2.bccache import Bucket, BytecodeCache
+from jinja2.defaults import DEFAULT_FILTERS
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.ext import Extension
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.visitor import NodeTransformer
 
-from promptctl.registry.errors import TemplateError
+from promptctl.registry import render_limits
+from promptctl.registry.errors import RenderLimitExceeded, TemplateError
+from promptctl.registry.render_limits import DEFAULT_LIMITS, LimitHit, RenderLimits
 
 # Names a body may reference as another file: the static dependency scan used for
 # digests and history. Dynamic includes are rejected by lint, so this stays exact.
@@ -153,9 +158,69 @@ class _CompiledPartials(BytecodeCache):
 _COMPILED_PARTIALS = _CompiledPartials()
 
 
-def make_environment(read: ReadFile, repo_path: Callable[[str], str]) -> SandboxedEnvironment:
-    """Return a sandboxed environment reading templates through `read`."""
-    return SandboxedEnvironment(
+class _Guards(NodeTransformer):
+    """Routes loops, `~` and literal output through the guards of render_limits."""
+
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        self.generic_visit(node)
+        node.iter = _filter_node(node.iter, _LOOP_FILTER, node.lineno)
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        self.generic_visit(node)
+        return _filter_node(nodes.List(node.nodes), _CONCAT_FILTER, node.lineno)
+
+    def visit_TemplateData(self, node: nodes.TemplateData) -> nodes.Node:
+        # A literal is output as is at compile time; as a constant it passes through
+        # `finalize` at run time, so text a loop repeats is counted too.
+        return nodes.Const(node.data, lineno=node.lineno)
+
+
+def _filter_node(value: nodes.Expr, name: str, lineno: int) -> nodes.Filter:
+    return nodes.Filter(value, name, [], [], None, None, lineno=lineno)
+
+
+_LOOP_FILTER = "_promptctl_loop"
+_CONCAT_FILTER = "_promptctl_concat"
+_GUARDED_FILTERS = {
+    **{name: render_limits.guard_filter(name, f) for name, f in DEFAULT_FILTERS.items()},
+    _LOOP_FILTER: render_limits.guard_loop,
+    _CONCAT_FILTER: render_limits.concat,
+}
+
+
+@pass_environment
+def _count_output(environment: Any, value: Any) -> Any:
+    render_limits.count_produced(value)
+    return value
+
+
+class BoundedEnvironment(ImmutableSandboxedEnvironment):
+    """Jinja2's immutable sandbox with limits on time and size (see render_limits)."""
+
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        tree = super()._parse(source, name, filename)
+        return _Guards().visit(tree)
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        render_limits.check_binop(operator, left, right)
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        render_limits.tick()
+        target = getattr(__obj, "__wrapped__", __obj)  # str.format comes wrapped
+        owner = getattr(target, "__self__", None)
+        if isinstance(owner, str):
+            render_limits.check_str_method(owner, target.__name__, args, kwargs)
+        result = super().call(__context, __obj, *args, **kwargs)
+        return render_limits.check_value(result, "a call")
+
+
+def make_environment(read: ReadFile, repo_path: Callable[[str], str]) -> BoundedEnvironment:
+    """Return a bounded sandboxed environment reading templates through `read`."""
+    env = BoundedEnvironment(
         loader=_FileLoader(read, repo_path),
         undefined=StrictUndefined,
         extensions=[MessageExtension],
@@ -164,7 +229,12 @@ def make_environment(read: ReadFile, repo_path: Callable[[str], str]) -> Sandbox
         keep_trailing_newline=True,
         autoescape=False,
         bytecode_cache=_COMPILED_PARTIALS,
+        finalize=_count_output,
+        # Folding constants runs template code at compile time (`9 ** 200000000`).
+        optimized=False,
     )
+    env.filters.update(_GUARDED_FILTERS)
+    return env
 
 
 def referenced_names(source: str) -> list[str]:
@@ -177,7 +247,7 @@ def has_message_blocks(source: str) -> bool:
     return re.search(r"\{%-?\s*message\b", source) is not None
 
 
-def compile_body(env: SandboxedEnvironment, source: str, *, repo_path: str) -> Template:
+def compile_body(env: BoundedEnvironment, source: str, *, repo_path: str) -> Template:
     """Compile a template body, or raise TemplateError naming the file and line."""
     try:
         template = env.from_string(source)
@@ -188,16 +258,26 @@ def compile_body(env: SandboxedEnvironment, source: str, *, repo_path: str) -> T
 
 
 def render_compiled(
-    template: Template, variables: dict[str, Any], *, chat: bool, repo_path: str
+    template: Template,
+    variables: dict[str, Any],
+    *,
+    chat: bool,
+    repo_path: str,
+    limits: RenderLimits = DEFAULT_LIMITS,
 ) -> Rendered:
-    """Render a compiled body and return messages or text.
+    """Render a compiled body within `limits` and return messages or text.
 
-    Runtime errors become TemplateError naming the file and line where they happened.
+    Runtime errors become TemplateError naming the file and line where they happened; a
+    passed limit is RenderLimitExceeded.
     """
     collector = _Collector()
     token = _COLLECTOR.set(collector)
+    budget, budget_token = render_limits.start_budget(limits)
     try:
-        text = template.render(variables)
+        text = _render_chunks(template, variables, budget)
+    except LimitHit as exc:
+        where, line = _location(exc, repo_path)
+        raise RenderLimitExceeded(where, exc.limit, exc.detail, line=line) from None
     except TemplateSyntaxError as exc:
         raise _syntax_error(exc, repo_path) from exc
     except TemplateNotFound as exc:
@@ -209,22 +289,49 @@ def render_compiled(
     except UndefinedError as exc:
         where, line = _location(exc, repo_path)
         raise TemplateError(where, _undefined_detail(exc), line=line) from exc
+    except RecursionError as exc:
+        where, line = _location(exc, repo_path)
+        raise TemplateError(where, "rendering recursed too deeply", line=line) from None
     except Exception as exc:  # a template can fail in any way its expressions can
         where, line = _location(exc, repo_path)
         detail = f"rendering failed: {type(exc).__name__}: {exc}"
         raise TemplateError(where, detail, line=line) from exc
     finally:
+        render_limits.end_budget(budget_token)
         _COLLECTOR.reset(token)
     if not chat:
         return Rendered(None, text.strip())
     stray = text.strip()
     if stray:
         raise TemplateError(repo_path, f"text outside message blocks: {stray[:60]!r}")
+    size = sum(len(m.content) for m in collector.messages)
+    if size > limits.max_output_chars:
+        raise RenderLimitExceeded(
+            repo_path,
+            "max_output_chars",
+            f"the messages total {size:,} characters, over the limit of "
+            f"{limits.max_output_chars:,}",
+        )
     return Rendered(tuple(collector.messages), None)
 
 
+def _render_chunks(
+    template: Template, variables: dict[str, Any], budget: render_limits.Budget
+) -> str:
+    """`template.render`, counting the output as it comes and stopping at the limits."""
+    context = template.new_context(dict(variables))
+    chunks: list[str] = []
+    try:
+        for chunk in template.root_render_func(context):
+            budget.add_output(len(chunk))
+            chunks.append(chunk)
+    except Exception:
+        template.environment.handle_exception()  # re-raises with the template's frames
+    return "".join(chunks)
+
+
 def render_template(
-    env: SandboxedEnvironment,
+    env: BoundedEnvironment,
     source: str,
     variables: dict[str, Any],
     *,

@@ -17,6 +17,7 @@ from typing import Any
 from promptctl.registry.errors import EnvironmentNotFound, ReleaseNotFound
 from promptctl.registry.promptversion import PromptVersion
 from promptctl.registry.releases import ReleaseService, ReleaseState
+from promptctl.registry.render_limits import RenderLimits
 from promptctl.registry.rendering import Rendered
 from promptctl.registry.routing import Variant, assign
 from promptctl.registry.tokens import TokenInfo, TokenService
@@ -133,10 +134,15 @@ class ServingCache:
         return self.served(prompt, environment).resolve(key)
 
     def render(
-        self, prompt: str, environment: str, key: str | None, variables: Mapping[str, Any]
+        self,
+        prompt: str,
+        environment: str,
+        key: str | None,
+        variables: Mapping[str, Any],
+        limits: RenderLimits | None = None,
     ) -> tuple[Resolved, Rendered]:
         resolved = self.resolve(prompt, environment, key)
-        return resolved, resolved.version.render(variables)
+        return resolved, resolved.version.render(variables, limits=limits)
 
     def is_protected(self, environment: str) -> bool:
         return self._environments.get(environment, False)

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from functools import cached_property
+from typing import Annotated, TypeVar
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, Request
 
 from promptctl.registry.core import Registry
+from promptctl.registry.errors import ServiceBusy
 from promptctl.registry.library import PromptLibrary
 from promptctl.registry.serving import ServingCache
 from promptctl.registry.tokens import TokenInfo, Unauthorized, hash_token
 from promptctl.server.settings import ServerSettings
 from promptctl.server.telemetry import Telemetry
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -27,6 +33,28 @@ class AppContext:
     cache: ServingCache
     telemetry: Telemetry
     git_lock: threading.Lock
+
+    @cached_property
+    def render_workers(self) -> anyio.CapacityLimiter:
+        return anyio.CapacityLimiter(self.settings.render_workers)
+
+    async def run_render(self, work: Callable[[], T]) -> T:
+        """Run a render off the event loop in the bounded render pool.
+
+        Resolve never waits for it, other routes keep the general thread pool, and a render
+        that cannot get a worker within `render_queue_seconds` is a 503 with Retry-After.
+        Each render stops itself at the render time limit, so workers always come back.
+        """
+        waited = self.settings.render_queue_seconds
+        try:
+            with anyio.fail_after(waited):
+                await self.render_workers.acquire()
+        except TimeoutError:
+            raise ServiceBusy("rendering", waited) from None
+        try:
+            return await anyio.to_thread.run_sync(work)
+        finally:
+            self.render_workers.release()
 
     @contextmanager
     def library(self) -> Iterator[PromptLibrary]:

@@ -34,6 +34,8 @@ def install(app: FastAPI) -> None:
         response = problem(exc.status, exc.title, str(exc), request)
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="promptctl"'
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
         return response
 
     @app.exception_handler(RequestValidationError)

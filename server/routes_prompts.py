@@ -109,17 +109,28 @@ async def release_state(
 
 
 @router.post("/prompts/{name:path}/render", summary="Render a prompt")
-def render(name: str, body: RenderRequest, request: Request, ctx: ContextDep) -> dict[str, Any]:
-    """Render with variables: resolved in `env` (with `key`), or a given `version`."""
+async def render(
+    name: str, body: RenderRequest, request: Request, ctx: ContextDep
+) -> dict[str, Any]:
+    """Render with variables: resolved in `env` (with `key`), or a given `version`.
+
+    Renders run in a bounded pool of their own within the render limits: a render that
+    passes a limit is a 422 naming it; when every render worker stays busy, a 503.
+    """
     if (body.env is None) == (body.version is None):
         raise UsageError("give exactly one of 'env' (resolve) or 'version'")
     ctx.authorize(request, "read", body.env)
+    return await ctx.run_render(lambda: _render(ctx, name, body))
+
+
+def _render(ctx: AppContext, name: str, body: RenderRequest) -> dict[str, Any]:
+    limits = ctx.settings.render_limits
     if body.env is not None:
-        resolved, rendered = ctx.cache.render(name, body.env, body.key, body.variables)
+        resolved, rendered = ctx.cache.render(name, body.env, body.key, body.variables, limits)
         version, variant = resolved.version, resolved.variant
     else:
         version = _find_version(ctx, name, body.version or "")
-        rendered = version.render(body.variables)
+        rendered = version.render(body.variables, limits=limits)
         variant = None
     return {
         "name": name,

@@ -24,3 +24,7 @@ class ServerSettings(Settings):
     max_body_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
     max_batch: int = Field(default=1000, gt=0)
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    # Renders run in a pool of their own, so hostile templates (each stopped at the render
+    # time limit) can hold at most these workers; a render that waits longer is a 503.
+    render_workers: int = Field(default=4, gt=0)
+    render_queue_seconds: float = Field(default=5.0, gt=0)

@@ -192,7 +192,7 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, UnicodeDecodeError):
         return "not UTF-8 text"
     if isinstance(exc, json.JSONDecodeError):
-        return f"truncated or not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        return f"truncated or not JSON: {exc.msg}, line {exc.lineno} column {exc.colno}"
     if isinstance(exc, OSError):
         return exc.strerror or str(exc)
     if isinstance(exc, TypeError | AttributeError | ValueError):

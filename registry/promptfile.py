@@ -10,9 +10,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from yaml.composer import ComposerError
 
 from promptctl.registry.errors import InvalidPromptFile
 from promptctl.registry.variables import INPUT_TYPES, InputSpec, check_value
+
+# Bounds on hostile files: prompts are small, and every one is parsed by lint, promote and
+# the server. A rendered output has its own limit (render_limits).
+MAX_PROMPT_FILE_BYTES = 262_144
+MAX_FRONT_MATTER_CHARS = 65_536
+MAX_FRONT_MATTER_DEPTH = 20
 
 _INPUT_KEYS = {"type", "description", "enum", "default", "items", "required"}
 # Known keys and the Python types their values must have; others pass through untouched.
@@ -71,6 +78,12 @@ class PromptFile:
 
 def parse_prompt_file(path: str, data: bytes | str) -> PromptFile:
     """Parse a prompt file; raise InvalidPromptFile naming the file, line and field."""
+    if len(data) > MAX_PROMPT_FILE_BYTES:
+        raise InvalidPromptFile(
+            path,
+            f"file of {len(data):,} bytes is over the limit of {MAX_PROMPT_FILE_BYTES:,} bytes "
+            "for a prompt",
+        )
     text = decode_text(path, data)
     front_text, body, fm_line, body_line = _split_front_matter(path, text)
     if front_text is None:
@@ -108,8 +121,51 @@ def _split_front_matter(path: str, text: str) -> tuple[str | None, str, int, int
     raise InvalidPromptFile(path, "front matter opened with '---' is never closed", line=1)
 
 
+class _FrontMatterLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without anchors and aliases, and with a nesting limit.
+
+    Aliases are how a few hundred bytes of YAML expand into gigabytes (a "billion laughs"
+    bomb); front matter has no need of them. Nesting is capped because composing is
+    recursive.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise ComposerError(
+                None, None, f"aliases (*{event.anchor}) are not allowed", event.start_mark
+            )
+        if getattr(event, "anchor", None):
+            raise ComposerError(
+                None, None, f"anchors (&{event.anchor}) are not allowed", event.start_mark
+            )
+        self._depth += 1
+        try:
+            if self._depth > MAX_FRONT_MATTER_DEPTH:
+                raise ComposerError(
+                    None,
+                    None,
+                    f"nested deeper than {MAX_FRONT_MATTER_DEPTH} levels",
+                    event.start_mark,
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
 def _load_yaml(path: str, front_text: str, first_line: int) -> tuple[dict[str, Any], dict]:
-    loader = yaml.SafeLoader(front_text)
+    if len(front_text) > MAX_FRONT_MATTER_CHARS:
+        raise InvalidPromptFile(
+            path,
+            f"front matter of {len(front_text):,} characters is over the limit of "
+            f"{MAX_FRONT_MATTER_CHARS:,}",
+            line=first_line,
+        )
+    loader = _FrontMatterLoader(front_text)
     try:
         node = loader.get_single_node()
         if node is None:

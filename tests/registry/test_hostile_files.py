@@ -1,0 +1,108 @@
+"""Hostile prompt files: YAML bombs, deep nesting and huge files are refused, named and fast."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from promptctl.registry.errors import InvalidPromptFile
+from promptctl.registry.promptfile import (
+    MAX_FRONT_MATTER_CHARS,
+    MAX_FRONT_MATTER_DEPTH,
+    MAX_PROMPT_FILE_BYTES,
+    parse_prompt_file,
+)
+
+PATH = "prompts/bomb.prompt"
+# Nine levels of nine aliases each: 9**9 strings once expanded, from about 370 bytes.
+ALIAS_BOMB = (
+    "---\n"
+    'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    + "".join(
+        f"{b}: &{b} [{','.join([f'*{a}'] * 9)}]\n"
+        for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+    + "---\nHello.\n"
+)
+
+
+def test_an_alias_bomb_is_refused_at_its_first_anchor():
+    assert len(ALIAS_BOMB) < 400
+    with pytest.raises(InvalidPromptFile) as caught:
+        parse_prompt_file(PATH, ALIAS_BOMB)
+    assert str(caught.value) == f"{PATH}:2: bad YAML in front matter: anchors (&a) are not allowed"
+
+
+def test_an_alias_alone_is_refused_with_its_line():
+    text = "---\nmodel: gpt-4o\nparams: *shared\n---\nHello.\n"
+    with pytest.raises(InvalidPromptFile) as caught:
+        parse_prompt_file(PATH, text)
+    assert caught.value.line == 3
+    assert "aliases (*shared) are not allowed" in str(caught.value)
+
+
+def test_nesting_past_the_limit_is_refused():
+    deep = "[" * (MAX_FRONT_MATTER_DEPTH + 5) + "]" * (MAX_FRONT_MATTER_DEPTH + 5)
+    with pytest.raises(InvalidPromptFile, match=f"nested deeper than {MAX_FRONT_MATTER_DEPTH}"):
+        parse_prompt_file(PATH, f"---\nx: {deep}\n---\nHello.\n")
+
+
+def test_ordinary_nesting_still_parses():
+    prompt = parse_prompt_file(PATH, "---\nparams: {a: {b: [1, [2, {c: 3}]]}}\n---\nHello.\n")
+    assert prompt.front_matter["params"] == {"a": {"b": [1, [2, {"c": 3}]]}}
+
+
+def test_front_matter_over_its_limit_is_refused():
+    text = "---\ndescription: " + "x" * MAX_FRONT_MATTER_CHARS + "\n---\nHello.\n"
+    with pytest.raises(InvalidPromptFile, match="front matter of .* over the limit"):
+        parse_prompt_file(PATH, text)
+
+
+def test_a_file_over_the_prompt_size_limit_is_refused():
+    with pytest.raises(InvalidPromptFile) as caught:
+        parse_prompt_file(PATH, b"x" * (MAX_PROMPT_FILE_BYTES + 1))
+    assert "over the limit of 262,144 bytes for a prompt" in str(caught.value)
+
+
+_SCALAR = st.sampled_from(["1", "x", '"s"', "null", "true"])
+
+
+def _yaml(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.lists(children, max_size=4).map(lambda xs: "[" + ", ".join(xs) + "]"),
+        st.lists(children, max_size=4).map(
+            lambda xs: "{" + ", ".join(f"k{i}: {x}" for i, x in enumerate(xs)) + "}"
+        ),
+        children.map(lambda x: f"&n {x}"),
+        st.just("*n"),
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.recursive(_SCALAR, _yaml, max_leaves=60))
+def test_any_front_matter_parses_or_is_refused_cleanly(value):
+    try:
+        parse_prompt_file(PATH, f"---\nx: {value}\n---\nHello.\n")
+    except InvalidPromptFile as exc:
+        assert exc.path == PATH  # noqa: PT017 - the error must name the file
+
+
+def test_lint_names_the_bomb_and_ends(git_repo):
+    git_repo.commit("bomb", {"prompts/bomb.prompt": ALIAS_BOMB, "prompts/ok.prompt": "Hi.\n"})
+    beside = Path(sys.executable).parent / "promptctl"
+    command = [str(beside)] if beside.exists() else [sys.executable, "-m", "promptctl"]
+    # The timeout only guards the suite against a hang; no duration is asserted.
+    result = subprocess.run(
+        [*command, "--repo", str(git_repo.path), "lint"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "prompts/bomb.prompt:2" in result.stdout
+    assert "anchors (&a) are not allowed" in result.stdout

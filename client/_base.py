@@ -356,22 +356,25 @@ class ClientBase:
             return
         self._stats.events_spooled += written
         self._dropped_at_close += left_out
-        if left_out:
+        if not left_out:
+            log.warning("promptctl: %s spooled to %s", what, path)
+            return
+        full = f"the spool of {self.environment} is full ({self.spool.limit:,} bytes)"
+        if written:
             log.warning(
-                "promptctl: %d of %s spooled to %s; %d dropped: the spool of %s is full (%d MiB)",
+                "promptctl: %d of %s spooled to %s; %d dropped: %s",
                 written,
                 what,
-                path if written else "no file",
+                path,
                 left_out,
-                self.environment,
-                self.spool.limit // 2**20,
+                full,
             )
         else:
-            log.warning("promptctl: %s spooled to %s", what, path)
+            log.warning("promptctl: %s dropped: %s", what, full)
 
 
 def _count(events: int, scores: int) -> str:
-    """'3 events', or '3 events and 1 score(s)' when there are scores."""
+    """'3 events', or '3 events and 1 scores' when there are scores."""
     return f"{events} events" + (f" and {scores} scores" if scores else "")
 
 

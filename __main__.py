@@ -1,5 +1,5 @@
-"""`python -m promptctl` runs the promptctl command."""
+"""`python -m promptctl` runs the promptctl command (or says which install it needs)."""
 
-from promptctl.cli.main import main
+from promptctl.cli.entry import main
 
 main()

@@ -480,13 +480,6 @@ def test_the_command_on_the_light_install_says_to_install_the_cli_extra(light, t
     assert result.stdout == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="__main__.py imports promptctl.cli.main (needs click) rather than "
-    "promptctl.cli.entry, so on a client-only install `python -m promptctl` is a "
-    "ModuleNotFoundError traceback; fix: `from promptctl.cli.entry import main` in "
-    "__main__.py, then drop this marker",
-)
 def test_python_dash_m_promptctl_on_the_light_install_says_to_install_the_cli_extra(
     light, tmp_path
 ):

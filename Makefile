@@ -27,7 +27,13 @@ run: $(VENV)/.installed
 	$(BIN)/promptctl status
 	$(BIN)/promptctl serve --host 127.0.0.1 --port $${PROMPTCTL_PORT:-8080}
 
+# The offline-docs browser test drives the system's chromium: installed here when missing and
+# running as root; otherwise that test fails saying how to install it.
 test: $(VENV)/.installed
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || \
+		(DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) || \
+		echo "make: could not install chromium; the browser test will fail" >&2
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 

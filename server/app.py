@@ -14,7 +14,14 @@ from starlette.concurrency import run_in_threadpool
 from promptctl.registry.core import Registry
 from promptctl.registry.serving import ServingCache
 from promptctl.registry.tokens import TokenService
-from promptctl.server import problems, routes_metrics, routes_ops, routes_prompts, routes_releases
+from promptctl.server import (
+    problems,
+    routes_docs,
+    routes_metrics,
+    routes_ops,
+    routes_prompts,
+    routes_releases,
+)
 from promptctl.server.deps import AppContext
 from promptctl.server.settings import ServerSettings
 from promptctl.server.telemetry import (
@@ -55,6 +62,10 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Git-backed prompt registry and release manager",
         lifespan=lifespan,
+        # FastAPI's pages load their assets from CDNs; routes_docs serves them from the
+        # package. Installed after the API routes: a resolve no longer tries them first.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.ctx = ctx
     problems.install(app)
@@ -62,6 +73,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(routes_releases.router)
     app.include_router(routes_metrics.router)
     app.include_router(routes_ops.router)
+    routes_docs.install(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(TelemetryMiddleware, telemetry=telemetry)
     return app

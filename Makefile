@@ -42,6 +42,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/log_history.py
 	$(BIN)/python bench/resolve.py
 	$(BIN)/python bench/client.py
+	$(BIN)/python bench/client_import.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/summary.py
 

@@ -61,9 +61,9 @@ ROOT = Path(__file__).resolve().parent.parent
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from promptctl.registry.core import Registry, Settings  # noqa: E402
-from promptctl.registry.database import Database  # noqa: E402
 from promptctl.registry.metrics import MetricsService, batch_items  # noqa: E402
-from promptctl.registry.serving import ServingCache  # noqa: E402
+from promptctl.registry.releases.serving import ServingCache  # noqa: E402
+from promptctl.registry.store.database import Database  # noqa: E402
 from promptctl.server.settings import ModelPrice  # noqa: E402
 
 PROMPT = "support/triage"

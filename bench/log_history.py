@@ -457,7 +457,7 @@ def time_command(argv: list[str], cwd: Path, runs: int, ok: tuple[int, ...] = (0
 
 def time_history(path: Path, name: str, runs: int) -> Times:
     """Time PromptLibrary.history() with a fresh library each run (no index cached)."""
-    from promptctl.registry.library import PromptLibrary
+    from promptctl.registry.prompts.library import PromptLibrary
 
     walls, cpus = [], []
     for n in range(runs + 1):

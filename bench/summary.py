@@ -54,7 +54,7 @@ from sqlalchemy import text  # noqa: E402
 
 from promptctl.registry.core import Registry, Settings  # noqa: E402
 from promptctl.registry.metrics import MetricsService  # noqa: E402
-from promptctl.registry.serving import ServingCache  # noqa: E402
+from promptctl.registry.releases.serving import ServingCache  # noqa: E402
 
 ENV = "staging"
 LOAD_BATCH = 10_000

@@ -13,12 +13,12 @@ import click
 
 from promptctl.cli.output import emit_json, rendered_text, table
 from promptctl.registry.core import Registry, Settings
-from promptctl.registry.diff import diff_versions
 from promptctl.registry.errors import PromptNotFound, RegistryError, UsageError
-from promptctl.registry.library import WORKTREE, PromptLibrary
-from promptctl.registry.lint import ERROR, lint_library
-from promptctl.registry.scaffold import init_project
-from promptctl.registry.variables import coerce_text
+from promptctl.registry.prompts.diff import diff_versions
+from promptctl.registry.prompts.library import WORKTREE, PromptLibrary
+from promptctl.registry.prompts.lint import ERROR, lint_library
+from promptctl.registry.prompts.scaffold import init_project
+from promptctl.registry.prompts.variables import coerce_text
 
 if TYPE_CHECKING:
     from promptctl.cli.backend import ReleaseBackend

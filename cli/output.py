@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from promptctl.registry.rendering import Rendered
+from promptctl.registry.prompts.rendering import Rendered
 
 
 def emit_json(data: Any) -> None:

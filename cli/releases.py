@@ -12,10 +12,10 @@ import click
 from promptctl.cli.main import JSON_OPTION, Options, cli, pass_options, split_ref
 from promptctl.cli.output import emit_json, table
 from promptctl.client._core import BUNDLE_FORMAT
-from promptctl.registry.database import current_revision, downgrade, head_revision, upgrade
 from promptctl.registry.errors import RegistryError, ReleaseNotFound, UsageError
-from promptctl.registry.releases import LogEntry, ReleaseState
-from promptctl.registry.routing import assign, bucket, format_percent, parse_percent
+from promptctl.registry.releases.routing import assign, bucket, format_percent, parse_percent
+from promptctl.registry.releases.service import LogEntry, ReleaseState
+from promptctl.registry.store.database import current_revision, downgrade, head_revision, upgrade
 
 REASON = click.option("--reason", default=None, help="Why: kept in the release log.")
 ACTOR = click.option(

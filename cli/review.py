@@ -11,8 +11,8 @@ import click
 from promptctl.cli.main import Options, cli, pass_options
 from promptctl.cli.output import emit_json
 from promptctl.registry.errors import RegistryError, UsageError
-from promptctl.registry.review import ReleaseLookup, review
-from promptctl.registry.review_markdown import to_markdown
+from promptctl.registry.review.markdown import to_markdown
+from promptctl.registry.review.report import ReleaseLookup, review
 
 
 @cli.command("review")

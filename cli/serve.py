@@ -9,8 +9,8 @@ import click
 
 from promptctl.cli.main import JSON_OPTION, Options, cli, pass_options
 from promptctl.cli.output import emit_json, table
+from promptctl.registry.auth import SCOPES, TokenService
 from promptctl.registry.errors import UsageError
-from promptctl.registry.tokens import SCOPES, TokenService
 
 log = logging.getLogger("promptctl.server")
 

@@ -24,9 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from promptctl.registry.promptversion import PromptVersion, version_from_document
-from promptctl.registry.rendering import Rendered
-from promptctl.registry.routing import assign
+from promptctl.registry.prompts.promptversion import PromptVersion, version_from_document
+from promptctl.registry.prompts.rendering import Rendered
+from promptctl.registry.releases.routing import assign
 
 log = logging.getLogger("promptctl.client")
 BUNDLE_FORMAT = "promptctl-bundle/1"

@@ -12,13 +12,13 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from promptctl.registry.errors import RepositoryError
-from promptctl.registry.gitstore import GitStore
-from promptctl.registry.library import PromptLibrary
-from promptctl.registry.render_limits import DEFAULT_LIMITS, RenderLimits
+from promptctl.registry.prompts.gitstore import GitStore
+from promptctl.registry.prompts.library import PromptLibrary
+from promptctl.registry.prompts.render_limits import DEFAULT_LIMITS, RenderLimits
 
 if TYPE_CHECKING:
-    from promptctl.registry.database import Database
-    from promptctl.registry.releases import ReleaseService
+    from promptctl.registry.releases.service import ReleaseService
+    from promptctl.registry.store.database import Database
 
 # The database side (SQLAlchemy, Alembic) is imported on first use: the read commands
 # (`promptctl log`, `list`, `lint`) never touch it, and it would double their start-up.
@@ -65,20 +65,20 @@ class Registry:
 
     @cached_property
     def database(self) -> Database:
-        from promptctl.registry.database import Database
+        from promptctl.registry.store.database import Database
 
         return Database(self.database_url)
 
     @cached_property
     def releases(self) -> ReleaseService:
-        from promptctl.registry.releases import ReleaseService
+        from promptctl.registry.releases.service import ReleaseService
 
         return ReleaseService(self.database)
 
     @property
     def database_url(self) -> str:
         """The configured URL, else `.promptctl/registry.db` beside the repository."""
-        from promptctl.registry.database import default_sqlite_url
+        from promptctl.registry.store.database import default_sqlite_url
 
         if self.settings.database_url:
             return self.settings.database_url

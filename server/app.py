@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from promptctl.registry.auth import TokenService
 from promptctl.registry.core import Registry
-from promptctl.registry.serving import ServingCache
-from promptctl.registry.tokens import TokenService
+from promptctl.registry.releases.serving import ServingCache
 from promptctl.server import (
     problems,
     routes_docs,

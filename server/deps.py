@@ -13,11 +13,11 @@ import anyio
 import anyio.to_thread
 from fastapi import Depends, Request
 
+from promptctl.registry.auth import TokenInfo, Unauthorized, hash_token
 from promptctl.registry.core import Registry
 from promptctl.registry.errors import ServiceBusy
-from promptctl.registry.library import PromptLibrary
-from promptctl.registry.serving import ServingCache
-from promptctl.registry.tokens import TokenInfo, Unauthorized, hash_token
+from promptctl.registry.prompts.library import PromptLibrary
+from promptctl.registry.releases.serving import ServingCache
 from promptctl.server.settings import ServerSettings
 from promptctl.server.telemetry import Telemetry
 

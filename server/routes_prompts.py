@@ -8,8 +8,8 @@ from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
 from promptctl.registry.errors import PromptNotFound, RegistryError, UsageError, VersionNotFound
-from promptctl.registry.promptversion import PromptVersion
-from promptctl.registry.serving import version_document
+from promptctl.registry.prompts.promptversion import PromptVersion
+from promptctl.registry.releases.serving import version_document
 from promptctl.server.deps import AppContext, ContextDep
 from promptctl.server.schemas import RenderRequest
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from promptctl.registry.library import PromptLibrary
+from promptctl.registry.prompts.library import PromptLibrary
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test Author",

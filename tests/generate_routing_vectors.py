@@ -4,7 +4,7 @@
     bucket = int.from_bytes(h[:8], "big") % 10000
     variant = "canary" if bucket < canary_weight_bp else "stable"
 
-Computed here with hashlib alone (never with registry.routing) so the vectors are an
+Computed here with hashlib alone (never with registry.releases.routing) so the vectors are an
 independent statement of the contract. Run `python tests/generate_routing_vectors.py` to
 rewrite the file; the output is deterministic, so a diff means the formula changed.
 """

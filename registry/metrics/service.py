@@ -16,7 +16,6 @@ from typing import Any, Protocol
 
 from sqlalchemy import bindparam, select, union_all, update
 
-from promptctl.registry.database import Database
 from promptctl.registry.errors import (
     EnvironmentNotFound,
     RegistryError,
@@ -54,11 +53,12 @@ from promptctl.registry.metrics.storage import (
     with_hours,
 )
 from promptctl.registry.metrics.summary import DEFAULT_WINDOW, MetricsSummary, VersionMetrics
-from promptctl.registry.models import VersionSnapshot, as_utc, utcnow
-from promptctl.registry.promptfile import parse_prompt_file
-from promptctl.registry.promptversion import SHORT
-from promptctl.registry.releases import find_environment
-from promptctl.registry.serving import ServedRelease, ServingCache
+from promptctl.registry.prompts.promptfile import parse_prompt_file
+from promptctl.registry.prompts.promptversion import SHORT
+from promptctl.registry.releases.service import find_environment
+from promptctl.registry.releases.serving import ServedRelease, ServingCache
+from promptctl.registry.store.database import Database
+from promptctl.registry.store.models import VersionSnapshot, as_utc, utcnow
 
 
 class Price(Protocol):

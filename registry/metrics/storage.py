@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from promptctl.registry.metrics.aggregate import Aggregate
 from promptctl.registry.metrics.events import Event
-from promptctl.registry.models import MetricEvent, MetricRollup, as_utc, utcnow
+from promptctl.registry.store.models import MetricEvent, MetricRollup, as_utc, utcnow
 
 MINUTE, HOUR = 60, 3600
 _RETRIED_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure

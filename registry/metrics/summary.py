@@ -14,7 +14,7 @@ from typing import Any
 from promptctl.registry.errors import UsageError
 from promptctl.registry.metrics.aggregate import Aggregate
 from promptctl.registry.metrics.statistics import mean_ci95
-from promptctl.registry.promptversion import SHORT
+from promptctl.registry.prompts.promptversion import SHORT
 
 DEFAULT_WINDOW = timedelta(days=7)
 _RELATIVE = re.compile(r"(\d+)\s*([smhdw])")

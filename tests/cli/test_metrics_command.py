@@ -9,7 +9,7 @@ import pytest
 
 from promptctl.registry.core import Registry, Settings
 from promptctl.registry.metrics import MetricsService
-from promptctl.registry.serving import ServingCache
+from promptctl.registry.releases.serving import ServingCache
 
 TRIAGE = "support/triage"
 

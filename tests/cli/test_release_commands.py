@@ -10,9 +10,9 @@ import json
 
 import pytest
 
-from promptctl.registry.database import Database, head_revision
-from promptctl.registry.releases import ReleaseService
-from promptctl.registry.routing import assign, bucket
+from promptctl.registry.releases.routing import assign, bucket
+from promptctl.registry.releases.service import ReleaseService
+from promptctl.registry.store.database import Database, head_revision
 
 TRIAGE = "support/triage"
 ACTOR = ["--actor", "alice"]

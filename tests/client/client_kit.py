@@ -33,7 +33,7 @@ import pytest
 from click.testing import CliRunner
 
 from promptctl.cli.main import cli
-from promptctl.registry.routing import assign
+from promptctl.registry.releases.routing import assign
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "prompts"
 ENV = "production"

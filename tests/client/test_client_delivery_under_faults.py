@@ -11,7 +11,7 @@ from client_kit import CANARY_PROMPT, ENV, ServerProcess, wait_until
 from sqlalchemy import create_engine, func, select
 
 from promptctl.client import PromptClient
-from promptctl.registry.models import MetricEvent
+from promptctl.registry.store.models import MetricEvent
 
 TOTAL = 10_000
 KILL_AFTER = 3_000  # events tracked before the server is killed

@@ -21,7 +21,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from promptctl.client import PromptClient, ResolvedPrompt
-from promptctl.registry.models import MetricEvent
+from promptctl.registry.store.models import MetricEvent
 
 
 class LLMTimeout(Exception):

@@ -11,7 +11,7 @@ from client_kit import CANARY_PROMPT, ENV, EXAMPLES, ServerProcess, example_name
 
 from promptctl.client import PromptClient
 from promptctl.registry.errors import VariablesInvalid
-from promptctl.registry.promptfile import parse_prompt_file
+from promptctl.registry.prompts.promptfile import parse_prompt_file
 
 
 def _samples() -> list[Any]:

@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from promptctl.registry.database import Database
 from promptctl.registry.errors import RegistryError, ReleaseConflict
-from promptctl.registry.library import PromptLibrary
-from promptctl.registry.models import ReleaseLog
-from promptctl.registry.releases import ReleaseService
+from promptctl.registry.prompts.library import PromptLibrary
+from promptctl.registry.releases.service import ReleaseService
+from promptctl.registry.store.database import Database
+from promptctl.registry.store.models import ReleaseLog
 
 SPAWN = multiprocessing.get_context("spawn")
 WAIT_SECONDS = 60  # a limit against hanging forever, never an assertion

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from promptctl.registry.diff import diff_versions, unified
+from promptctl.registry.prompts.diff import diff_versions, unified
 
 OLD = """\
 ---

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from promptctl.registry.library import PromptLibrary
-from promptctl.registry.lint import ERROR, lint_library
+from promptctl.registry.prompts.library import PromptLibrary
+from promptctl.registry.prompts.lint import ERROR, lint_library
 
 
 @pytest.fixture

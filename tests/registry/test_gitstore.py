@@ -10,8 +10,8 @@ import pygit2
 import pytest
 
 from promptctl.registry.errors import RepositoryError, RevisionNotFound
-from promptctl.registry.gitstore import CommitInfo, GitStore
-from promptctl.registry.library import PromptLibrary
+from promptctl.registry.prompts.gitstore import CommitInfo, GitStore
+from promptctl.registry.prompts.library import PromptLibrary
 
 EPOCH = 1_700_000_000
 

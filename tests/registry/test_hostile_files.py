@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promptctl.registry.errors import InvalidPromptFile
-from promptctl.registry.promptfile import (
+from promptctl.registry.prompts.promptfile import (
     MAX_FRONT_MATTER_CHARS,
     MAX_FRONT_MATTER_DEPTH,
     MAX_PROMPT_FILE_BYTES,

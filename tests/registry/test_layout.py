@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from promptctl.registry.errors import ConfigError
-from promptctl.registry.layout import NAME_RE, Layout, check_name, load_layout
+from promptctl.registry.prompts.layout import NAME_RE, Layout, check_name, load_layout
 
 SYSTEM_MD = """\
 ---

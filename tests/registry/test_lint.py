@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from promptctl.registry.lint import ERROR, WARNING, Finding, lint_library, lint_version
+from promptctl.registry.prompts.lint import ERROR, WARNING, Finding, lint_library, lint_version
 
 CLEAN = """\
 ---

@@ -22,9 +22,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, select
 
 from promptctl.registry import metrics as m
-from promptctl.registry.database import Database
 from promptctl.registry.errors import EnvironmentNotFound, UsageError
-from promptctl.registry.library import PromptLibrary
 from promptctl.registry.metrics import (
     Aggregate,
     BatchTooLarge,
@@ -35,9 +33,11 @@ from promptctl.registry.metrics import (
     parse_time,
     t_critical_95,
 )
-from promptctl.registry.models import Base, MetricEvent, MetricRollup
-from promptctl.registry.releases import ReleaseService
-from promptctl.registry.serving import ServingCache
+from promptctl.registry.prompts.library import PromptLibrary
+from promptctl.registry.releases.service import ReleaseService
+from promptctl.registry.releases.serving import ServingCache
+from promptctl.registry.store.database import Database
+from promptctl.registry.store.models import Base, MetricEvent, MetricRollup
 
 NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 PRICES = {"gpt-4o-mini": SimpleNamespace(input=0.15, output=0.60)}

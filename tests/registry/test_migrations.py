@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, select, text
 
-from promptctl.registry.database import (
+from promptctl.registry.store.database import (
     Database,
     DatabaseError,
     alembic_config,
@@ -20,7 +20,7 @@ from promptctl.registry.database import (
     make_engine,
     upgrade,
 )
-from promptctl.registry.models import Base, Environment
+from promptctl.registry.store.models import Base, Environment
 
 RELEASE_TABLES = {"environments", "version_snapshots", "releases", "release_log"}
 

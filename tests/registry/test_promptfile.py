@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from promptctl.registry.errors import InvalidPromptFile
-from promptctl.registry.promptfile import parse_prompt_file
-from promptctl.registry.variables import InputSpec
+from promptctl.registry.prompts.promptfile import parse_prompt_file
+from promptctl.registry.prompts.variables import InputSpec
 
 PATH = "prompts/support/triage.prompt"
 

@@ -18,7 +18,6 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
 
-from promptctl.registry.database import Database, make_engine, upgrade
 from promptctl.registry.errors import (
     EnvironmentExists,
     EnvironmentNotFound,
@@ -31,9 +30,10 @@ from promptctl.registry.errors import (
     UsageError,
     VersionNotFound,
 )
-from promptctl.registry.library import PromptLibrary, PromptVersion
-from promptctl.registry.models import ReleaseLog, VersionSnapshot
-from promptctl.registry.releases import LogEntry, ReleaseService, ReleaseState, VersionRef
+from promptctl.registry.prompts.library import PromptLibrary, PromptVersion
+from promptctl.registry.releases.service import LogEntry, ReleaseService, ReleaseState, VersionRef
+from promptctl.registry.store.database import Database, make_engine, upgrade
+from promptctl.registry.store.models import ReleaseLog, VersionSnapshot
 
 ACTOR = "alice <alice@example.com>"
 TONE = "Be brief and kind.\n"

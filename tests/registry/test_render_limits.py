@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promptctl.registry.errors import RenderLimitExceeded, TemplateError
-from promptctl.registry.render_limits import RenderLimits
-from promptctl.registry.rendering import (
+from promptctl.registry.prompts.render_limits import RenderLimits
+from promptctl.registry.prompts.rendering import (
     compile_body,
     has_message_blocks,
     make_environment,

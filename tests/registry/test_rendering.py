@@ -7,14 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promptctl.registry.errors import TemplateError, VariablesInvalid
-from promptctl.registry.rendering import (
+from promptctl.registry.prompts.rendering import (
     Message,
     has_message_blocks,
     make_environment,
     referenced_names,
     render_template,
 )
-from promptctl.registry.variables import InputSpec, validate_variables
+from promptctl.registry.prompts.variables import InputSpec, validate_variables
 
 PATH = "prompts/t.prompt"
 

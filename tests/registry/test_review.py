@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from promptctl.registry.library import PromptLibrary
-from promptctl.registry.review import ReviewReport, review
-from promptctl.registry.review_markdown import to_markdown
+from promptctl.registry.prompts.library import PromptLibrary
+from promptctl.registry.review.markdown import to_markdown
+from promptctl.registry.review.report import ReviewReport, review
 
 TONE = "Be kind and precise.\n"
 SIGN = "Signed, the support team.\n"

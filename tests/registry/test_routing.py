@@ -2,7 +2,7 @@
 
 The vectors in tests/routing_vectors.json are the contract a client in any language must
 meet. They are checked three ways: against DESIGN.md's formula computed here with
-hashlib alone, against the generator that wrote them, and against registry.routing.
+hashlib alone, against the generator that wrote them, and against registry.releases.routing.
 """
 
 from __future__ import annotations
@@ -18,7 +18,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promptctl.registry.errors import UsageError
-from promptctl.registry.routing import BUCKETS, assign, bucket, format_percent, parse_percent
+from promptctl.registry.releases.routing import (
+    BUCKETS,
+    assign,
+    bucket,
+    format_percent,
+    parse_percent,
+)
 
 TESTS = Path(__file__).resolve().parent.parent
 VECTORS_FILE = TESTS / "routing_vectors.json"
@@ -35,7 +41,7 @@ NO_DEADLINE = settings(deadline=None)
 
 
 def design_bucket(prompt: str, digest: str, key: str) -> int:
-    """DESIGN.md's formula, written out independently of registry.routing."""
+    """DESIGN.md's formula, written out independently of registry.releases.routing."""
     h = hashlib.sha256(f"{prompt}:{digest}:{key}".encode()).digest()
     return int.from_bytes(h[:8], "big") % 10000
 
@@ -154,7 +160,7 @@ def test_a_new_canary_digest_reshuffles_which_keys_are_in_the_canary():
 
 
 def test_without_a_key_the_choice_is_random_per_request_at_the_weight(monkeypatch):
-    monkeypatch.setattr("promptctl.registry.routing.random", random.Random(7))
+    monkeypatch.setattr("promptctl.registry.releases.routing.random", random.Random(7))
 
     picks = [assign("greet", "ab" * 32, 2500) for _ in range(20_000)]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from promptctl.registry.errors import RepositoryError
-from promptctl.registry.layout import load_layout
-from promptctl.registry.library import PromptLibrary
-from promptctl.registry.lint import lint_library
-from promptctl.registry.scaffold import init_project
+from promptctl.registry.prompts.layout import load_layout
+from promptctl.registry.prompts.library import PromptLibrary
+from promptctl.registry.prompts.lint import lint_library
+from promptctl.registry.prompts.scaffold import init_project
 
 
 def test_init_creates_a_repository_with_config_and_an_example_that_lints_clean(tmp_path):

@@ -7,7 +7,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promptctl.registry.errors import VariablesInvalid
-from promptctl.registry.variables import INPUT_TYPES, InputSpec, coerce_text, validate_variables
+from promptctl.registry.prompts.variables import (
+    INPUT_TYPES,
+    InputSpec,
+    coerce_text,
+    validate_variables,
+)
 
 INPUTS = {
     "ticket": InputSpec("ticket", type="string"),

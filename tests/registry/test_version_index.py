@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random
 
-from promptctl.registry.lint import lint_library
-from promptctl.registry.rendering import make_environment, render_template
-from promptctl.registry.versions import VersionIndex, build_index
+from promptctl.registry.prompts.lint import lint_library
+from promptctl.registry.prompts.rendering import make_environment, render_template
+from promptctl.registry.prompts.versions import VersionIndex, build_index
 
 PARTIALS = ["tone", "style", "legal", "outer"]
 

@@ -12,7 +12,7 @@ from promptctl.registry.errors import (
     RepositoryError,
     VersionNotFound,
 )
-from promptctl.registry.versions import digest_of
+from promptctl.registry.prompts.versions import digest_of
 
 CHAT = """\
 ---

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
-from promptctl.registry.database import Database
+from promptctl.registry.store.database import Database
 from promptctl.server.app import create_app
 from promptctl.server.settings import ModelPrice, ServerSettings
 

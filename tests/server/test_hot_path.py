@@ -10,8 +10,8 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import event
 
-from promptctl.registry.gitstore import GitStore
-from promptctl.registry.tokens import TokenService
+from promptctl.registry.auth import TokenService
+from promptctl.registry.prompts.gitstore import GitStore
 from promptctl.server.app import create_app
 
 TRIAGE = "support/triage"  # the chat prompt of conftest.library_repo (v1..v3)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from promptctl.registry.tokens import TokenService
+from promptctl.registry.auth import TokenService
 from promptctl.server.app import create_app
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from promptctl.registry.routing import assign
+from promptctl.registry.releases.routing import assign
 
 # The library of conftest.library_repo.
 TRIAGE = "support/triage"

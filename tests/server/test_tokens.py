@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select
 
 from promptctl.cli.main import cli
-from promptctl.registry.models import ApiToken
-from promptctl.registry.tokens import TokenService
+from promptctl.registry.auth import TokenService
+from promptctl.registry.store.models import ApiToken
 from promptctl.server.app import create_app
 
 TRIAGE = "support/triage"  # the chat prompt of conftest.library_repo (v1..v3)

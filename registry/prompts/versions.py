@@ -12,10 +12,10 @@ import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from promptctl.registry.gitstore import CommitInfo, GitStore
-from promptctl.registry.layout import Layout
-from promptctl.registry.promptversion import normalize_include
-from promptctl.registry.rendering import referenced_names
+from promptctl.registry.prompts.gitstore import CommitInfo, GitStore
+from promptctl.registry.prompts.layout import Layout
+from promptctl.registry.prompts.promptversion import normalize_include
+from promptctl.registry.prompts.rendering import referenced_names
 
 _DIGEST_MAGIC = b"promptctl-version-1\0"
 

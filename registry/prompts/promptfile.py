@@ -13,7 +13,7 @@ import yaml
 from yaml.composer import ComposerError
 
 from promptctl.registry.errors import InvalidPromptFile
-from promptctl.registry.variables import INPUT_TYPES, InputSpec, check_value
+from promptctl.registry.prompts.variables import INPUT_TYPES, InputSpec, check_value
 
 # Bounds on hostile files: prompts are small, and every one is parsed by lint, promote and
 # the server. A rendered output has its own limit (render_limits).

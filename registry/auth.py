@@ -16,10 +16,10 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from promptctl.registry.database import Database
 from promptctl.registry.errors import NotFound, RegistryError, UsageError
-from promptctl.registry.models import ApiToken, as_utc, utcnow
-from promptctl.registry.releases import find_environment
+from promptctl.registry.releases.service import find_environment
+from promptctl.registry.store.database import Database
+from promptctl.registry.store.models import ApiToken, as_utc, utcnow
 
 SCOPES = ("read", "metrics:write", "release", "admin")
 TOKEN_PREFIX = "pct_"

@@ -18,13 +18,13 @@ from promptctl.registry.errors import (
     RevisionNotFound,
     VersionNotFound,
 )
-from promptctl.registry.gitstore import GitStore
-from promptctl.registry.layout import CONFIG_FILE, Layout, check_name, load_layout
-from promptctl.registry.promptfile import decode_text, parse_prompt_file
-from promptctl.registry.promptversion import PromptVersion, is_chat
-from promptctl.registry.render_limits import DEFAULT_LIMITS, RenderLimits
-from promptctl.registry.rendering import Rendered
-from promptctl.registry.versions import (
+from promptctl.registry.prompts.gitstore import GitStore
+from promptctl.registry.prompts.layout import CONFIG_FILE, Layout, check_name, load_layout
+from promptctl.registry.prompts.promptfile import decode_text, parse_prompt_file
+from promptctl.registry.prompts.promptversion import PromptVersion, is_chat
+from promptctl.registry.prompts.render_limits import DEFAULT_LIMITS, RenderLimits
+from promptctl.registry.prompts.rendering import Rendered
+from promptctl.registry.prompts.versions import (
     VersionIndex,
     VersionRecord,
     build_index,

@@ -14,13 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from promptctl.registry.auth import TokenInfo, TokenService
 from promptctl.registry.errors import EnvironmentNotFound, ReleaseNotFound
-from promptctl.registry.promptversion import PromptVersion
-from promptctl.registry.releases import ReleaseService, ReleaseState
-from promptctl.registry.render_limits import RenderLimits
-from promptctl.registry.rendering import Rendered
-from promptctl.registry.routing import Variant, assign
-from promptctl.registry.tokens import TokenInfo, TokenService
+from promptctl.registry.prompts.promptversion import PromptVersion
+from promptctl.registry.prompts.render_limits import RenderLimits
+from promptctl.registry.prompts.rendering import Rendered
+from promptctl.registry.releases.routing import Variant, assign
+from promptctl.registry.releases.service import ReleaseService, ReleaseState
 
 
 def version_document(version: PromptVersion) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
-from promptctl.registry.promptversion import PromptVersion
+from promptctl.registry.prompts.promptversion import PromptVersion
 
 _MISSING = object()
 

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from promptctl.registry.errors import RepositoryError
-from promptctl.registry.gitstore import GitStore, init_repository
-from promptctl.registry.layout import CONFIG_FILE, Layout, load_layout
+from promptctl.registry.prompts.gitstore import GitStore, init_repository
+from promptctl.registry.prompts.layout import CONFIG_FILE, Layout, load_layout
 
 EXAMPLE_PROMPT = """\
 ---

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from promptctl.registry.errors import ConfigError, RegistryError
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"  # promptctl/migrations
 SQLITE_BUSY_SECONDS = 30
 
 

@@ -15,19 +15,19 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import Template
 
-from promptctl.registry.promptfile import PromptFile, parse_prompt_file
-from promptctl.registry.render_limits import DEFAULT_LIMITS, RenderLimits
-from promptctl.registry.rendering import (
+from promptctl.registry.prompts.promptfile import PromptFile, parse_prompt_file
+from promptctl.registry.prompts.render_limits import DEFAULT_LIMITS, RenderLimits
+from promptctl.registry.prompts.rendering import (
     Rendered,
     compile_body,
     has_message_blocks,
     make_environment,
     render_compiled,
 )
-from promptctl.registry.variables import validate_variables
+from promptctl.registry.prompts.variables import validate_variables
 
 if TYPE_CHECKING:
-    from promptctl.registry.gitstore import CommitInfo
+    from promptctl.registry.prompts.gitstore import CommitInfo
 
 SHORT = 12  # hex characters of a digest that are shown
 

@@ -19,7 +19,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from promptctl.registry.database import Database
 from promptctl.registry.errors import (
     ConfigError,
     EnvironmentExists,
@@ -34,9 +33,12 @@ from promptctl.registry.errors import (
     UsageError,
     VersionNotFound,
 )
-from promptctl.registry.layout import check_name
-from promptctl.registry.lint import ERROR, lint_version
-from promptctl.registry.models import (
+from promptctl.registry.prompts.layout import check_name
+from promptctl.registry.prompts.lint import ERROR, lint_version
+from promptctl.registry.prompts.promptversion import SHORT, PromptVersion, version_from_files
+from promptctl.registry.releases.routing import BUCKETS, format_percent
+from promptctl.registry.store.database import Database
+from promptctl.registry.store.models import (
     ApiToken,
     Environment,
     Release,
@@ -45,8 +47,6 @@ from promptctl.registry.models import (
     as_utc,
     utcnow,
 )
-from promptctl.registry.promptversion import SHORT, PromptVersion, version_from_files
-from promptctl.registry.routing import BUCKETS, format_percent
 
 PUSHES = ("promote", "complete", "rollback_to")
 ENV_NAME_MAX = 64

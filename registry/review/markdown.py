@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from promptctl.registry.lint import ERROR
-from promptctl.registry.review import PromptReview, ReviewReport
+from promptctl.registry.prompts.lint import ERROR
+from promptctl.registry.review.report import PromptReview, ReviewReport
 
 COLLAPSE_AFTER_LINES = 15
 MAX_CELL = 60

@@ -25,9 +25,9 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
-from promptctl.registry import render_limits
 from promptctl.registry.errors import RenderLimitExceeded, TemplateError
-from promptctl.registry.render_limits import DEFAULT_LIMITS, LimitHit, RenderLimits
+from promptctl.registry.prompts import render_limits
+from promptctl.registry.prompts.render_limits import DEFAULT_LIMITS, LimitHit, RenderLimits
 
 # Names a body may reference as another file: the static dependency scan used for
 # digests and history. Dynamic includes are rejected by lint, so this stays exact.

@@ -12,10 +12,10 @@ from jinja2 import meta, nodes
 from jinja2.exceptions import TemplateSyntaxError
 
 from promptctl.registry.errors import InvalidPromptFile, RegistryError
-from promptctl.registry.library import PromptLibrary, PromptVersion, Snapshot
-from promptctl.registry.rendering import make_environment
-from promptctl.registry.variables import validate_variables
-from promptctl.registry.versions import normalize_include
+from promptctl.registry.prompts.library import PromptLibrary, PromptVersion, Snapshot
+from promptctl.registry.prompts.rendering import make_environment
+from promptctl.registry.prompts.variables import validate_variables
+from promptctl.registry.prompts.versions import normalize_include
 
 ERROR = "error"
 WARNING = "warning"

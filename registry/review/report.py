@@ -12,13 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from promptctl.registry.diff import PromptDiff, diff_versions
 from promptctl.registry.errors import RegistryError
-from promptctl.registry.library import PromptLibrary, PromptVersion, Snapshot
-from promptctl.registry.lint import ERROR, Finding, lint_version
-from promptctl.registry.rendering import Rendered
-from promptctl.registry.tokencount import count_tokens, describe
-from promptctl.registry.variables import InputSpec
+from promptctl.registry.prompts.diff import PromptDiff, diff_versions
+from promptctl.registry.prompts.library import PromptLibrary, PromptVersion, Snapshot
+from promptctl.registry.prompts.lint import ERROR, Finding, lint_version
+from promptctl.registry.prompts.rendering import Rendered
+from promptctl.registry.prompts.tokencount import count_tokens, describe
+from promptctl.registry.prompts.variables import InputSpec
 
 RENAME_SIMILARITY = 0.75
 

@@ -1,0 +1,1 @@
+"""Review of a change between two revisions: the report and its Markdown rendering."""

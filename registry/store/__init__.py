@@ -1,0 +1,1 @@
+"""The release database: SQLAlchemy models, the engine and Alembic migrations."""

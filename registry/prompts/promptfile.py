@@ -21,7 +21,11 @@ MAX_PROMPT_FILE_BYTES = 262_144
 MAX_FRONT_MATTER_CHARS = 65_536
 MAX_FRONT_MATTER_DEPTH = 20
 
-_INPUT_KEYS = {"type", "description", "enum", "default", "items", "required"}
+_INPUT_KEYS = {"type", "description", "enum", "default", "items", "properties", "required"}
+# Roles a `{% message %}` block may take from data (`{% message turn.role %}`) unless the
+# front matter's `roles:` says otherwise; a literal role written in the template is the
+# author's choice and always allowed. A caller can thus never add a system message.
+DEFAULT_DATA_ROLES = ("user", "assistant")
 # Known keys and the Python types their values must have; others pass through untouched.
 _KNOWN_KEYS: dict[str, tuple[type, ...]] = {
     "description": (str,),
@@ -31,6 +35,7 @@ _KNOWN_KEYS: dict[str, tuple[type, ...]] = {
     "output": (dict,),
     "tags": (list,),
     "samples": (list,),
+    "roles": (list,),
 }
 _TYPE_NAMES = {str: "a string", dict: "a mapping", list: "a list"}
 
@@ -58,6 +63,12 @@ class PromptFile:
     @property
     def description(self) -> str | None:
         return self.front_matter.get("description")
+
+    @property
+    def data_roles(self) -> tuple[str, ...]:
+        """The roles a message block may take from data: `roles:`, else user and assistant."""
+        roles = self.front_matter.get("roles")
+        return tuple(roles) if roles else DEFAULT_DATA_ROLES
 
     @property
     def samples(self) -> list[dict[str, Any]]:
@@ -219,6 +230,12 @@ def _check_known_keys(path: str, front: dict[str, Any], lines: dict[str, int]) -
     tags = front.get("tags") or []
     if any(not isinstance(tag, str) for tag in tags):
         raise InvalidPromptFile(path, "tags must be strings", line=lines.get("tags"), field="tags")
+    roles = front.get("roles")
+    if roles is not None and (not roles or any(not isinstance(r, str) or not r for r in roles)):
+        raise InvalidPromptFile(
+            path, "roles must be a non-empty list of role names", line=lines.get("roles"),
+            field="roles",
+        )
 
 
 def _parse_inputs(path: str, raw: Any, lines: dict[str, int]) -> dict[str, InputSpec]:
@@ -274,6 +291,16 @@ def _parse_spec(
         if kind != "array":
             raise fail("items is only allowed with type: array", "items")
         items = _parse_spec(path, name, decl["items"], f"{field_path}.items", lines)
+    properties = None
+    if "properties" in decl:
+        if kind != "object":
+            raise fail("properties is only allowed with type: object", "properties")
+        if not isinstance(decl["properties"], dict):
+            raise fail("properties must be a mapping of key names to declarations", "properties")
+        properties = {
+            str(key): _parse_spec(path, str(key), sub, f"{field_path}.properties.{key}", lines)
+            for key, sub in decl["properties"].items()
+        }
     spec = InputSpec(
         name=name,
         type=kind,
@@ -283,6 +310,7 @@ def _parse_spec(
         has_default="default" in decl,
         required=required,
         items=items,
+        properties=properties,
     )
     if spec.enum is not None:
         for value in spec.enum:

@@ -94,6 +94,7 @@ class PromptVersion:
             chat=self.is_chat,
             repo_path=self.prompt.path,
             limits=limits or self.limits,
+            data_roles=self.prompt.data_roles,
         )
 
     def to_json(self, *, content: bool = True) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from jinja2.visitor import NodeTransformer
 
 from promptctl.registry.errors import RenderLimitExceeded, TemplateError
 from promptctl.registry.prompts import render_limits
+from promptctl.registry.prompts.promptfile import DEFAULT_DATA_ROLES
 from promptctl.registry.prompts.render_limits import DEFAULT_LIMITS, LimitHit, RenderLimits
 
 # Names a body may reference as another file: the static dependency scan used for
@@ -67,14 +68,25 @@ class Rendered:
 
 
 class _Collector:
-    def __init__(self) -> None:
+    def __init__(self, data_roles: tuple[str, ...]) -> None:
         self.messages: list[Message] = []
         self.depth = 0
+        self.data_roles = data_roles
 
 
 _COLLECTOR: contextvars.ContextVar[_Collector | None] = contextvars.ContextVar(
     "promptctl_messages", default=None
 )
+
+
+class RoleNotAllowed(Exception):
+    """A message role taken from data that the prompt does not allow."""
+
+    def __init__(self, role: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(
+            f"message role {role!r} comes from data and is not allowed (allowed: "
+            f"{', '.join(allowed)}; a prompt allows more with 'roles:' in its front matter)"
+        )
 
 
 class MessageExtension(Extension):
@@ -85,11 +97,14 @@ class MessageExtension(Extension):
     def parse(self, parser: Any) -> nodes.Node:
         lineno = next(parser.stream).lineno
         role = parser.parse_expression()
+        # A role written as a literal is the author's; any other comes from data and must
+        # be one the prompt allows (a caller must not be able to add a system message).
+        from_data = nodes.Const(not isinstance(role, nodes.Const))
         body = parser.parse_statements(("name:endmessage",), drop_needle=True)
-        call = self.call_method("_emit", [role])
+        call = self.call_method("_emit", [role, from_data])
         return nodes.CallBlock(call, [], [], body).set_lineno(lineno)
 
-    def _emit(self, role: Any, caller: Callable[[], str]) -> str:
+    def _emit(self, role: Any, from_data: bool, caller: Callable[[], str]) -> str:
         collector = _COLLECTOR.get()
         if collector is None:
             raise RuntimeError("message blocks render only through registry.rendering")
@@ -97,6 +112,8 @@ class MessageExtension(Extension):
             raise TemplateSyntaxError("a message block cannot contain another message block", 0)
         if not isinstance(role, str) or not role.strip():
             raise UndefinedError(f"message role must be a non-empty string, got {role!r}")
+        if from_data and role.strip() not in collector.data_roles:
+            raise RoleNotAllowed(role.strip(), collector.data_roles)
         collector.depth += 1
         try:
             content = caller()
@@ -264,13 +281,16 @@ def render_compiled(
     chat: bool,
     repo_path: str,
     limits: RenderLimits = DEFAULT_LIMITS,
+    data_roles: tuple[str, ...] = DEFAULT_DATA_ROLES,
 ) -> Rendered:
     """Render a compiled body within `limits` and return messages or text.
+
+    A message block whose role comes from data may only take one of `data_roles`.
 
     Runtime errors become TemplateError naming the file and line where they happened; a
     passed limit is RenderLimitExceeded.
     """
-    collector = _Collector()
+    collector = _Collector(data_roles)
     token = _COLLECTOR.set(collector)
     budget, budget_token = render_limits.start_budget(limits)
     try:
@@ -278,6 +298,9 @@ def render_compiled(
     except LimitHit as exc:
         where, line = _location(exc, repo_path)
         raise RenderLimitExceeded(where, exc.limit, exc.detail, line=line) from None
+    except RoleNotAllowed as exc:
+        where, line = _location(exc, repo_path)
+        raise TemplateError(where, str(exc), line=line) from None
     except TemplateSyntaxError as exc:
         raise _syntax_error(exc, repo_path) from exc
     except TemplateNotFound as exc:

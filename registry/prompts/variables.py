@@ -24,6 +24,7 @@ class InputSpec:
     has_default: bool = False
     required: bool = True
     items: InputSpec | None = None
+    properties: Mapping[str, InputSpec] | None = None  # an object's declared keys
 
     def to_dict(self) -> dict[str, Any]:
         """Return the declaration in the shape it is written in front matter."""
@@ -38,6 +39,8 @@ class InputSpec:
             out["default"] = self.default
         if self.items is not None:
             out["items"] = self.items.to_dict()
+        if self.properties is not None:
+            out["properties"] = {k: v.to_dict() for k, v in self.properties.items()}
         out["required"] = self.required
         return out
 
@@ -71,6 +74,24 @@ def check_value(spec: InputSpec, value: Any, *, check_enum: bool = True) -> str 
             problem = check_value(spec.items, item)
             if problem:
                 return f"item {index}: {problem}"
+    if spec.properties is not None and isinstance(value, Mapping):
+        return _check_properties(spec.properties, value)
+    return None
+
+
+def _check_properties(properties: Mapping[str, InputSpec], value: Mapping[str, Any]) -> str | None:
+    """An object with declared properties: each checked, none missing, none undeclared."""
+    for key in value:
+        if key not in properties:
+            declared = ", ".join(sorted(properties)) or "none"
+            return f"key {json.dumps(key, default=str)} is not declared (declared: {declared})"
+    for key, spec in properties.items():
+        if key in value:
+            problem = check_value(spec, value[key])
+            if problem:
+                return f"key '{key}': {problem}"
+        elif spec.required and not spec.has_default:
+            return f"key '{key}' is required"
     return None
 
 

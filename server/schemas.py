@@ -8,7 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: JSON types as sent, no coercion (`"weight": true` is not 1 %, `"protected": 0`
+    # is not false, a number is not a string).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class RenderRequest(Strict):

@@ -17,6 +17,9 @@ from promptctl.registry.releases.service import EnvironmentInfo, LogEntry, Relea
 from promptctl.registry.releases.serving import release_document
 
 
+# Not in registry.errors: it is the HTTP transport's error, a problem document the server
+# sent back (the server raised the domain error); only the CLI's remote backend makes one.
+# A RegistryError so that the CLI's one handler prints it like the local error.
 class RemoteError(RegistryError):
     """The server refused a request; carries its status and problem detail."""
 

@@ -492,6 +492,8 @@ def _promote_all(
         )
 
 
+# Not in registry.errors: no domain rule fails here. Each prompt's own failure was a
+# domain error, reported above; this only makes the `promote --all` loop exit 1.
 class PromoteAllFailed(RegistryError):
     """Some prompts of `promote --all` failed; the others were promoted."""
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from promptctl.registry.errors import NotFound, RegistryError, UsageError
+from promptctl.registry.errors import Forbidden, TokenNotFound, UsageError
 from promptctl.registry.releases.service import find_environment
 from promptctl.registry.store.database import Database
 from promptctl.registry.store.models import ApiToken, as_utc, utcnow
@@ -30,24 +30,6 @@ _IMPLIES = {
     "read": {"read"},
     "metrics:write": {"metrics:write"},
 }
-
-
-class Unauthorized(RegistryError):
-    """No token, or a token that is unknown or revoked."""
-
-    status = 401
-    title = "Unauthorized"
-
-
-class Forbidden(RegistryError):
-    """A valid token whose scope does not allow the request."""
-
-    status = 403
-    title = "Forbidden"
-
-
-class TokenNotFound(NotFound):
-    title = "Token not found"
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,72 @@
 """The registry's exceptions: one base, grouped subclasses, each building its own message.
 
-Every error carries the HTTP status a transport should answer with, so the server maps
-them in one handler and the CLI in one place, without knowing the individual classes.
+Every error carries the HTTP status and title a transport should answer with, so the
+server maps them in one handler and the CLI in one place, without knowing the classes:
+
+    RegistryError                   400  a user's mistake or a missing thing
+      NotFound                      404
+        PromptNotFound              404
+        VersionNotFound             404
+        RevisionNotFound            404
+        EnvironmentNotFound         404
+        ReleaseNotFound             404
+        NeverReleased               404
+        TokenNotFound               404
+      UsageError                    400  a malformed argument
+      ConfigError                   422  promptctl.toml, a layout option, a database URL
+      RepositoryError               422  the git repository cannot be read as asked
+      InvalidPromptFile             422
+        TemplateError               422
+          RenderLimitExceeded       422
+      VariablesInvalid              422
+      LintFailed                    422
+      InvalidBatch                  422  a metrics batch of the wrong shape
+      BatchTooLarge                 413
+      ReleaseError                  409  an action that makes no sense in the release's state
+        EnvironmentExists           409
+        ReleaseConflict             409
+        RevisionMismatch            412
+      UnmergedVersion               409
+      Unauthorized                  401
+      Forbidden                     403
+      ProtectedEnvironment          403
+      DatabaseError                 503
+      ServiceBusy                   503
 """
 
 from __future__ import annotations
+
+__all__ = [
+    "BatchTooLarge",
+    "ConfigError",
+    "DatabaseError",
+    "EnvironmentExists",
+    "EnvironmentNotFound",
+    "Forbidden",
+    "InvalidBatch",
+    "InvalidPromptFile",
+    "LintFailed",
+    "NeverReleased",
+    "NotFound",
+    "PromptNotFound",
+    "ProtectedEnvironment",
+    "RegistryError",
+    "ReleaseConflict",
+    "ReleaseError",
+    "ReleaseNotFound",
+    "RenderLimitExceeded",
+    "RepositoryError",
+    "RevisionMismatch",
+    "RevisionNotFound",
+    "ServiceBusy",
+    "TemplateError",
+    "TokenNotFound",
+    "Unauthorized",
+    "UnmergedVersion",
+    "UsageError",
+    "VariablesInvalid",
+    "VersionNotFound",
+]
 
 
 class RegistryError(Exception):
@@ -22,6 +84,9 @@ class RegistryError(Exception):
         return self.message
 
 
+# -- not found ------------------------------------------------------------------------
+
+
 class NotFound(RegistryError):
     """Something that was asked for does not exist."""
 
@@ -32,6 +97,7 @@ class NotFound(RegistryError):
 class PromptNotFound(NotFound):
     """No prompt of that name at that revision."""
 
+    status = 404
     title = "Prompt not found"
 
     def __init__(self, name: str, where: str | None = None) -> None:
@@ -43,6 +109,7 @@ class PromptNotFound(NotFound):
 class VersionNotFound(NotFound):
     """A version reference that matches no version of the prompt."""
 
+    status = 404
     title = "Version not found"
 
     def __init__(self, name: str, ref: str, hint: str = "") -> None:
@@ -55,6 +122,7 @@ class VersionNotFound(NotFound):
 class RevisionNotFound(NotFound):
     """A git revision that does not resolve to a commit."""
 
+    status = 404
     title = "Revision not found"
 
     def __init__(self, rev: str, hint: str = "") -> None:
@@ -63,11 +131,56 @@ class RevisionNotFound(NotFound):
         super().__init__(f"unknown git revision '{rev}'{extra}")
 
 
-class RepositoryError(RegistryError):
-    """The repository cannot be opened or read as asked."""
+class EnvironmentNotFound(NotFound):
+    """No environment of that name."""
 
-    status = 422
-    title = "Repository error"
+    status = 404
+    title = "Environment not found"
+
+    def __init__(self, name: str, known: list[str] | None = None) -> None:
+        self.name = name
+        extra = f" (environments: {', '.join(known)})" if known else ""
+        super().__init__(f"unknown environment '{name}'{extra}")
+
+
+class ReleaseNotFound(NotFound):
+    """Nothing has been released for that prompt in that environment."""
+
+    status = 404
+    title = "Release not found"
+
+    def __init__(self, prompt: str, environment: str) -> None:
+        self.prompt = prompt
+        self.environment = environment
+        super().__init__(f"'{prompt}' has no release in {environment}")
+
+
+class NeverReleased(NotFound):
+    """A prompt with no released version has no metrics."""
+
+    status = 404
+    title = "Prompt not released"
+
+    def __init__(self, prompt: str) -> None:
+        self.prompt = prompt
+        super().__init__(f"'{prompt}' has never been released, so it has no metrics")
+
+
+class TokenNotFound(NotFound):
+    """No active API token with that name, id or prefix."""
+
+    status = 404
+    title = "Token not found"
+
+
+# -- bad input ------------------------------------------------------------------------
+
+
+class UsageError(RegistryError):
+    """An argument is malformed (for example a --var without '=')."""
+
+    status = 400
+    title = "Bad argument"
 
 
 class ConfigError(RegistryError):
@@ -75,6 +188,13 @@ class ConfigError(RegistryError):
 
     status = 422
     title = "Configuration error"
+
+
+class RepositoryError(RegistryError):
+    """The repository cannot be opened or read as asked."""
+
+    status = 422
+    title = "Repository error"
 
 
 class InvalidPromptFile(RegistryError):
@@ -98,12 +218,14 @@ class InvalidPromptFile(RegistryError):
 class TemplateError(InvalidPromptFile):
     """A template does not compile or fails while rendering."""
 
+    status = 422
     title = "Template error"
 
 
 class RenderLimitExceeded(TemplateError):
     """Rendering passed a limit on time or size (a hostile or runaway template)."""
 
+    status = 422
     title = "Render limit exceeded"
 
     def __init__(self, path: str, limit: str, detail: str, *, line: int | None = None) -> None:
@@ -123,32 +245,39 @@ class VariablesInvalid(RegistryError):
         super().__init__(f"invalid variables for '{name}': " + "; ".join(problems))
 
 
-class UsageError(RegistryError):
-    """An argument is malformed (for example a --var without '=')."""
+class LintFailed(RegistryError):
+    """A version with lint errors may be promoted only with force."""
 
-    title = "Bad argument"
+    status = 422
+    title = "Version fails lint"
 
-
-class EnvironmentNotFound(NotFound):
-    """No environment of that name."""
-
-    title = "Environment not found"
-
-    def __init__(self, name: str, known: list[str] | None = None) -> None:
-        self.name = name
-        extra = f" (environments: {', '.join(known)})" if known else ""
-        super().__init__(f"unknown environment '{name}'{extra}")
+    def __init__(self, label: str, first: str, count: int) -> None:
+        more = f" (and {count - 1} more)" if count > 1 else ""
+        super().__init__(f"{label} fails lint: {first}{more}; fix it or promote with --force")
 
 
-class ReleaseNotFound(NotFound):
-    """Nothing has been released for that prompt in that environment."""
+class InvalidBatch(RegistryError):
+    """A metrics batch that is not a list of objects under its key."""
 
-    title = "Release not found"
+    status = 422
+    title = "Invalid metrics batch"
 
-    def __init__(self, prompt: str, environment: str) -> None:
-        self.prompt = prompt
-        self.environment = environment
-        super().__init__(f"'{prompt}' has no release in {environment}")
+
+class BatchTooLarge(RegistryError):
+    """A metrics batch with more items than the server takes at once."""
+
+    status = 413
+    title = "Batch too large"
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"the batch has {size} items, over the limit of {limit}: split it and send again"
+        )
+
+
+# -- releases -------------------------------------------------------------------------
 
 
 class ReleaseError(RegistryError):
@@ -161,12 +290,14 @@ class ReleaseError(RegistryError):
 class EnvironmentExists(ReleaseError):
     """An environment of that name already exists."""
 
+    status = 409
     title = "Environment exists"
 
 
 class ReleaseConflict(ReleaseError):
     """Another action changed the release between our read and our write."""
 
+    status = 409
     title = "Release conflict"
 
     def __init__(self, prompt: str, environment: str) -> None:
@@ -191,6 +322,36 @@ class RevisionMismatch(ReleaseError):
         )
 
 
+class UnmergedVersion(RegistryError):
+    """A version that is not on the tracked branch cannot go to a protected environment."""
+
+    status = 409
+    title = "Unmerged version"
+
+    def __init__(self, name: str, label: str, source: str, environment: str) -> None:
+        super().__init__(
+            f"{name}@{label} from {source} is not merged into the tracked branch: "
+            f"previews may go to unprotected environments only, not {environment}"
+        )
+
+
+# -- access ---------------------------------------------------------------------------
+
+
+class Unauthorized(RegistryError):
+    """No API token, or a token that is unknown or revoked."""
+
+    status = 401
+    title = "Unauthorized"
+
+
+class Forbidden(RegistryError):
+    """A valid API token whose scope does not allow the request."""
+
+    status = 403
+    title = "Forbidden"
+
+
 class ProtectedEnvironment(RegistryError):
     """A change to a protected environment was not confirmed."""
 
@@ -203,28 +364,14 @@ class ProtectedEnvironment(RegistryError):
         )
 
 
-class LintFailed(RegistryError):
-    """A version with lint errors may be promoted only with force."""
-
-    status = 422
-    title = "Version fails lint"
-
-    def __init__(self, label: str, first: str, count: int) -> None:
-        more = f" (and {count - 1} more)" if count > 1 else ""
-        super().__init__(f"{label} fails lint: {first}{more}; fix it or promote with --force")
+# -- the service ----------------------------------------------------------------------
 
 
-class UnmergedVersion(RegistryError):
-    """A version that is not on the tracked branch cannot go to a protected environment."""
+class DatabaseError(RegistryError):
+    """The database cannot be reached or its schema is not the one this code expects."""
 
-    status = 409
-    title = "Unmerged version"
-
-    def __init__(self, name: str, label: str, source: str, environment: str) -> None:
-        super().__init__(
-            f"{name}@{label} from {source} is not merged into the tracked branch: "
-            f"previews may go to unprotected environments only, not {environment}"
-        )
+    status = 503
+    title = "Database unavailable"
 
 
 class ServiceBusy(RegistryError):

@@ -13,9 +13,9 @@ import anyio
 import anyio.to_thread
 from fastapi import Depends, Request
 
-from promptctl.registry.auth import TokenInfo, Unauthorized, hash_token
+from promptctl.registry.auth import TokenInfo, hash_token
 from promptctl.registry.core import Registry
-from promptctl.registry.errors import ServiceBusy
+from promptctl.registry.errors import ServiceBusy, Unauthorized
 from promptctl.registry.prompts.library import PromptLibrary
 from promptctl.registry.releases.serving import ServingCache
 from promptctl.server.settings import ServerSettings

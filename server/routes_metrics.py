@@ -16,8 +16,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from promptctl.registry.auth import Forbidden, TokenInfo
-from promptctl.registry.errors import RegistryError
+from promptctl.registry.auth import TokenInfo
+from promptctl.registry.errors import Forbidden, RegistryError
 from promptctl.registry.metrics import BatchResult, MetricsService, batch_items, parse_time
 from promptctl.server.deps import AppContext, ContextDep
 from promptctl.server.problems import problem

@@ -62,9 +62,6 @@ from typing import TYPE_CHECKING, Any
 from promptctl.registry.metrics.aggregate import Aggregate
 from promptctl.registry.metrics.events import (
     BatchResult,
-    BatchTooLarge,
-    InvalidBatch,
-    NeverReleased,
     batch_items,
     parse_event,
 )
@@ -80,11 +77,8 @@ __all__ = [
     "RELATIVE_ACCURACY",
     "Aggregate",
     "BatchResult",
-    "BatchTooLarge",
-    "InvalidBatch",
     "MetricsService",
     "MetricsSummary",
-    "NeverReleased",
     "VersionMetrics",
     "batch_items",
     "bucket_of",

@@ -4,7 +4,7 @@ score, and the answer to a batch (`BatchResult`, `batch_items`).
 
 Nothing here reads the database: whether an event's prompt, environment and version were
 released is the service's question. The metrics errors (BatchTooLarge, InvalidBatch,
-NeverReleased) are kept together in the errors section below.
+NeverReleased) live with the others in registry.errors.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from promptctl.registry.errors import NotFound, RegistryError
+from promptctl.registry.errors import InvalidBatch
 
 ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
 MAX_CLOCK_SKEW = 300  # seconds an event's ts may be ahead of the server's clock
@@ -43,40 +43,6 @@ FIELDS = frozenset(REQUIRED + OPTIONAL)
 SCORE_FIELDS = frozenset(("event_id", "quality"))
 VARIANTS = ("stable", "canary")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-
-
-# -- errors ---------------------------------------------------------------------------
-
-
-class BatchTooLarge(RegistryError):
-    """A batch with more events than the server takes at once."""
-
-    status = 413
-    title = "Batch too large"
-
-    def __init__(self, size: int, limit: int) -> None:
-        self.size = size
-        self.limit = limit
-        super().__init__(
-            f"the batch has {size} items, over the limit of {limit}: split it and send again"
-        )
-
-
-class InvalidBatch(RegistryError):
-    """A batch that is not a list of objects under its key."""
-
-    status = 422
-    title = "Invalid metrics batch"
-
-
-class NeverReleased(NotFound):
-    """A prompt with no released version has no metrics."""
-
-    title = "Prompt not released"
-
-    def __init__(self, prompt: str) -> None:
-        self.prompt = prompt
-        super().__init__(f"'{prompt}' has never been released, so it has no metrics")
 
 
 # -- events and scores ----------------------------------------------------------------

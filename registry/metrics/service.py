@@ -17,7 +17,9 @@ from typing import Any, Protocol
 from sqlalchemy import bindparam, select, union_all, update
 
 from promptctl.registry.errors import (
+    BatchTooLarge,
     EnvironmentNotFound,
+    NeverReleased,
     RegistryError,
     ReleaseNotFound,
     UsageError,
@@ -30,9 +32,7 @@ from promptctl.registry.metrics.events import (
     REJECTED,
     VARIANTS,
     BatchResult,
-    BatchTooLarge,
     Event,
-    NeverReleased,
     batch_result,
     check_score,
     parse_event,

@@ -21,17 +21,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from promptctl.registry.errors import ConfigError, RegistryError
+from promptctl.registry.errors import ConfigError, DatabaseError
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"  # promptctl/migrations
 SQLITE_BUSY_SECONDS = 30
-
-
-class DatabaseError(RegistryError):
-    """The database cannot be reached or its schema is not the one this code expects."""
-
-    status = 503
-    title = "Database unavailable"
 
 
 def default_sqlite_url(base: Path) -> str:

@@ -22,12 +22,15 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, select
 
 from promptctl.registry import metrics as m
-from promptctl.registry.errors import EnvironmentNotFound, UsageError
+from promptctl.registry.errors import (
+    BatchTooLarge,
+    EnvironmentNotFound,
+    NeverReleased,
+    UsageError,
+)
 from promptctl.registry.metrics import (
     Aggregate,
-    BatchTooLarge,
     MetricsService,
-    NeverReleased,
     mean_ci95,
     parse_event,
     parse_time,

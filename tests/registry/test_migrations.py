@@ -10,9 +10,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, select, text
 
+from promptctl.registry.errors import DatabaseError
 from promptctl.registry.store.database import (
     Database,
-    DatabaseError,
     alembic_config,
     current_revision,
     downgrade,

@@ -43,6 +43,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/resolve.py
 	$(BIN)/python bench/client.py
 	$(BIN)/python bench/client_import.py
+	$(BIN)/python bench/render.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/summary.py
 

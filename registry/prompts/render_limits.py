@@ -130,8 +130,11 @@ def _too_big(size: int, what: str) -> None:
         )
 
 
+_SIZED = (str, bytes, list, tuple, dict, set, frozenset)
+
+
 def _sized(value: Any) -> int | None:
-    if isinstance(value, str | bytes | list | tuple | dict | set | frozenset):
+    if isinstance(value, _SIZED):
         return len(value)
     return None
 
@@ -273,15 +276,30 @@ def _filter_precheck(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -
         check_printf(value)
 
 
+_PRECHECKED_FILTERS = frozenset({"center", "indent", "replace", "wordwrap", "join", "format"})
+
+
 def guard_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a filter: deadline before, growth checked before, size checked after."""
+    """Wrap a filter: deadline before, growth checked before, size checked after.
+
+    Every filter call of every render passes here, so the common path is kept to a few
+    operations (filters that cannot grow a value skip the precheck).
+    """
     pass_arg = getattr(function, "jinja_pass_arg", None)
+    prechecked = name in _PRECHECKED_FILTERS
+    what = f"the {name} filter"
 
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        _budget().tick()
-        own = args[1:] if pass_arg is not None else args  # after the context/environment
-        _filter_precheck(name, own, kwargs)
-        return check_value(function(*args, **kwargs), f"the {name} filter")
+        budget = _BUDGET.get()
+        if budget is not None and time.monotonic() > budget.deadline:
+            budget.tick()  # raises, with the message
+        if prechecked:
+            own = args[1:] if pass_arg is not None else args  # after context/environment
+            _filter_precheck(name, own, kwargs)
+        result = function(*args, **kwargs)
+        if isinstance(result, _SIZED) and len(result) > _value_limit():
+            check_value(result, what)
+        return result
 
     guarded.__name__ = getattr(function, "__name__", name)
     if pass_arg is not None:
@@ -299,12 +317,22 @@ def guard_loop(iterable: Iterable[Any]) -> Iterator[Any]:
         yield item
 
 
-def count_produced(value: Any) -> None:
-    """Count one piece of text a template outputs, wherever it goes."""
-    if isinstance(value, str):
-        _budget().add_produced(len(value))
+def count_produced(_environment: Any, value: Any) -> Any:
+    """Jinja's `finalize`: count one piece of text a template outputs, wherever it goes
+    (macros, blocks, messages), and return it.
+
+    Called for every piece of output of every render: kept short.
+    """
+    budget = _BUDGET.get()
+    if budget is not None and type(value) is str:
+        budget.produced += len(value)
+        if budget.produced > budget.limits.max_value_chars:
+            budget.add_produced(0)  # raises, with the message
+    return value
 
 
 def tick() -> None:
-    """Check the deadline of the render in progress."""
-    _budget().tick()
+    """Check the deadline of the render in progress (none outside a render)."""
+    budget = _BUDGET.get()
+    if budget is not None and time.monotonic() > budget.deadline:
+        budget.tick()  # raises, with the message

@@ -206,10 +206,9 @@ _GUARDED_FILTERS = {
 }
 
 
-@pass_environment
-def _count_output(environment: Any, value: Any) -> Any:
-    render_limits.count_produced(value)
-    return value
+# With an environment-taking finalize Jinja cannot apply it at compile time, so every
+# piece of output, literals included, is counted at run time.
+_COUNT_OUTPUT = pass_environment(render_limits.count_produced)
 
 
 class BoundedEnvironment(ImmutableSandboxedEnvironment):
@@ -226,7 +225,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
-        render_limits.tick()
+        render_limits.tick()  # macros and callers come here: recursion meets the clock
         target = getattr(__obj, "__wrapped__", __obj)  # str.format comes wrapped
         owner = getattr(target, "__self__", None)
         if isinstance(owner, str):
@@ -246,7 +245,7 @@ def make_environment(read: ReadFile, repo_path: Callable[[str], str]) -> Bounded
         keep_trailing_newline=True,
         autoescape=False,
         bytecode_cache=_COMPILED_PARTIALS,
-        finalize=_count_output,
+        finalize=_COUNT_OUTPUT,
         # Folding constants runs template code at compile time (`9 ** 200000000`).
         optimized=False,
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +9,8 @@ import click
 
 from promptctl.cli.main import JSON_OPTION, Options, cli, pass_options, split_ref
 from promptctl.cli.output import emit_json, table
-from promptctl.client._core import BUNDLE_FORMAT
 from promptctl.registry.errors import RegistryError, ReleaseNotFound, UsageError
+from promptctl.registry.releases.bundle import write_bundle
 from promptctl.registry.releases.routing import assign, bucket, format_percent, parse_percent
 from promptctl.registry.releases.service import LogEntry, ReleaseState
 from promptctl.registry.store.database import current_revision, downgrade, head_revision, upgrade
@@ -393,20 +391,9 @@ def bundle_command(options: Options, environment: str, output: str) -> None:
 
     PromptClient(..., bundle=FILE) serves from it when it has never reached the server.
     """
-    documents = options.backend.release_documents(environment)
-    if not documents:
-        raise ReleaseNotFound("any prompt", environment)
-    bundle = {
-        "format": BUNDLE_FORMAT,
-        "environment": environment,
-        "created_at": datetime.now(UTC).isoformat(),
-        "releases": documents,
-    }
     path = Path(output)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(bundle, indent=1, ensure_ascii=False), encoding="utf-8")
-    temporary.replace(path)
-    click.echo(f"wrote {len(documents)} prompt(s) released in {environment} to {path}")
+    count = write_bundle(path, environment, options.backend.release_documents(environment))
+    click.echo(f"wrote {count} prompt(s) released in {environment} to {path}")
 
 
 @cli.group("db")

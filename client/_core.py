@@ -26,10 +26,10 @@ from typing import Any
 
 from promptctl.registry.prompts.promptversion import PromptVersion, version_from_document
 from promptctl.registry.prompts.rendering import Rendered
+from promptctl.registry.releases.bundle import bundle_problem
 from promptctl.registry.releases.routing import assign
 
 log = logging.getLogger("promptctl.client")
-BUNDLE_FORMAT = "promptctl-bundle/1"
 SPOOL_FORMAT = "promptctl-spool/1"
 SPOOL_LIMIT_BYTES = 16 * 2**20  # all spool files of one environment together
 
@@ -456,20 +456,10 @@ def load_bundle(path: str | os.PathLike[str], environment: str) -> dict[str, Rel
     """
     try:
         data = json.loads(Path(path).read_bytes().decode("utf-8"))
-        if not isinstance(data, dict):
-            raise Unusable(f"a JSON {type(data).__name__}, not a promptctl bundle")
-        if data.get("format") != BUNDLE_FORMAT:
-            raise Unusable(
-                f"not a promptctl bundle (format {data.get('format')!r}, "
-                f"expected {BUNDLE_FORMAT!r})"
-            )
-        if data.get("environment") != environment:
-            raise Unusable(
-                f"a bundle for {data.get('environment')!r}, the client is for {environment!r}"
-            )
-        releases = data.get("releases")
-        if not isinstance(releases, dict):
-            raise Unusable("wrong shape: 'releases' is not an object of prompt releases")
+        problem = bundle_problem(data, environment)
+        if problem is not None:
+            raise Unusable(problem)
+        releases = data["releases"]
     except Exception as exc:
         why = "the file does not exist" if isinstance(exc, FileNotFoundError) else describe(exc)
         log.warning("promptctl: bundle %s cannot be used (%s); going on without it", path, why)

@@ -34,18 +34,34 @@ def is_loopback(host: str) -> bool:
     help="Require an API token on every request [off].",
 )
 @click.option("--log-level", default="info", show_default=True)
+@click.option(
+    "--create",
+    is_flag=True,
+    help="Create the SQLite database when its file does not exist (else refuse: a moved "
+    "file must not silently become an empty database).",
+)
 @pass_options
-def serve_command(options: Options, host: str, port: int, tokens: bool, log_level: str) -> None:
+def serve_command(
+    options: Options, host: str, port: int, tokens: bool, log_level: str, create: bool
+) -> None:
     """Run the service (REST API, OpenAPI at /docs) with uvicorn."""
     import uvicorn
 
+    from promptctl.registry.store.database import sqlite_file
     from promptctl.server.app import create_app
     from promptctl.server.settings import ServerSettings
+
 
     if not tokens and not is_loopback(host):
         raise UsageError(
             f"refusing to listen on {host} without tokens: anyone could change releases. "
             "Use --tokens (create one with 'promptctl token create'), or bind to 127.0.0.1"
+        )
+    database = sqlite_file(options.registry.database_url)
+    if database is not None and not database.exists() and not create:
+        raise UsageError(
+            f"no database at {database}: run 'promptctl db upgrade' to create it (or serve "
+            "with --create); if it was moved, point --database-url at it"
         )
     given = options.settings.model_dump(exclude_none=True)
     settings = ServerSettings(**{**given, "host": host, "port": port, "tokens": tokens})

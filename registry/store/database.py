@@ -7,6 +7,7 @@ the release it changes inside its own write lock.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +19,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from promptctl.registry.errors import ConfigError, DatabaseError
@@ -30,6 +31,17 @@ SQLITE_BUSY_SECONDS = 30
 def default_sqlite_url(base: Path) -> str:
     """Return the embedded database URL: `.promptctl/registry.db` below `base`."""
     return f"sqlite:///{(base / '.promptctl' / 'registry.db').resolve()}"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of an SQLite URL (None for PostgreSQL, in-memory SQLite or a bad URL)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).resolve()
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -117,6 +129,8 @@ class Database:
             auto_upgrade = self.engine.dialect.name == "sqlite"
         self._checked = False
         self._auto_upgrade = auto_upgrade
+        self.file = sqlite_file(url)
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file in use
 
     @property
     def safe_url(self) -> str:
@@ -144,13 +158,47 @@ class Database:
                 )
             upgrade(self.engine)
         self._checked = True
+        self.check_file()
+
+    def check_file(self) -> None:
+        """For SQLite: refuse when the file in use was moved, deleted or replaced, or cannot
+        be written (DatabaseError, a 503): SQLite would otherwise keep writing into the
+        moved file through its open handle, or a restart would start an empty one."""
+        if self.file is None:
+            return
+        try:
+            stat = os.stat(self.file)
+        except OSError as exc:
+            raise DatabaseError(
+                f"the database file {self.file} is gone (moved or deleted while in use): "
+                "put it back, or restart with the right --database-url"
+            ) from exc
+        identity = (stat.st_dev, stat.st_ino)
+        if self._identity is None:
+            self._identity = identity
+        elif identity != self._identity:
+            raise DatabaseError(
+                f"the database file {self.file} was replaced while in use: restart to use it"
+            )
+        if not (os.access(self.file, os.R_OK | os.W_OK) and os.access(self.file.parent, os.W_OK)):
+            raise DatabaseError(f"the database file {self.file} or its folder is not writable")
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session whose transaction commits on success and rolls back on any error."""
+        """A session whose transaction commits on success and rolls back on any error.
+
+        A database that cannot be reached, is locked past the busy timeout or was moved is
+        a DatabaseError (503), never a driver error.
+        """
         self.ensure_schema()
-        with self.sessions() as session, session.begin():
-            yield session
+        self.check_file()
+        try:
+            with self.sessions() as session, session.begin():
+                yield session
+        except (OperationalError, InterfaceError) as exc:
+            if str(getattr(exc.orig, "sqlstate", None) or "").startswith("40"):
+                raise  # deadlock or serialisation failure: the caller may run it again
+            raise DatabaseError(f"database unavailable: {_first_line(exc)}") from exc
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -25,6 +25,10 @@ EVENT_ID_MAX = 128
 NAME_MAX = 255
 ATTRIBUTES_MAX_BYTES = 8192
 INT_MAX = 2**31 - 1
+# Past these an event is a client bug, not a call; one would poison a version's
+# percentiles and means for good, so it is rejected on its own.
+MAX_LATENCY_MS = 86_400_000.0  # a day
+MAX_COST_USD = 1_000.0  # one call
 DEFAULT_MAX_BATCH = 1000
 
 REQUIRED = ("event_id", "prompt", "env", "digest", "latency_ms")
@@ -239,6 +243,8 @@ def parse_event(raw: Any, now: float) -> Event | str:
         return f"latency_ms must be a finite number, got {_show(latency)}"
     if latency < 0:
         return f"latency_ms must not be negative, got {_show(get('latency_ms'))}"
+    if latency > MAX_LATENCY_MS:
+        return f"latency_ms must be at most {MAX_LATENCY_MS:.0f} (a day), got {_show(latency)}"
     ts = _parse_ts(get("ts"), now)
     if type(ts) is str:
         return ts
@@ -261,6 +267,8 @@ def parse_event(raw: Any, now: float) -> Event | str:
     if cost is not None:
         if not _is_number(cost) or cost < 0:
             return f"cost_usd must be a finite number >= 0, got {_show(cost)}"
+        if cost > MAX_COST_USD:
+            return f"cost_usd must be at most {MAX_COST_USD:.0f} for one call, got {_show(cost)}"
         cost = float(cost)
     quality = get("quality")
     if quality is not None:

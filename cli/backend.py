@@ -13,8 +13,8 @@ import httpx
 
 from promptctl.registry.core import Registry
 from promptctl.registry.errors import RegistryError
-from promptctl.registry.releases.service import EnvironmentInfo, LogEntry, ReleaseState
 from promptctl.registry.releases.serving import release_document
+from promptctl.registry.releases.values import EnvironmentInfo, LogEntry, ReleaseState
 
 
 # Not in registry.errors: it is the HTTP transport's error, a problem document the server

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import or_, select
 
 from promptctl.registry.errors import Forbidden, TokenNotFound, UsageError
-from promptctl.registry.releases.service import find_environment
+from promptctl.registry.releases.queries import find_environment
 from promptctl.registry.store.database import Database
 from promptctl.registry.store.models import ApiToken, as_utc, utcnow
 

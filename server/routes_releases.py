@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request
 from promptctl.registry.auth import TokenInfo
 from promptctl.registry.errors import UsageError
 from promptctl.registry.releases.routing import parse_percent
-from promptctl.registry.releases.service import ReleaseState
+from promptctl.registry.releases.values import ReleaseState
 from promptctl.server.deps import AppContext, ContextDep
 from promptctl.server.schemas import (
     AbortRequest,

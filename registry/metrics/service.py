@@ -55,7 +55,7 @@ from promptctl.registry.metrics.storage import (
 from promptctl.registry.metrics.summary import DEFAULT_WINDOW, MetricsSummary, VersionMetrics
 from promptctl.registry.prompts.promptfile import parse_prompt_file
 from promptctl.registry.prompts.promptversion import SHORT
-from promptctl.registry.releases.service import find_environment
+from promptctl.registry.releases.queries import find_environment
 from promptctl.registry.releases.serving import ServedRelease, ServingCache
 from promptctl.registry.store.database import Database
 from promptctl.registry.store.models import VersionSnapshot, as_utc, utcnow

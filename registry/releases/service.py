@@ -11,18 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from promptctl.registry.errors import (
     ConfigError,
     EnvironmentExists,
-    EnvironmentNotFound,
     LintFailed,
     ProtectedEnvironment,
     ReleaseConflict,
@@ -31,167 +26,35 @@ from promptctl.registry.errors import (
     RevisionMismatch,
     UnmergedVersion,
     UsageError,
-    VersionNotFound,
 )
 from promptctl.registry.prompts.layout import check_name
 from promptctl.registry.prompts.lint import ERROR, lint_version
-from promptctl.registry.prompts.promptversion import SHORT, PromptVersion, version_from_files
+from promptctl.registry.prompts.promptversion import PromptVersion
+from promptctl.registry.releases.queries import (
+    environment_info,
+    find_environment,
+    locked_release,
+    log_entries,
+    read_snapshot,
+    read_snapshots,
+    release_fingerprint,
+    release_state,
+    release_states,
+    stable_stack,
+    store_snapshot,
+    version_numbers,
+)
 from promptctl.registry.releases.routing import BUCKETS, format_percent
+from promptctl.registry.releases.values import EnvironmentInfo, LogEntry, ReleaseState
 from promptctl.registry.store.database import Database
 from promptctl.registry.store.models import (
-    ApiToken,
     Environment,
     Release,
     ReleaseLog,
-    VersionSnapshot,
-    as_utc,
     utcnow,
 )
 
-PUSHES = ("promote", "complete", "rollback_to")
 ENV_NAME_MAX = 64
-
-
-@dataclass(frozen=True)
-class VersionRef:
-    """A released version as status and history show it."""
-
-    digest: str
-    number: int | None = None
-    source: str | None = None
-
-    @property
-    def label(self) -> str:
-        return f"v{self.number}" if self.number else self.digest[:SHORT]
-
-    def describe(self) -> str:
-        """`v3 (1a2b3c4d5e6f)`, or for an unmerged version `1a2b3c4d5e6f (preview of ...)`."""
-        if self.number:
-            return f"{self.label} ({self.digest[:SHORT]})"
-        return f"{self.label} (preview of {self.source})" if self.source else self.label
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "digest": self.digest,
-            "version": self.number,
-            "label": self.label,
-            "source": self.source,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any] | None) -> VersionRef | None:
-        return cls(data["digest"], data.get("version"), data.get("source")) if data else None
-
-
-@dataclass(frozen=True)
-class EnvironmentInfo:
-    name: str
-    protected: bool
-    created_at: datetime
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "protected": self.protected,
-            "created_at": self.created_at.isoformat(),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> EnvironmentInfo:
-        return cls(data["name"], data["protected"], datetime.fromisoformat(data["created_at"]))
-
-
-@dataclass(frozen=True)
-class ReleaseState:
-    """The release of one prompt in one environment."""
-
-    prompt: str
-    environment: str
-    stable: VersionRef
-    canary: VersionRef | None
-    weight_bp: int
-    revision: int
-    updated_at: datetime
-    updated_by: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "prompt": self.prompt,
-            "environment": self.environment,
-            "stable": self.stable.to_json(),
-            "canary": self.canary.to_json() if self.canary else None,
-            "canary_weight_bp": self.weight_bp if self.canary else 0,
-            "canary_weight": format_percent(self.weight_bp) if self.canary else None,
-            "revision": self.revision,
-            "updated_at": self.updated_at.isoformat(),
-            "updated_by": self.updated_by,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ReleaseState:
-        stable = VersionRef.from_json(data["stable"])
-        assert stable is not None
-        return cls(
-            prompt=data["prompt"],
-            environment=data["environment"],
-            stable=stable,
-            canary=VersionRef.from_json(data.get("canary")),
-            weight_bp=data.get("canary_weight_bp", 0),
-            revision=data["revision"],
-            updated_at=datetime.fromisoformat(data["updated_at"]),
-            updated_by=data["updated_by"],
-        )
-
-
-@dataclass(frozen=True)
-class LogEntry:
-    """One audited release action."""
-
-    id: int
-    prompt: str
-    environment: str
-    action: str
-    from_version: VersionRef | None
-    to_version: VersionRef | None
-    weight_bp: int | None
-    revision: int
-    actor: str
-    reason: str | None
-    forced: bool
-    time: datetime
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "prompt": self.prompt,
-            "environment": self.environment,
-            "action": self.action,
-            "from": self.from_version.to_json() if self.from_version else None,
-            "to": self.to_version.to_json() if self.to_version else None,
-            "weight_bp": self.weight_bp,
-            "revision": self.revision,
-            "actor": self.actor,
-            "reason": self.reason,
-            "forced": self.forced,
-            "time": self.time.isoformat(),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> LogEntry:
-        return cls(
-            id=data["id"],
-            prompt=data["prompt"],
-            environment=data["environment"],
-            action=data["action"],
-            from_version=VersionRef.from_json(data.get("from")),
-            to_version=VersionRef.from_json(data.get("to")),
-            weight_bp=data.get("weight_bp"),
-            revision=data["revision"],
-            actor=data["actor"],
-            reason=data.get("reason"),
-            forced=data.get("forced", False),
-            time=datetime.fromisoformat(data["time"]),
-        )
 
 
 @dataclass(frozen=True)
@@ -232,7 +95,7 @@ class ReleaseService:
     def environments(self) -> list[EnvironmentInfo]:
         with self.db.session() as session:
             rows = session.scalars(select(Environment).order_by(Environment.id)).all()
-            return [_env_info(row) for row in rows]
+            return [environment_info(row) for row in rows]
 
     def create_environment(self, name: str, *, protected: bool = False) -> EnvironmentInfo:
         """Create an environment; names follow the prompt-name rules, without '/'."""
@@ -252,7 +115,7 @@ class ReleaseService:
                 row = Environment(name=name, protected=protected, created_at=utcnow())
                 session.add(row)
                 session.flush()
-                return _env_info(row)
+                return environment_info(row)
         except IntegrityError as exc:
             raise EnvironmentExists(f"environment '{name}' already exists") from exc
 
@@ -260,7 +123,7 @@ class ReleaseService:
         with self.db.session() as session:
             row = find_environment(session, name)
             row.protected = protected
-            return _env_info(row)
+            return environment_info(row)
 
     # -- reads ---------------------------------------------------------------------
 
@@ -274,52 +137,19 @@ class ReleaseService:
     ) -> list[ReleaseState]:
         """Return releases, optionally of one prompt and/or one environment."""
         with self.db.session() as session:
-            if environment is not None:
-                find_environment(session, environment)
-            query = (
-                select(Release).join(Release.environment).order_by(Release.prompt, Environment.id)
-            )
-            if prompt is not None:
-                query = query.where(Release.prompt == prompt)
-            if environment is not None:
-                query = query.where(Environment.name == environment)
-            rows = session.scalars(query).all()
-            numbers = _numbers(
-                session,
-                {(r.prompt, d) for r in rows for d in (r.stable_digest, r.canary_digest) if d},
-            )
-            return [_state(row, numbers) for row in rows]
+            return release_states(session, prompt, environment)
 
     def history(
         self, prompt: str, environment: str | None = None, *, limit: int | None = None
     ) -> list[LogEntry]:
         """Return the release log of a prompt, newest first."""
         with self.db.session() as session:
-            if environment is not None:
-                find_environment(session, environment)
-            query = select(ReleaseLog).where(ReleaseLog.prompt == prompt)
-            if environment is not None:
-                query = query.where(ReleaseLog.environment == environment)
-            query = query.order_by(ReleaseLog.id.desc())
-            if limit:
-                query = query.limit(limit)
-            rows = session.scalars(query).all()
-            numbers = _numbers(
-                session, {(r.prompt, d) for r in rows for d in (r.from_digest, r.to_digest) if d}
-            )
-            return [_entry(row, numbers) for row in rows]
+            return log_entries(session, prompt, environment, limit)
 
     def snapshot(self, prompt: str, digest: str) -> PromptVersion:
         """Return a released version's content from its snapshot (no git needed)."""
         with self.db.session() as session:
-            row = session.scalar(
-                select(VersionSnapshot).where(
-                    VersionSnapshot.prompt == prompt, VersionSnapshot.digest == digest
-                )
-            )
-            if row is None:
-                raise VersionNotFound(prompt, digest[:SHORT], "no snapshot in the database")
-            return _version(row)
+            return read_snapshot(session, prompt, digest)
 
     def released_version(
         self, prompt: str, environment: str, variant: str = "stable"
@@ -356,20 +186,10 @@ class ReleaseService:
             for d in (s.stable.digest, s.canary.digest if s.canary else None)
             if d
         }
-        versions: dict[tuple[str, str], PromptVersion] = {}
         if not wanted:
-            return versions
+            return {}
         with self.db.session() as session:
-            rows = session.scalars(
-                select(VersionSnapshot).where(
-                    VersionSnapshot.prompt.in_({p for p, _ in wanted}),
-                    VersionSnapshot.digest.in_({d for _, d in wanted}),
-                )
-            )
-            for row in rows:
-                if (row.prompt, row.digest) in wanted:
-                    versions[(row.prompt, row.digest)] = _version(row)
-        return versions
+            return read_snapshots(session, wanted)
 
     def fingerprint(self) -> tuple[int, ...]:
         """A cheap value that changes whenever a release, environment or token changes.
@@ -378,23 +198,7 @@ class ReleaseService:
         prompts never queue behind one hot row.
         """
         with self.db.session() as session:
-            row = session.execute(
-                select(
-                    select(func.count()).select_from(Release).scalar_subquery(),
-                    select(func.coalesce(func.sum(Release.revision), 0)).scalar_subquery(),
-                    select(func.count()).select_from(Environment).scalar_subquery(),
-                    select(func.count())
-                    .select_from(Environment)
-                    .where(Environment.protected.is_(True))
-                    .scalar_subquery(),
-                    select(func.count()).select_from(ApiToken).scalar_subquery(),
-                    select(func.count())
-                    .select_from(ApiToken)
-                    .where(ApiToken.revoked_at.is_not(None))
-                    .scalar_subquery(),
-                )
-            ).one()
-            return tuple(int(v) for v in row)
+            return release_fingerprint(session)
 
     # -- actions -------------------------------------------------------------------
 
@@ -642,7 +446,7 @@ class ReleaseService:
                 raise ProtectedEnvironment(environment)
             if expected is not None:
                 return _Observed(expected, explicit=True)
-            release = _locked_release(session, prompt, env, lock=False)
+            release = locked_release(session, prompt, env, lock=False)
             return _Observed(release.revision if release else 0, explicit=False)
 
     def _check_merged(self, version: PromptVersion, environment: str) -> None:
@@ -674,15 +478,15 @@ class ReleaseService:
         try:
             with self.db.session() as session:
                 env = find_environment(session, environment)
-                release = _locked_release(session, prompt, env, lock=True)
+                release = locked_release(session, prompt, env, lock=True)
                 actual = release.revision if release else 0
                 if actual != observed.revision:
                     if observed.explicit:
                         raise RevisionMismatch(prompt, environment, observed.revision, actual)
                     raise ReleaseConflict(prompt, environment)
-                new = change(_Current(release, _stable_stack(session, prompt, environment)))
+                new = change(_Current(release, stable_stack(session, prompt, environment)))
                 if snapshot is not None:
-                    _store_snapshot(session, snapshot)
+                    store_snapshot(session, snapshot)
                 now = utcnow()
                 values = {
                     "stable_digest": new.stable,
@@ -729,7 +533,7 @@ class ReleaseService:
                 )
                 assert written is not None
                 digests = {(prompt, d) for d in (written.stable_digest, written.canary_digest) if d}
-                state = _state(written, _numbers(session, digests))
+                state = release_state(written, version_numbers(session, digests))
         except IntegrityError as exc:
             raise ReleaseConflict(prompt, environment) from exc
         return state
@@ -747,145 +551,3 @@ def _with_canary(current: _Current, prompt: str, environment: str, what: str) ->
     if not release.canary_digest:
         raise ReleaseError(f"'{prompt}' has no canary in {environment} to {what}")
     return release
-
-
-def find_environment(session: Session, name: str) -> Environment:
-    row = session.scalar(select(Environment).where(Environment.name == name))
-    if row is None:
-        known = list(session.scalars(select(Environment.name).order_by(Environment.id)))
-        raise EnvironmentNotFound(name, known)
-    return row
-
-
-def _locked_release(
-    session: Session, prompt: str, env: Environment, *, lock: bool
-) -> Release | None:
-    query = select(Release).where(Release.prompt == prompt, Release.environment_id == env.id)
-    if lock:
-        # Lock only the release row: its environment is joined in, and PostgreSQL refuses
-        # FOR UPDATE on the nullable side of that outer join.
-        query = query.with_for_update(of=Release)
-    return session.scalar(query)
-
-
-def _stable_stack(session: Session, prompt: str, environment: str) -> list[str]:
-    """Replay the log: promotions push the new stable version, rollbacks pop it."""
-    rows = session.execute(
-        select(ReleaseLog.action, ReleaseLog.to_digest)
-        .where(ReleaseLog.prompt == prompt, ReleaseLog.environment == environment)
-        .order_by(ReleaseLog.id)
-    ).all()
-    stack: list[str] = []
-    for action, to_digest in rows:
-        if action in PUSHES and to_digest:
-            stack.append(to_digest)
-        elif action == "rollback" and stack:
-            stack.pop()
-    return stack
-
-
-def _store_snapshot(session: Session, version: PromptVersion) -> None:
-    values = {
-        "prompt": version.name,
-        "digest": version.digest,
-        "number": version.number,
-        "commit_sha": version.commit.sha if version.commit else None,
-        "source_ref": version.source,
-        "root": version.root,
-        "relpath": version.relpath,
-        "files": version.files(),
-        "created_at": utcnow(),
-    }
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
-        insert(VersionSnapshot)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["prompt", "digest"])
-    )
-    session.execute(statement)
-    if version.number is not None:
-        # A version promoted before it was merged gets its number once it has one.
-        session.execute(
-            update(VersionSnapshot)
-            .where(
-                VersionSnapshot.prompt == version.name,
-                VersionSnapshot.digest == version.digest,
-                VersionSnapshot.number.is_(None),
-            )
-            .values(number=version.number)
-        )
-
-
-def _numbers(
-    session: Session, pairs: set[tuple[str, str]]
-) -> dict[tuple[str, str], tuple[int | None, str | None]]:
-    """Return {(prompt, digest): (version number, source ref)} from the snapshots."""
-    if not pairs:
-        return {}
-    prompts = {p for p, _ in pairs}
-    digests = {d for _, d in pairs}
-    rows = session.execute(
-        select(
-            VersionSnapshot.prompt,
-            VersionSnapshot.digest,
-            VersionSnapshot.number,
-            VersionSnapshot.source_ref,
-        ).where(VersionSnapshot.prompt.in_(prompts), VersionSnapshot.digest.in_(digests))
-    ).all()
-    return {(p, d): (n, source) for p, d, n, source in rows}
-
-
-def _ref(prompt: str, digest: str | None, numbers: dict) -> VersionRef | None:
-    if not digest:
-        return None
-    number, source = numbers.get((prompt, digest), (None, None))
-    return VersionRef(digest, number, source)
-
-
-def _state(row: Release, numbers: dict) -> ReleaseState:
-    stable = _ref(row.prompt, row.stable_digest, numbers)
-    assert stable is not None
-    return ReleaseState(
-        prompt=row.prompt,
-        environment=row.environment.name,
-        stable=stable,
-        canary=_ref(row.prompt, row.canary_digest, numbers),
-        weight_bp=row.canary_weight_bp,
-        revision=row.revision,
-        updated_at=as_utc(row.updated_at),
-        updated_by=row.updated_by,
-    )
-
-
-def _entry(row: ReleaseLog, numbers: dict) -> LogEntry:
-    return LogEntry(
-        id=row.id,
-        prompt=row.prompt,
-        environment=row.environment,
-        action=row.action,
-        from_version=_ref(row.prompt, row.from_digest, numbers),
-        to_version=_ref(row.prompt, row.to_digest, numbers),
-        weight_bp=row.weight_bp,
-        revision=row.revision,
-        actor=row.actor,
-        reason=row.reason,
-        forced=row.forced,
-        time=as_utc(row.created_at),
-    )
-
-
-def _env_info(row: Environment) -> EnvironmentInfo:
-    return EnvironmentInfo(row.name, row.protected, as_utc(row.created_at))
-
-
-def _version(row: VersionSnapshot) -> PromptVersion:
-    return version_from_files(
-        row.prompt,
-        digest=row.digest,
-        root=row.root,
-        relpath=row.relpath,
-        files=row.files,
-        source=f"release snapshot ({row.source_ref or 'unknown source'})",
-        number=row.number,
-    )

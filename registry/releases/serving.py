@@ -20,7 +20,8 @@ from promptctl.registry.prompts.promptversion import PromptVersion
 from promptctl.registry.prompts.render_limits import RenderLimits
 from promptctl.registry.prompts.rendering import Rendered
 from promptctl.registry.releases.routing import Variant, assign
-from promptctl.registry.releases.service import ReleaseService, ReleaseState
+from promptctl.registry.releases.service import ReleaseService
+from promptctl.registry.releases.values import ReleaseState
 
 
 def version_document(version: PromptVersion) -> dict[str, Any]:

@@ -31,7 +31,8 @@ from promptctl.registry.errors import (
     VersionNotFound,
 )
 from promptctl.registry.prompts.library import PromptLibrary, PromptVersion
-from promptctl.registry.releases.service import LogEntry, ReleaseService, ReleaseState, VersionRef
+from promptctl.registry.releases.service import ReleaseService
+from promptctl.registry.releases.values import LogEntry, ReleaseState, VersionRef
 from promptctl.registry.store.database import Database, make_engine, upgrade
 from promptctl.registry.store.models import ReleaseLog, VersionSnapshot
 

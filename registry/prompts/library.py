@@ -20,7 +20,11 @@ from promptctl.registry.errors import (
 )
 from promptctl.registry.prompts.gitstore import GitStore
 from promptctl.registry.prompts.layout import CONFIG_FILE, Layout, check_name, load_layout
-from promptctl.registry.prompts.promptfile import decode_text, parse_prompt_file
+from promptctl.registry.prompts.promptfile import (
+    check_version_size,
+    decode_text,
+    parse_prompt_file,
+)
 from promptctl.registry.prompts.promptversion import PromptVersion, is_chat
 from promptctl.registry.prompts.render_limits import DEFAULT_LIMITS, RenderLimits
 from promptctl.registry.prompts.rendering import Rendered
@@ -236,6 +240,11 @@ class PromptLibrary:
         prompt = parse_prompt_file(repo_path, data)
         closure = dependency_closure(relpath, lambda p: _includes(snapshot, p))
         partial_bytes = [(p, snapshot.read(p)) for p in closure]
+        check_version_size(
+            repo_path,
+            len(data),
+            [(self.layout.repo_path(p), len(b)) for p, b in partial_bytes if b is not None],
+        )
         digest = digest_of(data, partial_bytes)
         partials = {
             p: decode_text(self.layout.repo_path(p), b) if b is not None else None

@@ -18,6 +18,8 @@ from promptctl.registry.prompts.variables import INPUT_TYPES, InputSpec, check_v
 # Bounds on hostile files: prompts are small, and every one is parsed by lint, promote and
 # the server. A rendered output has its own limit (render_limits).
 MAX_PROMPT_FILE_BYTES = 262_144
+MAX_PARTIAL_BYTES = 262_144
+MAX_VERSION_BYTES = 1_048_576  # a prompt with every partial it includes
 MAX_FRONT_MATTER_CHARS = 65_536
 MAX_FRONT_MATTER_DEPTH = 20
 
@@ -104,6 +106,25 @@ def parse_prompt_file(path: str, data: bytes | str) -> PromptFile:
     inputs = _parse_inputs(path, front.get("input"), lines) if "input" in front else None
     _check_samples(path, front, lines)
     return PromptFile(path, text, front, body, body_line, inputs, lines)
+
+
+def check_version_size(
+    prompt_path: str, prompt_size: int, partials: list[tuple[str, int]]
+) -> None:
+    """Refuse a partial over its limit, or a version (prompt and partials) over its own."""
+    for path, size in partials:
+        if size > MAX_PARTIAL_BYTES:
+            raise InvalidPromptFile(
+                path, f"file of {size:,} bytes is over the limit of {MAX_PARTIAL_BYTES:,} bytes "
+                "for a partial"
+            )
+    total = prompt_size + sum(size for _, size in partials)
+    if total > MAX_VERSION_BYTES:
+        raise InvalidPromptFile(
+            prompt_path,
+            f"with its partials the prompt is {total:,} bytes, over the limit of "
+            f"{MAX_VERSION_BYTES:,}",
+        )
 
 
 def decode_text(path: str, data: bytes | str) -> str:

@@ -15,7 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import Template
 
-from promptctl.registry.prompts.promptfile import PromptFile, parse_prompt_file
+from promptctl.registry.prompts.promptfile import (
+    PromptFile,
+    check_version_size,
+    parse_prompt_file,
+)
 from promptctl.registry.prompts.render_limits import DEFAULT_LIMITS, RenderLimits
 from promptctl.registry.prompts.rendering import (
     Rendered,
@@ -132,6 +136,11 @@ def version_from_files(
 ) -> PromptVersion:
     """Rebuild a version from stored content (a release snapshot), without git."""
     repo_path = f"{root}/{relpath}" if root else relpath
+    check_version_size(
+        repo_path,
+        len(files[relpath].encode()),
+        [(p, len(t.encode())) for p, t in files.items() if p != relpath],
+    )
     prompt = parse_prompt_file(repo_path, files[relpath])
     partials: dict[str, str | None] = {p: t for p, t in files.items() if p != relpath}
     return PromptVersion(

@@ -14,6 +14,7 @@ from promptctl.registry.errors import InvalidPromptFile
 from promptctl.registry.prompts.promptfile import (
     MAX_FRONT_MATTER_CHARS,
     MAX_FRONT_MATTER_DEPTH,
+    MAX_PARTIAL_BYTES,
     MAX_PROMPT_FILE_BYTES,
     parse_prompt_file,
 )
@@ -106,3 +107,36 @@ def test_lint_names_the_bomb_and_ends(git_repo):
     assert result.returncode == 1
     assert "prompts/bomb.prompt:2" in result.stdout
     assert "anchors (&a) are not allowed" in result.stdout
+
+
+def test_a_partial_over_its_limit_is_refused_naming_the_partial(git_repo, make_library):
+    big = "x" * (MAX_PARTIAL_BYTES + 1)
+    git_repo.commit(
+        "big partial",
+        {"prompts/p.prompt": '{% include "partials/big.j2" %}\n', "prompts/partials/big.j2": big},
+    )
+    with pytest.raises(InvalidPromptFile) as caught:
+        make_library(git_repo).get("p", "HEAD")
+    assert caught.value.path == "prompts/partials/big.j2"
+    assert "over the limit of 262,144 bytes for a partial" in str(caught.value)
+
+
+def test_a_version_over_its_total_limit_is_refused(git_repo, make_library):
+    parts = {f"prompts/partials/p{i}.j2": "y" * 250_000 for i in range(5)}
+    body = "".join(f'{{% include "partials/p{i}.j2" %}}\n' for i in range(5))
+    git_repo.commit("many partials", {"prompts/p.prompt": body, **parts})
+    with pytest.raises(InvalidPromptFile, match="with its partials the prompt is 1,250"):
+        make_library(git_repo).get("p", "HEAD")
+
+
+def test_promote_refuses_a_prompt_over_the_size_limit(git_repo, tmp_path):
+    git_repo.commit("huge", {"prompts/huge.prompt": "z" * (MAX_PROMPT_FILE_BYTES + 10)})
+    beside = Path(sys.executable).parent / "promptctl"
+    command = [str(beside)] if beside.exists() else [sys.executable, "-m", "promptctl"]
+    result = subprocess.run(
+        [*command, "--repo", str(git_repo.path), "--database-url",
+         f"sqlite:///{tmp_path / 'r.db'}", "promote", "huge", "--env", "staging"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 1
+    assert "over the limit of 262,144 bytes for a prompt" in result.stderr

@@ -1,4 +1,12 @@
-"""Fixtures shared by every test package: an isolated HOME and git, and repository builders."""
+"""Fixtures shared by every test package: an isolated HOME and git, repository builders,
+databases, and the registry.
+
+The packages chain their fixtures `repo -> settings -> registry -> app -> client` (server)
+and `repo -> settings -> registry -> runner` (cli), each built per test on tmp_path: the
+package's conftest.py gives `repo` and `settings`; `registry` below is built from them.
+Shared helpers that are not fixtures (`wait_until`, servers on their own ports) are in
+support.py.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
+from promptctl.registry.core import Registry, Settings
 from promptctl.registry.prompts.library import PromptLibrary
 
 GIT_ENV = {
@@ -118,6 +127,37 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     yield from postgres_schema_url(os.environ["PROMPTCTL_TEST_POSTGRES_URL"])
 
 
+@pytest.fixture(scope="session")
+def _migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite file migrated to head once per session; tests start from copies of it."""
+    from promptctl.registry.store.database import make_engine, upgrade
+
+    path = tmp_path_factory.mktemp("migrated") / "registry.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()  # the last connection to close checkpoints the WAL into the file
+    return path
+
+
+@pytest.fixture
+def migrated_database_url(database_url: str, _migrated_sqlite: Path) -> str:
+    """`database_url` with its schema at the newest migration, as `promptctl db upgrade`
+    leaves it: a copy of the session's migrated SQLite file, or PostgreSQL's fresh schema
+    upgraded (the service never upgrades PostgreSQL by itself)."""
+    from sqlalchemy.engine import make_url
+
+    from promptctl.registry.store.database import make_engine, upgrade
+
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        shutil.copyfile(_migrated_sqlite, url.database)
+    else:
+        engine = make_engine(database_url)
+        upgrade(engine)
+        engine.dispose()
+    return database_url
+
+
 def postgres_schema_url(base: str) -> Iterator[str]:
     """Create a schema of its own on the server, yield a URL using it, drop it afterwards."""
     import uuid
@@ -180,3 +220,12 @@ def built_repo(
         return git_repo
 
     return fill
+
+
+@pytest.fixture
+def registry(settings: Settings) -> Iterator[Registry]:
+    """The facade over this test's repository and database, built from the package's
+    `settings`: what the server's app and the CLI runner are built on."""
+    registry = Registry(settings)
+    yield registry
+    registry.close()

@@ -1,105 +1,39 @@
-"""Server fixtures: a prompt repository, an app over it and a fresh database, a client.
+"""Server fixtures: one chain, each link built per test on tmp_path.
 
-The chain is repo -> settings -> app -> client, each built per test on tmp_path; the
-database is an SQLite file, or a PostgreSQL schema of its own (see `database_url`).
+    repo -> settings -> registry -> app -> client
+
+`repo` is the library below (support/triage, news/summary and a partial); a module that
+needs other prompts overrides `repo` (test_metrics_api and test_resolve_route take
+`greet_repo`, test_render_bounds commits hostile prompts). `settings` are ServerSettings
+over `repo` and this test's database at the newest migration (`migrated_database_url`:
+SQLite, or a PostgreSQL schema of its own); `make_settings(**overrides)` gives variants of
+them (tokens on, another poll interval) over the same repository and database. `app` is
+create_app over the registry's settings, and `client` a TestClient running its lifespan
+(and so its poller); `open_client` starts more, of other apps.
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import make_url
 
-from promptctl.registry.store.database import Database
+from promptctl.registry.core import Registry
 from promptctl.server.app import create_app
 from promptctl.server.settings import ModelPrice, ServerSettings
 
 MODEL = "gpt-4o-mini"
 PRICE = ModelPrice(input=0.15, output=0.60)
 
-
-def greeting(number: int, model: str = MODEL) -> str:
-    """A clean prompt file whose body differs per version."""
-    return (
-        "---\n"
-        "description: Greet a user\n"
-        f"model: {model}\n"
-        "input:\n"
-        "  name: {type: string}\n"
-        "samples:\n"
-        "  - {name: Ada}\n"
-        "---\n"
-        "Hello {{ name }}, this is greeting number " + str(number) + ".\n"
-    )
-
-
-@pytest.fixture
-def repo(git_repo):
-    """greet v1..v3 and summarize v1 (another model, with no price) on main."""
-    git_repo.commit(
-        "greet and summarize",
-        {
-            "prompts/greet.prompt": greeting(1),
-            "prompts/summarize.prompt": greeting(1, model="unpriced-model"),
-        },
-    )
-    git_repo.commit("greet 2", {"prompts/greet.prompt": greeting(2)})
-    git_repo.commit("greet 3", {"prompts/greet.prompt": greeting(3)})
-    return git_repo
-
-
-@pytest.fixture
-def settings(repo, database_url: str) -> ServerSettings:
-    # PostgreSQL is never upgraded implicitly by the service: do what `promptctl db
-    # upgrade` does first.
-    database = Database(database_url, auto_upgrade=True)
-    database.ensure_schema()
-    database.dispose()
-    return ServerSettings(repo=repo.path, database_url=database_url, prices={MODEL: PRICE})
-
-
-@pytest.fixture
-def app(settings: ServerSettings) -> FastAPI:
-    return create_app(settings)
-
-
-@pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def promote(app: FastAPI) -> Callable[..., str]:
-    """Release a version (stable, or canary at a weight); return its full digest."""
-
-    def run(
-        name: str = "greet", env: str = "staging", ref: str = "HEAD", canary_bp: int | None = None
-    ) -> str:
-        ctx = app.state.ctx
-        version = ctx.registry.library.get(name, ref)
-        ctx.registry.releases.promote(
-            version, env, actor="test", canary_bp=canary_bp, confirmed=True
-        )
-        ctx.cache.refresh_release(name, env)
-        return version.digest
-
-    return run
-
-
-# -- The serving and release suite: a library with a chat prompt and a partial -------------
+# -- repositories -------------------------------------------------------------------------
 #
-# Chain: library_repo -> make_settings / server_settings -> server_app -> api (a TestClient
-# with the lifespan, hence the poller, running). Test modules repeat the few names they need
-# (TRIAGE, ...) since conftest is not importable.
+# Test modules repeat the few names they need (TRIAGE, ...) since conftest is not
+# importable.
 
 TRIAGE = "support/triage"
 SUMMARY = "news/summary"
@@ -164,8 +98,35 @@ def _build_library(repo) -> None:
     )
 
 
+def greeting(number: int, model: str = MODEL) -> str:
+    """A clean prompt file whose body differs per version."""
+    return (
+        "---\n"
+        "description: Greet a user\n"
+        f"model: {model}\n"
+        "input:\n"
+        "  name: {type: string}\n"
+        "samples:\n"
+        "  - {name: Ada}\n"
+        "---\n"
+        "Hello {{ name }}, this is greeting number " + str(number) + ".\n"
+    )
+
+
+def _build_greetings(repo) -> None:
+    repo.commit(
+        "greet and summarize",
+        {
+            "prompts/greet.prompt": greeting(1),
+            "prompts/summarize.prompt": greeting(1, model="unpriced-model"),
+        },
+    )
+    repo.commit("greet 2", {"prompts/greet.prompt": greeting(2)})
+    repo.commit("greet 3", {"prompts/greet.prompt": greeting(3)})
+
+
 @pytest.fixture
-def library_repo(built_repo):
+def repo(built_repo):
     """support/triage v1..v3 (chat; v2 changes only its partial) and news/summary v1..v2.
 
     Tag `release-1` marks the first commit.
@@ -173,38 +134,25 @@ def library_repo(built_repo):
     return built_repo("server-library", _build_library)
 
 
-def prepare_database(url: str) -> None:
-    """Bring the schema to head, as `promptctl db upgrade` does (the service never does it
-    implicitly on PostgreSQL)."""
-    database = Database(url, auto_upgrade=True)
-    database.ensure_schema()
-    database.dispose()
+@pytest.fixture
+def greet_repo(built_repo):
+    """greet v1..v3 and summarize v1 (another model, with no price) on main."""
+    return built_repo("server-greetings", _build_greetings)
 
 
-@pytest.fixture(scope="session")
-def _migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An SQLite file migrated to head once; tests start from copies of it."""
-    path = tmp_path_factory.mktemp("migrated") / "registry.db"
-    prepare_database(f"sqlite:///{path}")
-    return path
+# -- the chain ----------------------------------------------------------------------------
 
 
 @pytest.fixture
-def make_settings(
-    library_repo, database_url: str, _migrated_sqlite: Path
-) -> Callable[..., ServerSettings]:
-    """Settings over library_repo and this test's database; keywords override them."""
-    sqlite_file = make_url(database_url).database if database_url.startswith("sqlite") else None
-    if sqlite_file and not Path(sqlite_file).exists():
-        shutil.copyfile(_migrated_sqlite, sqlite_file)
-    else:
-        prepare_database(database_url)
+def make_settings(repo, migrated_database_url: str) -> Callable[..., ServerSettings]:
+    """Settings over `repo` and this test's database; keywords override them."""
 
     def make(**overrides: Any) -> ServerSettings:
         given: dict[str, Any] = {
-            "repo": library_repo.path,
-            "database_url": database_url,
+            "repo": repo.path,
+            "database_url": migrated_database_url,
             "poll_interval": 0.2,
+            "prices": {MODEL: PRICE},
             **overrides,
         }
         return ServerSettings(**given)
@@ -213,20 +161,40 @@ def make_settings(
 
 
 @pytest.fixture
-def server_settings(make_settings) -> ServerSettings:
+def settings(make_settings) -> ServerSettings:
     return make_settings()
 
 
 @pytest.fixture
-def server_app(server_settings: ServerSettings) -> FastAPI:
-    return create_app(server_settings)
+def app(registry: Registry) -> FastAPI:
+    """The service over the registry's repository and database (create_app builds its own
+    Registry from these settings)."""
+    return create_app(registry.settings)
 
 
 @pytest.fixture
-def api(server_app: FastAPI) -> Iterator[TestClient]:
-    """A client of server_app with its lifespan (and so its poller) running."""
-    with TestClient(server_app) as test_client:
+def client(app: FastAPI) -> Iterator[TestClient]:
+    """A client of `app` with its lifespan (and so its poller) running."""
+    with TestClient(app) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def promote(app: FastAPI) -> Callable[..., str]:
+    """Release a version (stable, or canary at a weight); return its full digest."""
+
+    def run(
+        name: str = "greet", env: str = "staging", ref: str = "HEAD", canary_bp: int | None = None
+    ) -> str:
+        ctx = app.state.ctx
+        version = ctx.registry.library.get(name, ref)
+        ctx.registry.releases.promote(
+            version, env, actor="test", canary_bp=canary_bp, confirmed=True
+        )
+        ctx.cache.refresh_release(name, env)
+        return version.digest
+
+    return run
 
 
 @pytest.fixture

@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import uvicorn
+from support import serving
 
 from promptctl.server.app import create_app
 
@@ -47,9 +45,9 @@ def referenced(html: str) -> list[str]:
     return [a or b for a, b in REFERENCE.findall(html)]
 
 
-def test_docs_pages_name_no_other_host_and_every_asset_they_load_answers(api):
+def test_docs_pages_name_no_other_host_and_every_asset_they_load_answers(client):
     for page in PAGES:
-        response = api.get(page)
+        response = client.get(page)
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/html")
         assert response.headers["content-security-policy"].startswith("default-src 'self';")
@@ -58,14 +56,14 @@ def test_docs_pages_name_no_other_host_and_every_asset_they_load_answers(api):
         assert len(urls) >= 3, urls  # script, favicon, document (and Swagger's CSS)
         for url in urls:
             assert url.startswith("/"), url
-            asset = api.get(url)
+            asset = client.get(url)
             assert asset.status_code == 200, url
             suffix = Path(urlsplit(url).path).suffix
             assert asset.headers["content-type"].startswith(CONTENT_TYPES[suffix]), url
 
 
-def test_assets_are_cached_for_good_under_a_url_naming_their_content(api):
-    urls = [u for page in PAGES for u in referenced(api.get(page).text) if "/static/" in u]
+def test_assets_are_cached_for_good_under_a_url_naming_their_content(client):
+    urls = [u for page in PAGES for u in referenced(client.get(page).text) if "/static/" in u]
     assert {Path(urlsplit(u).path).name for u in urls} == {
         "swagger-ui-bundle.js",
         "swagger-ui.css",
@@ -73,20 +71,20 @@ def test_assets_are_cached_for_good_under_a_url_naming_their_content(api):
         "favicon.svg",
     }
     for url in urls:
-        asset = api.get(url)
+        asset = client.get(url)
         assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"
         [version] = parse_qs(urlsplit(url).query)["v"]
         assert hashlib.sha256(asset.content).hexdigest().startswith(version)
 
 
-def test_only_the_listed_assets_are_served(api, problem_of):
+def test_only_the_listed_assets_are_served(client, problem_of):
     for path in (
         "/static/README.md",
         "/static/swagger-ui/LICENSE",
         "/static/swagger-ui/nothing.js",
         "/static/..%2Froutes_docs.py",
     ):
-        problem_of(api.get(path), 404)
+        problem_of(client.get(path), 404)
 
 
 def test_docs_need_no_token_and_are_counted_under_their_own_routes(make_settings, open_client):
@@ -107,8 +105,8 @@ def test_docs_need_no_token_and_are_counted_under_their_own_routes(make_settings
     assert counted % "/static/{asset:path}" + " 5" in metrics
 
 
-def test_the_docs_routes_stay_out_of_the_openapi_document(api):
-    paths = api.get("/openapi.json").json()["paths"]
+def test_the_docs_routes_stay_out_of_the_openapi_document(client):
+    paths = client.get("/openapi.json").json()["paths"]
     assert not [p for p in paths if p.startswith(("/docs", "/redoc", "/static"))]
     assert RESOLVE in paths
 
@@ -144,25 +142,9 @@ def chromium_path() -> str:
 
 @pytest.fixture
 def live_server(make_settings) -> Iterator[str]:
-    """create_app served by uvicorn in a thread on an ephemeral port; its base URL."""
-    config = uvicorn.Config(
-        create_app(make_settings()),
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "uvicorn did not start"
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    """create_app served by uvicorn in a thread on a port of its own; its base URL."""
+    with serving(create_app(make_settings())) as url:
+        yield url
 
 
 @dataclass

@@ -7,23 +7,23 @@ from fastapi.testclient import TestClient
 
 from promptctl.server.app import create_app
 
-TRIAGE = "support/triage"  # the chat prompt of conftest.library_repo (v1..v3)
+TRIAGE = "support/triage"  # the chat prompt of conftest.repo (v1..v3)
 # Request validation does not depend on the database: SQLite only, unless a test says so.
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 pytestmark = sqlite_only
 
 
 @pytest.fixture
-def staged(api: TestClient) -> TestClient:
+def staged(client: TestClient) -> TestClient:
     """triage v1 stable in staging."""
-    response = api.post(f"/v1/prompts/{TRIAGE}/promote", json={"env": "staging", "ref": "v1"})
+    response = client.post(f"/v1/prompts/{TRIAGE}/promote", json={"env": "staging", "ref": "v1"})
     assert response.status_code == 200, response.text
-    return api
+    return client
 
 
-def test_malformed_json_is_a_400_problem(api, problem_of):
+def test_malformed_json_is_a_400_problem(client, problem_of):
     for action in ("promote", "ramp", "render", "rollback"):
-        response = api.post(
+        response = client.post(
             f"/v1/prompts/{TRIAGE}/{action}",
             content=b'{"env": "staging", ',
             headers={"content-type": "application/json"},
@@ -34,19 +34,19 @@ def test_malformed_json_is_a_400_problem(api, problem_of):
         assert document["instance"] == f"/v1/prompts/{TRIAGE}/{action}"
 
 
-def test_a_json_body_that_is_not_an_object_is_a_422_problem(api, problem_of):
-    response = api.post(f"/v1/prompts/{TRIAGE}/promote", json=["staging"])
+def test_a_json_body_that_is_not_an_object_is_a_422_problem(client, problem_of):
+    response = client.post(f"/v1/prompts/{TRIAGE}/promote", json=["staging"])
     problem_of(response, 422)
 
 
-def test_a_missing_body_field_is_named_in_the_problem(api, problem_of):
-    document = problem_of(api.post(f"/v1/prompts/{TRIAGE}/ramp", json={"env": "staging"}), 422)
+def test_a_missing_body_field_is_named_in_the_problem(client, problem_of):
+    document = problem_of(client.post(f"/v1/prompts/{TRIAGE}/ramp", json={"env": "staging"}), 422)
     assert "weight: Field required" in document["detail"]
     assert document["errors"] == [{"loc": ["body", "weight"], "msg": "Field required"}]
 
 
-def test_resolve_without_an_environment_is_a_422_problem(api, problem_of):
-    document = problem_of(api.get(f"/v1/prompts/{TRIAGE}/resolve"), 422)
+def test_resolve_without_an_environment_is_a_422_problem(client, problem_of):
+    document = problem_of(client.get(f"/v1/prompts/{TRIAGE}/resolve"), 422)
     assert "env" in document["detail"]
 
 
@@ -92,8 +92,8 @@ def test_an_unknown_environment_is_a_404_problem_naming_the_known_ones(staged, p
         ), path
 
 
-def test_an_invalid_prompt_name_is_a_4xx_problem(api, problem_of):
-    response = api.get("/v1/prompts/Bad Name/versions")
+def test_an_invalid_prompt_name_is_a_4xx_problem(client, problem_of):
+    response = client.get("/v1/prompts/Bad Name/versions")
     assert 400 <= response.status_code < 500
     assert "invalid prompt name 'Bad Name'" in problem_of(response, response.status_code)["detail"]
 
@@ -184,10 +184,10 @@ def test_a_body_under_the_size_limit_is_served(small_limit_api):
     assert response.status_code == 200, response.text
 
 
-def test_an_unknown_route_is_a_404_problem(api, problem_of):
-    document = problem_of(api.get("/v2/nothing/here"), 404)
+def test_an_unknown_route_is_a_404_problem(client, problem_of):
+    document = problem_of(client.get("/v2/nothing/here"), 404)
     assert document["detail"] == "no endpoint at /v2/nothing/here"
 
 
-def test_a_wrong_method_is_a_405_problem(api, problem_of):
-    problem_of(api.delete("/v1/releases"), 405)
+def test_a_wrong_method_is_a_405_problem(client, problem_of):
+    problem_of(client.delete("/v1/releases"), 405)

@@ -14,7 +14,7 @@ from promptctl.registry.auth import TokenService
 from promptctl.registry.prompts.gitstore import GitStore
 from promptctl.server.app import create_app
 
-TRIAGE = "support/triage"  # the chat prompt of conftest.library_repo (v1..v3)
+TRIAGE = "support/triage"  # the chat prompt of conftest.repo (v1..v3)
 
 
 class GitReadDuringHotPath(AssertionError):

@@ -5,26 +5,23 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from click.testing import CliRunner, Result
+from support import ServeProcess, serving, wait_until
 
 from promptctl.cli.main import cli
 from promptctl.server.app import create_app
 
-TRIAGE = "support/triage"  # the chat prompt of conftest.library_repo (v1..v3)
+TRIAGE = "support/triage"  # the chat prompt of conftest.repo (v1..v3)
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-STARTED = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 
 
 def promptctl_command() -> list[str]:
@@ -32,66 +29,26 @@ def promptctl_command() -> list[str]:
     return [str(beside)] if beside.exists() else [sys.executable, "-m", "promptctl"]
 
 
-class Server:
-    """A `promptctl serve` subprocess on an ephemeral port."""
-
-    def __init__(self, args: list[str]) -> None:
-        self.process = subprocess.Popen(
-            [*promptctl_command(), *args],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=dict(os.environ),
-        )
-        self.lines: list[str] = []
-        self._port: int | None = None
-        self._started = threading.Event()
-        # Read stderr for the whole life of the process, so the pipe never fills up.
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.lines.append(line.rstrip("\n"))
-            found = STARTED.search(line)
-            if found and self._port is None:
-                self._port = int(found.group(1))
-                self._started.set()
-        self._started.set()  # the process ended
-
-    def wait_started(self, timeout: float = 30.0) -> str:
-        self._started.wait(timeout)
-        assert self._port is not None, "server did not start:\n" + "\n".join(self.lines)
-        return f"http://127.0.0.1:{self._port}"
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
 @pytest.fixture
-def start_server(library_repo, database_url, make_settings) -> Iterator[Callable[..., str]]:
-    """Start `promptctl serve --port 0` over library_repo and this test's database; return
-    its base URL. Every server started is stopped after the test."""
-    make_settings()  # migrates the database
-    servers: list[Server] = []
+def start_server(repo, migrated_database_url) -> Iterator[Callable[..., str]]:
+    """Start `promptctl serve --port 0` over repo and this test's database; return its base
+    URL. Every server started is stopped after the test."""
+    servers: list[ServeProcess] = []
 
     def start(*options: str) -> str:
-        server = Server(
+        server = ServeProcess(
             [
+                *promptctl_command(),
                 "--repo",
-                str(library_repo.path),
+                str(repo.path),
                 "--database-url",
-                database_url,
+                migrated_database_url,
                 "serve",
                 "--port",
                 "0",
                 *options,
-            ]
+            ],
+            env=dict(os.environ),
         )
         servers.append(server)
         return server.wait_started()
@@ -103,41 +60,22 @@ def start_server(library_repo, database_url, make_settings) -> Iterator[Callable
 
 @pytest.fixture
 def serve_in_thread(make_settings) -> Iterator[Callable[..., str]]:
-    """Serve create_app(settings) with uvicorn in a thread on an ephemeral port; return its
+    """Serve create_app(settings) with uvicorn in a thread on a port of its own; return its
     base URL. Cheaper than a subprocess; `promptctl serve` itself is covered above."""
-    started: list[tuple[uvicorn.Server, threading.Thread]] = []
+    with ExitStack() as stack:
 
-    def start(**overrides: Any) -> str:
-        config = uvicorn.Config(
-            create_app(make_settings(**overrides)),
-            host="127.0.0.1",
-            port=0,
-            log_level="warning",
-            access_log=False,
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        started.append((server, thread))
-        deadline = time.monotonic() + 30
-        while not server.started and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert server.started, "uvicorn did not start"
-        port = server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
+        def start(**overrides: Any) -> str:
+            return stack.enter_context(serving(create_app(make_settings(**overrides))))
 
-    yield start
-    for server, thread in started:
-        server.should_exit = True
-        thread.join(timeout=10)
+        yield start
 
 
 @pytest.fixture
-def remote(library_repo, monkeypatch) -> Callable[..., Result]:
+def remote(repo, monkeypatch) -> Callable[..., Result]:
     """Run the CLI in-process with PROMPTCTL_SERVER (set by the test) and no local database."""
 
     def run(*args: str) -> Result:
-        return CliRunner().invoke(cli, ["--repo", str(library_repo.path), *args])
+        return CliRunner().invoke(cli, ["--repo", str(repo.path), *args])
 
     return run
 
@@ -173,7 +111,7 @@ def test_a_served_app_answers_health_readiness_resolve_and_metrics_over_a_socket
 
 
 def test_cli_release_commands_act_through_the_server(
-    serve_in_thread, remote, monkeypatch, library_repo
+    serve_in_thread, remote, monkeypatch, repo
 ):
     base = serve_in_thread()
     monkeypatch.setenv("PROMPTCTL_SERVER", base)
@@ -202,18 +140,18 @@ def test_cli_release_commands_act_through_the_server(
     # The server's own cache changed at once; the CLI never opened a local database.
     resolved = httpx.get(f"{base}/v1/prompts/{TRIAGE}/resolve", params={"env": "staging"})
     assert resolved.json()["label"] == "v1"
-    assert not (library_repo.path / ".promptctl").exists()
+    assert not (repo.path / ".promptctl").exists()
 
 
 @sqlite_only
 def test_cli_errors_from_the_server_are_one_line_with_exit_1(
-    serve_in_thread, remote, monkeypatch, library_repo
+    serve_in_thread, remote, monkeypatch, repo
 ):
     base = serve_in_thread()
     monkeypatch.setenv("PROMPTCTL_SERVER", base)
     # Once as the installed command, to see exactly what a user sees.
     refused = subprocess.run(
-        [*promptctl_command(), "--repo", str(library_repo.path), "promote", f"{TRIAGE}@v1"]
+        [*promptctl_command(), "--repo", str(repo.path), "promote", f"{TRIAGE}@v1"]
         + ["--env", "production"],
         capture_output=True,
         text=True,
@@ -264,9 +202,7 @@ def test_a_server_with_tokens_refuses_the_cli_without_one(
     monkeypatch.setenv("PROMPTCTL_TOKEN", created.stdout.strip())
 
     # The server learns of the new token from its poller (every 0.2 s).
-    deadline = time.monotonic() + 5
-    while remote("status").exit_code != 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: remote("status").exit_code == 0, timeout=5.0, what="the new token")
     assert remote("status").exit_code == 0
     promoted = remote("promote", f"{TRIAGE}@v3", "--env", "staging", "--json")
     assert promoted.exit_code == 0, promoted.output
@@ -276,9 +212,9 @@ def test_a_server_with_tokens_refuses_the_cli_without_one(
     assert anonymous.headers["www-authenticate"].startswith("Bearer")
 
 
-def test_serve_refuses_a_public_host_without_tokens(library_repo):
+def test_serve_refuses_a_public_host_without_tokens(repo):
     result = subprocess.run(
-        [*promptctl_command(), "--repo", str(library_repo.path), "serve", "--host", "0.0.0.0"]
+        [*promptctl_command(), "--repo", str(repo.path), "serve", "--host", "0.0.0.0"]
         + ["--port", "0"],
         capture_output=True,
         text=True,

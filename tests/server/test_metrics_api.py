@@ -12,6 +12,12 @@ from promptctl.registry.auth import TokenService
 from promptctl.server.app import create_app
 
 
+@pytest.fixture
+def repo(greet_repo):
+    """greet v1..v3 and summarize v1 (see conftest.greet_repo)."""
+    return greet_repo
+
+
 def event(digest: str, **changes) -> dict:
     base = {
         "event_id": uuid.uuid4().hex,

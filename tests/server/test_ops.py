@@ -9,7 +9,7 @@ import pytest
 
 from promptctl.server.app import create_app
 
-TRIAGE = "support/triage"  # the chat prompt of conftest.library_repo (v1..v3)
+TRIAGE = "support/triage"  # the chat prompt of conftest.repo (v1..v3)
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
@@ -23,13 +23,13 @@ def counter(metrics: str, method: str, route: str, status: int) -> int:
     return int(found.group(1)) if found else 0
 
 
-def test_healthz_answers_ok(api):
-    response = api.get("/healthz")
+def test_healthz_answers_ok(client):
+    response = client.get("/healthz")
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
 
 
-def test_readyz_is_200_when_database_and_repository_answer(api):
-    response = api.get("/readyz")
+def test_readyz_is_200_when_database_and_repository_answer(client):
+    response = client.get("/readyz")
     assert response.status_code == 200
     assert response.json() == {
         "status": "ready",
@@ -38,16 +38,16 @@ def test_readyz_is_200_when_database_and_repository_answer(api):
 
 
 @sqlite_only
-def test_readyz_is_503_when_the_repository_went_away(api, library_repo):
-    assert api.get("/readyz").status_code == 200
-    shutil.rmtree(library_repo.path / ".git")
-    response = api.get("/readyz")
+def test_readyz_is_503_when_the_repository_went_away(client, repo):
+    assert client.get("/readyz").status_code == 200
+    shutil.rmtree(repo.path / ".git")
+    response = client.get("/readyz")
     assert response.status_code == 503
     data = response.json()
     assert data["status"] == "not ready"
     assert data["checks"]["database"] == "ok"
     assert data["checks"]["repository"] != "ok"
-    assert api.get("/healthz").status_code == 200  # alive, just not ready
+    assert client.get("/healthz").status_code == 200  # alive, just not ready
 
 
 @sqlite_only
@@ -61,25 +61,25 @@ def test_readyz_is_503_when_the_repository_was_never_readable(make_settings, ope
 
 
 @sqlite_only
-def test_released_prompts_are_served_while_the_repository_is_unreadable(api, library_repo):
-    promoted = api.post(f"/v1/prompts/{TRIAGE}/promote", json={"env": "staging", "ref": "v2"})
+def test_released_prompts_are_served_while_the_repository_is_unreadable(client, repo):
+    promoted = client.post(f"/v1/prompts/{TRIAGE}/promote", json={"env": "staging", "ref": "v2"})
     assert promoted.status_code == 200
-    shutil.rmtree(library_repo.path / ".git")
-    response = api.get(f"/v1/prompts/{TRIAGE}/resolve", params={"env": "staging"})
+    shutil.rmtree(repo.path / ".git")
+    response = client.get(f"/v1/prompts/{TRIAGE}/resolve", params={"env": "staging"})
     assert (response.status_code, response.json()["label"]) == (200, "v2")
-    rendered = api.post(
+    rendered = client.post(
         f"/v1/prompts/{TRIAGE}/render", json={"env": "staging", "variables": {"ticket": "x"}}
     )
     assert rendered.status_code == 200
 
 
-def test_metrics_count_requests_by_route_template_and_status(api):
-    api.post(f"/v1/prompts/{TRIAGE}/promote", json={"env": "staging", "ref": "v1"})
+def test_metrics_count_requests_by_route_template_and_status(client):
+    client.post(f"/v1/prompts/{TRIAGE}/promote", json={"env": "staging", "ref": "v1"})
     for _ in range(3):
-        api.get(f"/v1/prompts/{TRIAGE}/resolve", params={"env": "staging"})
-    api.get("/v1/prompts/nope/resolve", params={"env": "staging"})
-    api.get("/no/such/route")
-    response = api.get("/metrics")
+        client.get(f"/v1/prompts/{TRIAGE}/resolve", params={"env": "staging"})
+    client.get("/v1/prompts/nope/resolve", params={"env": "staging"})
+    client.get("/no/such/route")
+    response = client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     text = response.text

@@ -12,7 +12,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from promptctl.server.app import create_app
-from promptctl.server.settings import ServerSettings
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 LOOPS = (
@@ -22,7 +21,8 @@ GREET = "---\ninput: {name: string}\n---\nHello {{ name }}.\n"
 
 
 @pytest.fixture
-def hostile_repo(git_repo):
+def repo(git_repo):
+    """A greeting and two hostile prompts."""
     git_repo.commit(
         "a greeting and two hostile prompts",
         {
@@ -35,21 +35,17 @@ def hostile_repo(git_repo):
 
 
 @pytest.fixture
-def bounded_app(hostile_repo, database_url):
-    settings = ServerSettings(
-        repo=hostile_repo.path,
-        database_url=database_url,
-        render_timeout_seconds=0.3,
-        render_workers=2,
-        render_queue_seconds=0.5,
+def bounded_app(make_settings, open_client) -> TestClient:
+    """A client of an app with tight render limits, greet stable in staging."""
+    app = create_app(
+        make_settings(render_timeout_seconds=0.3, render_workers=2, render_queue_seconds=0.5)
     )
-    app = create_app(settings)
-    with TestClient(app) as client:
-        ctx = app.state.ctx
-        version = ctx.registry.library.get("greet", "HEAD")
-        ctx.registry.releases.promote(version, "staging", actor="test", confirmed=True)
-        ctx.cache.refresh_release("greet", "staging")
-        yield client
+    client = open_client(app)
+    ctx = app.state.ctx
+    version = ctx.registry.library.get("greet", "HEAD")
+    ctx.registry.releases.promote(version, "staging", actor="test", confirmed=True)
+    ctx.cache.refresh_release("greet", "staging")
+    return client
 
 
 @sqlite_only

@@ -6,15 +6,13 @@ PostgreSQL is the production case; the same holds for two processes on one SQLit
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import pytest
 from fastapi.testclient import TestClient
+from support import wait_until
 
 from promptctl.server.app import create_app
 
-TRIAGE = "support/triage"  # the chat prompt of conftest.library_repo (v1..v3)
+TRIAGE = "support/triage"  # the chat prompt of conftest.repo (v1..v3)
 
 
 @pytest.fixture
@@ -29,39 +27,29 @@ def resolved_label(client: TestClient, env: str, key: str = "k") -> str | None:
     return response.json()["label"] if response.status_code == 200 else None
 
 
-def eventually(check: Any, timeout: float = 5.0) -> bool:
-    """Poll `check()` until it is true or the deadline passes; return whether it became true."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return bool(check())
-
-
 def test_a_promote_through_one_replica_shows_in_the_other(replicas):
     a, b = replicas
     assert resolved_label(b, "staging") is None
     response = a.post(f"/v1/prompts/{TRIAGE}/promote", json={"env": "staging", "ref": "v2"})
     assert response.status_code == 200, response.text
     assert resolved_label(a, "staging") == "v2"
-    assert eventually(lambda: resolved_label(b, "staging") == "v2")
+    wait_until(lambda: resolved_label(b, "staging") == "v2", timeout=5.0)
 
 
 def test_a_canary_and_a_rollback_through_one_replica_show_in_the_other(replicas):
     a, b = replicas
     for body in ({"env": "staging", "ref": "v1"}, {"env": "staging", "ref": "v3"}):
         assert a.post(f"/v1/prompts/{TRIAGE}/promote", json=body).status_code == 200
-    assert eventually(lambda: resolved_label(b, "staging") == "v3")
+    wait_until(lambda: resolved_label(b, "staging") == "v3", timeout=5.0)
 
     ramped = a.post(
         f"/v1/prompts/{TRIAGE}/promote", json={"env": "staging", "ref": "v2", "canary_weight": 100}
     )
     assert ramped.status_code == 200, ramped.text
-    assert eventually(lambda: resolved_label(b, "staging", "anyone") == "v2")
+    wait_until(lambda: resolved_label(b, "staging", "anyone") == "v2", timeout=5.0)
 
     assert a.post(f"/v1/prompts/{TRIAGE}/rollback", json={"env": "staging"}).status_code == 200
-    assert eventually(lambda: resolved_label(b, "staging", "anyone") == "v3")
+    wait_until(lambda: resolved_label(b, "staging", "anyone") == "v3", timeout=5.0)
     assert b.get(f"/v1/prompts/{TRIAGE}/release?env=staging").json()["revision"] == 4
 
 
@@ -73,6 +61,6 @@ def test_a_release_in_an_environment_created_through_one_replica_shows_in_the_ot
         f"/v1/prompts/{TRIAGE}/promote", json={"env": "eu-prod", "ref": "v1", "confirm": True}
     )
     assert promoted.status_code == 200, promoted.text
-    assert eventually(lambda: resolved_label(b, "eu-prod") == "v1")
+    wait_until(lambda: resolved_label(b, "eu-prod") == "v1", timeout=5.0)
     listed = {p["name"]: p for p in b.get("/v1/prompts").json()}
     assert listed[TRIAGE]["releases"]["eu-prod"]["stable"]["label"] == "v1"

@@ -8,6 +8,12 @@ import pytest
 RESOLVE = "/v1/prompts/{name}/resolve"
 
 
+@pytest.fixture
+def repo(greet_repo):
+    """greet v1..v3 and summarize v1 (see conftest.greet_repo)."""
+    return greet_repo
+
+
 def test_the_openapi_document_describes_the_resolve_parameters(client):
     operation = client.get("/openapi.json").json()["paths"][RESOLVE]["get"]
     parameters = {(p["in"], p["name"]): p for p in operation["parameters"]}

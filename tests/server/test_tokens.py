@@ -4,7 +4,6 @@ takes effect within the poll interval, and the CLI stores only the hash."""
 from __future__ import annotations
 
 import hashlib
-import time
 from typing import Any
 
 import pytest
@@ -12,13 +11,14 @@ from click.testing import CliRunner
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select
+from support import wait_until
 
 from promptctl.cli.main import cli
 from promptctl.registry.auth import TokenService
 from promptctl.registry.store.models import ApiToken
 from promptctl.server.app import create_app
 
-TRIAGE = "support/triage"  # the chat prompt of conftest.library_repo (v1..v3)
+TRIAGE = "support/triage"  # the chat prompt of conftest.repo (v1..v3)
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
@@ -51,16 +51,6 @@ def issue(app: FastAPI, scope: str, env: str | None = None, name: str | None = N
 
 def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
-
-
-def eventually(check: Any, timeout: float = 5.0) -> bool:
-    """Poll `check()` until it is true or the deadline passes; return whether it became true."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return bool(check())
 
 
 V1_REQUESTS = [
@@ -195,7 +185,7 @@ def test_a_revoked_token_stops_working_within_the_poll_interval(guarded_app, gua
     # Revoked in the database, as `promptctl token revoke` on another machine does: this
     # app only learns of it from its poller (poll_interval 0.2 s), without a restart.
     TokenService(guarded_app.state.ctx.registry.database).revoke("dashboard")
-    assert eventually(lambda: guarded.get(url, headers=headers).status_code == 401)
+    wait_until(lambda: guarded.get(url, headers=headers).status_code == 401, timeout=5.0)
     assert guarded.get(url, headers=headers).headers["www-authenticate"].startswith("Bearer")
 
 
@@ -204,11 +194,10 @@ def run_cli(database_url: str, *args: str) -> Any:
     return result
 
 
-def test_a_token_created_with_the_cli_is_printed_once_and_stored_hashed(
-    make_settings, database_url
-):
-    make_settings()  # migrates the database
-    created = run_cli(database_url, "token", "create", "--name", "ci", "--scope", "release")
+def test_a_token_created_with_the_cli_is_printed_once_and_stored_hashed(migrated_database_url):
+    created = run_cli(
+        migrated_database_url, "token", "create", "--name", "ci", "--scope", "release"
+    )
     assert created.exit_code == 0, created.output
     secret = created.stdout.strip()
     assert secret.startswith("pct_")
@@ -216,7 +205,7 @@ def test_a_token_created_with_the_cli_is_printed_once_and_stored_hashed(
     assert "shown only now" in created.stderr
     assert secret not in created.stderr
 
-    engine = create_engine(database_url)
+    engine = create_engine(migrated_database_url)
     try:
         with engine.connect() as connection:
             rows = connection.execute(select(ApiToken)).all()
@@ -230,18 +219,17 @@ def test_a_token_created_with_the_cli_is_printed_once_and_stored_hashed(
     assert secret.startswith(row["prefix"])
     assert len(row["prefix"]) < len(secret) // 3
 
-    listed = run_cli(database_url, "token", "list")
+    listed = run_cli(migrated_database_url, "token", "list")
     assert listed.exit_code == 0, listed.output
     assert "ci" in listed.stdout
     assert secret not in listed.stdout
 
 
 def test_a_cli_token_works_on_the_server_until_the_cli_revokes_it(
-    make_settings, database_url, open_client
+    make_settings, migrated_database_url, open_client
 ):
-    make_settings()
     created = run_cli(
-        database_url,
+        migrated_database_url,
         "token",
         "create",
         "--name",
@@ -260,20 +248,17 @@ def test_a_cli_token_works_on_the_server_until_the_cli_revokes_it(
     assert promoted.status_code == 200, promoted.text
     assert promoted.json()["updated_by"] == "token:deploy"
 
-    revoked = run_cli(database_url, "token", "revoke", "deploy")
+    revoked = run_cli(migrated_database_url, "token", "revoke", "deploy")
     assert revoked.exit_code == 0, revoked.output
     assert "revoked token" in revoked.stdout
     url = f"/v1/prompts/{TRIAGE}/resolve?env=staging"
-    assert eventually(lambda: guarded.get(url, headers=headers).status_code == 401)
+    wait_until(lambda: guarded.get(url, headers=headers).status_code == 401, timeout=5.0)
 
 
 @sqlite_only
-def test_the_cli_refuses_a_token_for_an_unknown_environment_in_one_line(
-    make_settings, database_url
-):
-    make_settings()
+def test_the_cli_refuses_a_token_for_an_unknown_environment_in_one_line(migrated_database_url):
     result = run_cli(
-        database_url, "token", "create", "--name", "x", "--scope", "read", "--env", "qa"
+        migrated_database_url, "token", "create", "--name", "x", "--scope", "read", "--env", "qa"
     )
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [

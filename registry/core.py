@@ -1,27 +1,64 @@
-"""The facade the CLI and the server use: settings in, library and releases out."""
+"""The facade the CLI and the server use: settings in, one `Registry` out.
+
+`Registry` owns the prompt library (git), the release database and the services over it
+(releases, metrics, API tokens) and the serving cache, each built on first use. The
+transports ask it, and only it: a command or a route parses, makes one call here (or on
+a service it hands out) and formats the answer. Release actions go through `perform`,
+which also refreshes the serving cache when this process serves.
+"""
 
 from __future__ import annotations
 
 import getpass
 import os
-from functools import cached_property
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from promptctl.registry.errors import RepositoryError
+from promptctl.registry.errors import PromptNotFound, RegistryError, RepositoryError
 from promptctl.registry.prompts.gitstore import GitStore
-from promptctl.registry.prompts.library import PromptLibrary
+from promptctl.registry.prompts.library import WORKTREE, PromptLibrary
+from promptctl.registry.prompts.lint import ERROR
 from promptctl.registry.prompts.render_limits import DEFAULT_LIMITS, RenderLimits
+from promptctl.registry.releases.actions import (
+    Abort,
+    Complete,
+    Promote,
+    PromoteAll,
+    Ramp,
+    ReleaseAction,
+    ReleaseBackend,
+    Rollback,
+)
 
 if TYPE_CHECKING:
+    from promptctl.registry.auth import TokenInfo, TokenService
+    from promptctl.registry.metrics.service import MetricsService
+    from promptctl.registry.metrics.summary import MetricsSummary
+    from promptctl.registry.prompts.diff import PromptDiff
+    from promptctl.registry.prompts.lint import Finding
+    from promptctl.registry.prompts.promptversion import PromptVersion
+    from promptctl.registry.prompts.rendering import Rendered
+    from promptctl.registry.releases.batch import Promotion, PromptPromotion
+    from promptctl.registry.releases.routing import Variant
     from promptctl.registry.releases.service import ReleaseService
+    from promptctl.registry.releases.serving import ServingCache
+    from promptctl.registry.releases.values import EnvironmentInfo, LogEntry, ReleaseState
+    from promptctl.registry.review.report import ReviewReport
     from promptctl.registry.store.database import Database
 
 # The database side (SQLAlchemy, Alembic) is imported on first use: the read commands
 # (`promptctl log`, `list`, `lint`) never touch it, and it would double their start-up.
+
+__all__ = ["WORKTREE", "LintRun", "Registry", "Settings"]
+
+T = TypeVar("T")
 
 
 class Settings(BaseSettings):
@@ -50,30 +87,108 @@ class Settings(BaseSettings):
         )
 
 
+@dataclass(frozen=True)
+class LintRun:
+    """What `lint` found in the prompts it checked."""
+
+    checked: int
+    findings: list[Finding]
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for f in self.findings if f.severity == ERROR)
+
+    @property
+    def warnings(self) -> int:
+        return len(self.findings) - self.errors
+
+
+class _Built(Generic[T]):
+    """A cached_property that builds once even when threads ask at the same moment (the
+    server's thread pool does): two metrics services would mean two SQLite writer locks."""
+
+    def __init__(self, build: Callable[[Any], T]) -> None:
+        self.build = build
+        self.name = build.__name__
+        self.__doc__ = build.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, registry: Any, owner: type | None = None) -> T:
+        if registry is None:
+            return self  # type: ignore[return-value]
+        built = registry.__dict__
+        if self.name not in built:
+            with registry._build_lock:
+                if self.name not in built:
+                    built[self.name] = self.build(registry)
+        return built[self.name]
+
+
 class Registry:
-    """One prompt repository and one release database, built lazily from settings."""
+    """One prompt repository and one release database, built lazily from settings.
+
+    It is also the local `ReleaseBackend`: the CLI's release commands call the same
+    methods here as they call on a server through the remote backend.
+    """
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
+        self._build_lock = threading.RLock()
+        # pygit2 objects are not shared safely between threads: one git reader at a time.
+        self._git_lock = threading.RLock()
 
-    @cached_property
+    # -- what it is made of (each built on first use) --------------------------------
+
+    @_Built
     def library(self) -> PromptLibrary:
         s = self.settings
         return PromptLibrary(
             s.repo, root=s.root, pattern=s.pattern, branch=s.branch, limits=s.render_limits
         )
 
-    @cached_property
+    @_Built
     def database(self) -> Database:
         from promptctl.registry.store.database import Database
 
         return Database(self.database_url)
 
-    @cached_property
+    @_Built
     def releases(self) -> ReleaseService:
         from promptctl.registry.releases.service import ReleaseService
 
         return ReleaseService(self.database)
+
+    @_Built
+    def tokens(self) -> TokenService:
+        from promptctl.registry.auth import TokenService
+
+        return TokenService(self.database)
+
+    @_Built
+    def serving(self) -> ServingCache:
+        """Releases, environments and tokens in memory; the server loads it at start."""
+        from promptctl.registry.releases.serving import ServingCache
+
+        return ServingCache(self.releases, self.tokens)
+
+    @_Built
+    def metrics(self) -> MetricsService:
+        """Ingest (which reads releases from the serving cache), scores and summaries.
+
+        A server's settings carry the price table and the batch limit; a command that only
+        reads summaries has neither, and needs neither.
+        """
+        from promptctl.registry.metrics.events import DEFAULT_MAX_BATCH
+        from promptctl.registry.metrics.service import MetricsService
+
+        return MetricsService(
+            self.database,
+            cache=self.serving,
+            prices=getattr(self.settings, "prices", None),
+            max_batch=getattr(self.settings, "max_batch", DEFAULT_MAX_BATCH),
+        )
 
     @property
     def database_url(self) -> str:
@@ -89,6 +204,19 @@ class Registry:
             base = Path(self.settings.repo)
         return default_sqlite_url(base)
 
+    @property
+    def tracked_branch(self) -> str:
+        """The branch that numbers versions (what a server promotes when given no ref)."""
+        return self.library.layout.branch
+
+    def missing_database_file(self) -> Path | None:
+        """The SQLite file of the release database when it does not exist (None when it
+        does, or when the database is not a file)."""
+        from promptctl.registry.store.database import sqlite_file
+
+        path = sqlite_file(self.database_url)
+        return path if path is not None and not path.exists() else None
+
     def actor(self, given: str | None = None) -> str:
         """Who acts: the option, else PROMPTCTL_ACTOR, else git's identity, else the OS user."""
         if given:
@@ -101,6 +229,321 @@ class Registry:
             identity = None
         return identity or os.environ.get("USER") or getpass.getuser()
 
+    @contextmanager
+    def git(self) -> Iterator[PromptLibrary]:
+        """The git library, to one caller at a time."""
+        with self._git_lock:
+            yield self.library
+
     def close(self) -> None:
         if "database" in self.__dict__:
             self.database.dispose()
+
+    # -- prompts -----------------------------------------------------------------------
+
+    def find_version(self, name: str, ref: str) -> PromptVersion:
+        """Return the version a reference names: from git, else from what is released.
+
+        The release snapshots answer `vN` and digest prefixes when git does not know the
+        version or cannot be read, so a server keeps answering with its clone away.
+        """
+        from promptctl.registry.errors import VersionNotFound
+        from promptctl.registry.releases.lookup import match_released
+
+        try:
+            with self.git() as library:
+                return library.get(name, ref)
+        except RegistryError:
+            pass  # unknown to git, or no readable repository: the snapshots may know it
+        found = match_released(name, ref, self._released_versions(name))
+        if found is None:
+            raise VersionNotFound(name, ref)
+        return found
+
+    def _released_versions(self, name: str) -> list[PromptVersion]:
+        """What runs of a prompt anywhere: from memory when this process serves."""
+        if "serving" in self.__dict__:
+            served = [e for e in self.serving.entries() if e.state.prompt == name]
+            return [r.version for e in served for r in (e.stable, e.canary) if r]
+        released = self.releases.served_releases(prompt=name)
+        return [v for _, stable, canary in released for v in (stable, canary) if v]
+
+    def render(
+        self,
+        name: str,
+        variables: Mapping[str, Any],
+        *,
+        environment: str | None = None,
+        key: str | None = None,
+        ref: str | None = None,
+    ) -> tuple[PromptVersion, Variant | None, Rendered]:
+        """Render what runs in `environment` for `key`, or the version `ref` names."""
+        limits = self.settings.render_limits
+        if environment is not None:
+            resolved, rendered = self.serving.render(name, environment, key, variables, limits)
+            return resolved.version, resolved.variant, rendered
+        version = self.find_version(name, ref or "")
+        return version, None, version.render(variables, limits=limits)
+
+    def catalog(self) -> list[dict[str, Any]]:
+        """Every prompt on the tracked branch (else in the working tree), with what is
+        released where; from memory, so this process must serve (see `serving`).
+
+        A prompt that cannot be read says why; without a readable repository the released
+        prompts are listed all the same.
+        """
+        releases: dict[str, dict[str, Any]] = {}
+        for entry in self.serving.entries():
+            state = entry.state
+            releases.setdefault(state.prompt, {})[state.environment] = {
+                "stable": state.stable.to_json(),
+                "canary": state.canary.to_json() if state.canary else None,
+                "canary_weight_bp": state.weight_bp if state.canary else 0,
+                "revision": state.revision,
+            }
+        described: dict[str, dict[str, Any]] = {}
+        try:
+            with self.git() as library:
+                rev = library.layout.branch if library.tracked_tip() else None
+                for name in library.list(rev):
+                    try:
+                        found = library.get(name, rev)
+                    except RegistryError as exc:
+                        described[name] = {"name": name, "error": str(exc)}
+                        continue
+                    described[name] = {
+                        "name": name,
+                        "version": found.number,
+                        "label": found.label,
+                        "digest": found.digest,
+                        "description": found.prompt.description,
+                        "model": found.prompt.model,
+                    }
+        except RegistryError:
+            pass  # no readable repository: list what is released
+        for name in releases:
+            described.setdefault(name, {"name": name})
+        return [{**described[n], "releases": releases.get(n, {})} for n in sorted(described)]
+
+    def diff(
+        self,
+        name: str,
+        old_ref: str | None = None,
+        new_ref: str | None = None,
+        *,
+        environment: str | None = None,
+    ) -> PromptDiff:
+        """Compare two versions (default: the last commit against the working tree).
+
+        With `environment`, what is stable there is compared with `old_ref` (default HEAD):
+        what promoting it would change.
+        """
+        from promptctl.registry.errors import UsageError
+        from promptctl.registry.prompts.diff import diff_versions
+
+        library = self.library
+        if environment is not None:
+            if new_ref is not None:
+                raise UsageError("with --env, give at most one reference (what would be promoted)")
+            old = self.releases.released_version(name, environment)
+            new = library.get(name, old_ref or "HEAD")
+        else:
+            # Before the first commit there is no HEAD: the working tree's prompt is all new.
+            no_head = old_ref is None and not library.store.has_commits()
+            old = None if no_head else _version_or_none(library, name, old_ref or "HEAD")
+            new = _version_or_none(library, name, new_ref)
+        if old is None and new is None:
+            raise PromptNotFound(name, f"{old_ref or 'HEAD'} or {new_ref or WORKTREE}")
+        return diff_versions(name, old, new)
+
+    def lint(self, names: tuple[str, ...] = (), rev: str | None = None) -> LintRun:
+        """Lint the named prompts (default: all) in the working tree or at `rev`."""
+        from promptctl.registry.prompts.lint import lint_library
+
+        library = self.library
+        known = library.list(rev)
+        for name in names:
+            if name not in known:
+                raise PromptNotFound(name, rev or WORKTREE)
+        findings = lint_library(library, names or None, rev)
+        return LintRun(len(names) if names else len(known), findings)
+
+    def init_project(self, directory: Path) -> dict[str, Any]:
+        """Create a prompt repository in `directory`, or add promptctl.toml to one."""
+        from promptctl.registry.prompts.scaffold import init_project
+
+        s = self.settings
+        return init_project(directory, root=s.root, pattern=s.pattern, branch=s.branch)
+
+    def review(
+        self, base: str | None, head: str, releases: ReleaseBackend | None = None
+    ) -> ReviewReport:
+        """Report the prompt changes from `base` (default: the tracked branch) to `head`.
+
+        With `releases` (this registry, or a server) each changed prompt says what runs in
+        each environment today; this registry's database is read only if it exists, never
+        created just to say that nothing is released.
+        """
+        from promptctl.registry.review.releases import release_lookup
+        from promptctl.registry.review.report import review
+
+        if releases is self and not self.settings.database_url and self.missing_database_file():
+            releases = None
+        lookup = release_lookup(releases) if releases is not None else None
+        library = self.library
+        return review(library, base or library.layout.branch, head, lookup)
+
+    # -- releases: the local ReleaseBackend --------------------------------------------
+
+    def environments(self) -> list[EnvironmentInfo]:
+        return self.releases.environments()
+
+    def create_environment(self, name: str, *, protected: bool = False) -> EnvironmentInfo:
+        """Create an environment (names follow the prompt-name rules, without '/')."""
+        env = self.releases.create_environment(name, protected=protected)
+        self._environments_changed()
+        return env
+
+    def set_protected(self, name: str, protected: bool) -> EnvironmentInfo:
+        env = self.releases.set_protected(name, protected)
+        self._environments_changed()
+        return env
+
+    def status(
+        self, prompt: str | None = None, environment: str | None = None
+    ) -> list[ReleaseState]:
+        return self.releases.status(prompt, environment)
+
+    def history(
+        self, prompt: str, environment: str | None = None, limit: int | None = None
+    ) -> list[LogEntry]:
+        return self.releases.history(prompt, environment, limit=limit)
+
+    def perform(self, action: ReleaseAction) -> ReleaseState:
+        """Carry out a release action (one transaction, one log row); the serving cache
+        shows the new state at once."""
+        releases = self.releases
+        prompt, environment = action.prompt, action.environment
+        common: dict[str, Any] = {
+            "actor": self.actor(action.actor),
+            "reason": action.reason,
+            "expected_revision": action.expected_revision,
+        }
+        if isinstance(action, Promote) and action.source is not None:
+            state = releases.promote_from(
+                prompt,
+                action.source,
+                environment,
+                canary_bp=action.canary_bp,
+                confirmed=action.confirmed,
+                **common,
+            )
+        elif isinstance(action, Promote):
+            state = releases.promote(
+                self._version(prompt, action.ref or "HEAD"),
+                environment,
+                canary_bp=action.canary_bp,
+                force=action.force,
+                confirmed=action.confirmed,
+                skip_unchanged=action.if_changed,
+                **common,
+            )
+        elif isinstance(action, Ramp):
+            state = releases.ramp(
+                prompt, environment, action.weight_bp, confirmed=action.confirmed, **common
+            )
+        elif isinstance(action, Complete):
+            state = releases.complete(prompt, environment, confirmed=action.confirmed, **common)
+        elif isinstance(action, Abort):
+            state = releases.abort(prompt, environment, **common)
+        elif isinstance(action, Rollback):
+            to = self._version(prompt, action.to_ref) if action.to_ref else None
+            state = releases.rollback(prompt, environment, to=to, **common)
+        else:
+            raise TypeError(f"not a release action: {action!r}")
+        self._release_changed(state.prompt, state.environment)
+        return state
+
+    def promote(self, action: Promote, backend: ReleaseBackend | None = None) -> Promotion:
+        """Promote through `backend` (default: here), saying whether anything changed."""
+        from promptctl.registry.releases.batch import promote
+
+        return promote(backend or self, action)
+
+    def promote_all(
+        self, request: PromoteAll, backend: ReleaseBackend | None = None
+    ) -> list[PromptPromotion]:
+        """Promote every prompt whose version at `request.ref` (read here) is not stable yet;
+        the promotions go through `backend` (default: here)."""
+        from promptctl.registry.releases.batch import promote_all
+
+        with self.git() as library:
+            return promote_all(library, backend or self, request)
+
+    def release_documents(self, environment: str) -> dict[str, dict[str, Any]]:
+        """Every release in an environment with its content, as clients receive it."""
+        from promptctl.registry.releases.documents import release_document
+
+        return {
+            state.prompt: release_document(state, stable, canary)
+            for state, stable, canary in self.releases.served_releases(environment=environment)
+        }
+
+    def metrics_summary(
+        self, prompt: str, environment: str, since: str | None = None, until: str | None = None
+    ) -> MetricsSummary:
+        """A prompt's metrics per version and variant over [since, until) (default 7 days)."""
+        from promptctl.registry.metrics.summary import parse_time
+
+        return self.metrics.summary(
+            prompt, environment, since=parse_time(since), until=parse_time(until)
+        )
+
+    def authenticate(self, secret: str) -> TokenInfo | None:
+        """The active token with this secret, from memory; None when unknown or revoked."""
+        from promptctl.registry.auth import hash_token
+
+        return self.serving.token(hash_token(secret))
+
+    def _version(self, name: str, ref: str) -> PromptVersion:
+        with self.git() as library:
+            return library.get(name, ref)
+
+    def _release_changed(self, prompt: str, environment: str) -> None:
+        if "serving" in self.__dict__:
+            self.serving.refresh_release(prompt, environment)
+
+    def _environments_changed(self) -> None:
+        if "serving" in self.__dict__:
+            self.serving.load_all()
+
+    # -- the database schema -----------------------------------------------------------
+
+    def upgrade_schema(self, revision: str = "head") -> str | None:
+        """Apply migrations up to `revision`; return the revision the database is at."""
+        from promptctl.registry.store.database import current_revision, upgrade
+
+        engine = self.database.engine
+        upgrade(engine, revision)
+        return current_revision(engine)
+
+    def downgrade_schema(self, revision: str) -> str | None:
+        """Revert migrations down to `revision` ('base' drops everything); return where it is."""
+        from promptctl.registry.store.database import current_revision, downgrade
+
+        engine = self.database.engine
+        downgrade(engine, revision)
+        return current_revision(engine)
+
+    def schema_revisions(self) -> tuple[str | None, str | None]:
+        """The schema revision of the database, and the newest one available."""
+        from promptctl.registry.store.database import current_revision, head_revision
+
+        return current_revision(self.database.engine), head_revision()
+
+
+def _version_or_none(library: PromptLibrary, name: str, ref: str | None) -> PromptVersion | None:
+    try:
+        return library.get(name, ref)
+    except PromptNotFound:
+        return None

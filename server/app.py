@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from promptctl.registry.auth import TokenService
 from promptctl.registry.core import Registry
-from promptctl.registry.releases.serving import ServingCache
 from promptctl.server import (
     problems,
     routes_docs,
@@ -31,6 +29,9 @@ from promptctl.server.telemetry import (
     gauge_reader,
 )
 
+if TYPE_CHECKING:
+    from promptctl.registry.releases.serving import ServingCache
+
 log = logging.getLogger("promptctl.server")
 
 
@@ -39,12 +40,12 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     settings = settings or ServerSettings()
     registry = Registry(settings)
     registry.database.ensure_schema()
-    cache = ServingCache(registry.releases, TokenService(registry.database))
+    cache = registry.serving
     cache.load_all()
     telemetry = Telemetry()
     for name in ("hits", "misses", "reloads"):
         telemetry.gauges[f"cache_{name}"] = gauge_reader(cache, name)
-    ctx = AppContext(settings, registry, cache, telemetry, threading.Lock())
+    ctx = AppContext(settings, registry, telemetry)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

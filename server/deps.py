@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import anyio
 import anyio.to_thread
 from fastapi import Depends, Request
 
-from promptctl.registry.auth import TokenInfo, hash_token
 from promptctl.registry.core import Registry
 from promptctl.registry.errors import ServiceBusy, Unauthorized
-from promptctl.registry.prompts.library import PromptLibrary
-from promptctl.registry.releases.serving import ServingCache
 from promptctl.server.settings import ServerSettings
 from promptctl.server.telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from promptctl.registry.auth import TokenInfo
+    from promptctl.registry.prompts.library import PromptLibrary
+    from promptctl.registry.releases.serving import ServingCache
 
 T = TypeVar("T")
 
@@ -30,9 +31,12 @@ class AppContext:
 
     settings: ServerSettings
     registry: Registry
-    cache: ServingCache
     telemetry: Telemetry
-    git_lock: threading.Lock
+
+    @property
+    def cache(self) -> ServingCache:
+        """The registry's serving cache (what resolve answers from)."""
+        return self.registry.serving
 
     @cached_property
     def render_workers(self) -> anyio.CapacityLimiter:
@@ -56,11 +60,9 @@ class AppContext:
         finally:
             self.render_workers.release()
 
-    @contextmanager
-    def library(self) -> Iterator[PromptLibrary]:
+    def library(self) -> AbstractContextManager[PromptLibrary]:
         """The git library, one request at a time (pygit2 objects are not shared safely)."""
-        with self.git_lock:
-            yield self.registry.library
+        return self.registry.git()
 
     def authorize(
         self,
@@ -77,7 +79,7 @@ class AppContext:
         kind, _, secret = header.partition(" ")
         if kind.lower() != "bearer" or not secret.strip():
             raise Unauthorized("this server needs an API token: send 'Authorization: Bearer …'")
-        token = self.cache.token(hash_token(secret.strip()))
+        token = self.registry.authenticate(secret.strip())
         if token is None:
             raise Unauthorized("the API token is unknown or revoked")
         token.check(scope, environment, protected=protected)

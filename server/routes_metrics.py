@@ -1,6 +1,6 @@
 """Metrics API: event ingest, quality scores and per-version summaries.
 
-The decisions are registry.metrics.MetricsService's; this module turns HTTP into calls.
+The decisions are the registry's metrics service's; this module turns HTTP into calls.
 Ingest bodies are parsed here rather than by a pydantic model: a batch answers each event
 on its own (a bad event never fails its batch), and at tens of thousands of events a
 second the generic request validation and response encoding would cost more than the
@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from promptctl.registry.auth import TokenInfo
 from promptctl.registry.errors import Forbidden, RegistryError
-from promptctl.registry.metrics import BatchResult, MetricsService, batch_items, parse_time
+from promptctl.registry.metrics.events import BatchResult, batch_items
 from promptctl.server.deps import AppContext, ContextDep
 from promptctl.server.problems import problem
+
+if TYPE_CHECKING:
+    from promptctl.registry.auth import TokenInfo
 
 router = APIRouter(prefix="/v1", tags=["metrics"])
 SCOPE = "metrics:write"
@@ -64,24 +66,6 @@ _SCORE_SCHEMA = {
 def _body(key: str, item: dict[str, Any]) -> dict[str, Any]:
     schema = {"type": "object", "properties": {key: {"type": "array", "items": item}}}
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
-
-
-async def get_metrics(request: Request) -> MetricsService:
-    """The app's metrics service, built on first use (on the event loop, so only once)."""
-    service = getattr(request.app.state, "metrics", None)
-    if service is None:
-        ctx: AppContext = request.app.state.ctx
-        service = MetricsService(
-            ctx.registry.database,
-            cache=ctx.cache,
-            prices=ctx.settings.prices,
-            max_batch=ctx.settings.max_batch,
-        )
-        request.app.state.metrics = service
-    return service
-
-
-MetricsDep = Annotated[MetricsService, Depends(get_metrics)]
 
 
 def _authorizer(token: TokenInfo | None) -> Callable[[str], str | None] | None:
@@ -139,8 +123,8 @@ async def _batch(
     ),
     openapi_extra=_body("events", _EVENT_SCHEMA),
 )
-async def ingest(request: Request, ctx: ContextDep, metrics: MetricsDep) -> Response:
-    return await _batch(request, ctx, "events", metrics.ingest)
+async def ingest(request: Request, ctx: ContextDep) -> Response:
+    return await _batch(request, ctx, "events", ctx.registry.metrics.ingest)
 
 
 @router.post(
@@ -152,8 +136,8 @@ async def ingest(request: Request, ctx: ContextDep, metrics: MetricsDep) -> Resp
     ),
     openapi_extra=_body("scores", _SCORE_SCHEMA),
 )
-async def scores(request: Request, ctx: ContextDep, metrics: MetricsDep) -> Response:
-    return await _batch(request, ctx, "scores", metrics.score)
+async def scores(request: Request, ctx: ContextDep) -> Response:
+    return await _batch(request, ctx, "scores", ctx.registry.metrics.score)
 
 
 @router.get("/prompts/{name:path}/metrics", summary="Metrics per version and variant")
@@ -161,7 +145,6 @@ def summary(
     name: str,
     request: Request,
     ctx: ContextDep,
-    metrics: MetricsDep,
     env: str,
     since: str | None = None,
     until: str | None = None,
@@ -169,5 +152,4 @@ def summary(
     """Count, error rate, latency p50/p95/p99, mean cost and tokens, and mean quality with
     its 95 % confidence interval, per version and variant over [since, until)."""
     ctx.authorize(request, "read", env)
-    result = metrics.summary(name, env, since=parse_time(since), until=parse_time(until))
-    return result.to_json()
+    return ctx.registry.metrics_summary(name, env, since, until).to_json()

@@ -7,9 +7,8 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from promptctl.registry.errors import PromptNotFound, RegistryError, UsageError, VersionNotFound
-from promptctl.registry.prompts.promptversion import PromptVersion
-from promptctl.registry.releases.serving import version_document
+from promptctl.registry.errors import UsageError
+from promptctl.registry.releases.documents import version_document
 from promptctl.server.deps import AppContext, ContextDep
 from promptctl.server.schemas import RenderRequest
 
@@ -87,7 +86,7 @@ async def resolve(request: Request) -> Response:
         raise RequestValidationError([_MISSING_ENV])
     ctx: AppContext = request.app.state.ctx
     ctx.authorize(request, "read", env)
-    resolved = ctx.cache.resolve(request.path_params["name"], env, query.get("key"))
+    resolved = ctx.registry.serving.resolve(request.path_params["name"], env, query.get("key"))
     headers = {"ETag": resolved.etag, "Cache-Control": "no-cache"}
     if _not_modified(request, resolved.etag):
         return Response(status_code=304, headers=headers)
@@ -101,7 +100,7 @@ async def release_state(
     """Return stable and canary content, weight and revision, for clients that resolve
     locally with the same routing function."""
     ctx.authorize(request, "read", env)
-    served = ctx.cache.served(name, env)
+    served = ctx.registry.serving.served(name, env)
     headers = {"ETag": served.release_etag, "Cache-Control": "no-cache"}
     if _not_modified(request, served.release_etag):
         return Response(status_code=304, headers=headers)
@@ -124,14 +123,9 @@ async def render(
 
 
 def _render(ctx: AppContext, name: str, body: RenderRequest) -> dict[str, Any]:
-    limits = ctx.settings.render_limits
-    if body.env is not None:
-        resolved, rendered = ctx.cache.render(name, body.env, body.key, body.variables, limits)
-        version, variant = resolved.version, resolved.variant
-    else:
-        version = _find_version(ctx, name, body.version or "")
-        rendered = version.render(body.variables, limits=limits)
-        variant = None
+    version, variant, rendered = ctx.registry.render(
+        name, body.variables, environment=body.env, key=body.key, ref=body.version
+    )
     return {
         "name": name,
         "environment": body.env,
@@ -148,7 +142,7 @@ def _render(ctx: AppContext, name: str, body: RenderRequest) -> dict[str, Any]:
 @router.get("/prompts/{name:path}/versions/{ref:path}", summary="One version's content")
 def version(name: str, ref: str, request: Request, ctx: ContextDep) -> dict[str, Any]:
     ctx.authorize(request, "read")
-    found = _find_version(ctx, name, ref)
+    found = ctx.registry.find_version(name, ref)
     doc = version_document(found)
     doc["source"] = found.source
     doc["commit"] = found.commit.to_json() if found.commit else None
@@ -160,7 +154,7 @@ def version(name: str, ref: str, request: Request, ctx: ContextDep) -> dict[str,
 def versions(name: str, request: Request, ctx: ContextDep) -> dict[str, Any]:
     """Numbered versions on the tracked branch, newest first."""
     ctx.authorize(request, "read")
-    with ctx.library() as library:
+    with ctx.registry.git() as library:
         records, index = library.history(name)
         current = index.current_digest(name)
     return {
@@ -182,57 +176,4 @@ def versions(name: str, request: Request, ctx: ContextDep) -> dict[str, Any]:
 @router.get("/prompts", summary="List prompts and what is released where")
 def list_prompts(request: Request, ctx: ContextDep) -> list[dict[str, Any]]:
     ctx.authorize(request, "read")
-    releases: dict[str, dict[str, Any]] = {}
-    for entry in ctx.cache.entries():
-        state = entry.state
-        releases.setdefault(state.prompt, {})[state.environment] = {
-            "stable": state.stable.to_json(),
-            "canary": state.canary.to_json() if state.canary else None,
-            "canary_weight_bp": state.weight_bp if state.canary else 0,
-            "revision": state.revision,
-        }
-    described: dict[str, dict[str, Any]] = {}
-    try:
-        with ctx.library() as library:
-            rev = library.layout.branch if library.tracked_tip() else None
-            for name in library.list(rev):
-                try:
-                    found = library.get(name, rev)
-                except RegistryError as exc:
-                    described[name] = {"name": name, "error": str(exc)}
-                    continue
-                described[name] = {
-                    "name": name,
-                    "version": found.number,
-                    "label": found.label,
-                    "digest": found.digest,
-                    "description": found.prompt.description,
-                    "model": found.prompt.model,
-                }
-    except RegistryError:
-        pass  # no readable repository: list what is released
-    for name in releases:
-        described.setdefault(name, {"name": name})
-    return [{**described[n], "releases": releases.get(n, {})} for n in sorted(described)]
-
-
-def _find_version(ctx: AppContext, name: str, ref: str) -> PromptVersion:
-    """A version from git, or, when git does not know it, from the release snapshots."""
-    try:
-        with ctx.library() as library:
-            return library.get(name, ref)
-    except (PromptNotFound, VersionNotFound):
-        pass
-    except RegistryError:
-        pass  # repository unreadable: snapshots may still know the version
-    for entry in ctx.cache.entries():
-        if entry.state.prompt != name:
-            continue
-        for resolved in (entry.stable, entry.canary):
-            if resolved and (
-                resolved.version.digest.startswith(ref.lower())
-                and len(ref) >= 7
-                or resolved.version.label == ref
-            ):
-                return resolved.version
-    raise VersionNotFound(name, ref)
+    return ctx.registry.catalog()

@@ -1,20 +1,20 @@
 """Release API: environments, status, history and the release actions.
 
-The decision logic is registry.releases.ReleaseService, the same code the CLI runs
-locally; this module only turns HTTP into calls. `If-Match: "<revision>"` makes an
+Each route turns a request into a release action (`registry.releases.actions`) and hands
+it to the registry, which the CLI calls the same way locally; the registry decides, and
+refreshes the serving cache. `If-Match: "<revision>"` makes an
 action conditional on the release's revision (412 when stale, 409 on a conflict).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Query, Request
 
-from promptctl.registry.auth import TokenInfo
 from promptctl.registry.errors import UsageError
+from promptctl.registry.releases.actions import Abort, Complete, Promote, Ramp, Rollback
 from promptctl.registry.releases.routing import parse_percent
-from promptctl.registry.releases.values import ReleaseState
 from promptctl.server.deps import AppContext, ContextDep
 from promptctl.server.schemas import (
     AbortRequest,
@@ -25,6 +25,9 @@ from promptctl.server.schemas import (
     RampRequest,
     RollbackRequest,
 )
+
+if TYPE_CHECKING:
+    from promptctl.registry.auth import TokenInfo
 
 router = APIRouter(prefix="/v1", tags=["releases"])
 
@@ -48,7 +51,8 @@ def _act(
     `--yes` gives on the command line; without tokens the body must say `confirm: true`.
     """
     env = body.env
-    token = ctx.authorize(request, "release", env, protected=ctx.cache.is_protected(env))
+    protected = ctx.registry.serving.is_protected(env)
+    token = ctx.authorize(request, "release", env, protected=protected)
     confirmed = token is not None or bool(getattr(body, "confirm", False))
     return confirmed or not needs_confirmation, _actor(token, request, body.actor)
 
@@ -60,105 +64,83 @@ def _actor(token: TokenInfo | None, request: Request, given: str | None) -> str:
     return f"token:{token.name}" + (f" for {given}" if given else "")
 
 
-def _done(ctx: AppContext, state: ReleaseState) -> dict[str, Any]:
-    ctx.cache.refresh_release(state.prompt, state.environment)
-    return state.to_json()
-
-
 @router.post("/prompts/{name:path}/promote", summary="Promote a version (stable or canary)")
 def promote(name: str, body: PromoteRequest, request: Request, ctx: ContextDep) -> dict[str, Any]:
     confirmed, actor = _act(ctx, request, body)
     canary_bp = parse_percent(body.canary_weight) if body.canary_weight is not None else None
-    releases = ctx.registry.releases
     expected = _expected_revision(request)
-    if body.from_env is not None:
-        if body.ref is not None:
-            raise UsageError("give either 'ref' or 'from_env', not both")
-        state = releases.promote_from(
-            name,
-            body.from_env,
-            body.env,
-            actor=actor,
-            canary_bp=canary_bp,
-            reason=body.reason,
-            confirmed=confirmed,
-            expected_revision=expected,
-        )
-    else:
-        with ctx.library() as library:
-            version = library.get(name, body.ref or library.layout.branch)
-        state = releases.promote(
-            version,
-            body.env,
-            actor=actor,
-            canary_bp=canary_bp,
-            reason=body.reason,
-            force=body.force,
-            confirmed=confirmed,
-            expected_revision=expected,
-            skip_unchanged=body.if_changed,
-        )
-    return _done(ctx, state)
+    if body.from_env is not None and body.ref is not None:
+        raise UsageError("give either 'ref' or 'from_env', not both")
+    action = Promote(
+        prompt=name,
+        environment=body.env,
+        ref=body.ref or (ctx.registry.tracked_branch if body.from_env is None else None),
+        source=body.from_env,
+        canary_bp=canary_bp,
+        force=body.force,
+        if_changed=body.if_changed,
+        reason=body.reason,
+        actor=actor,
+        confirmed=confirmed,
+        expected_revision=expected,
+    )
+    return ctx.registry.perform(action).to_json()
 
 
 @router.post("/prompts/{name:path}/ramp", summary="Change the canary weight")
 def ramp(name: str, body: RampRequest, request: Request, ctx: ContextDep) -> dict[str, Any]:
     confirmed, actor = _act(ctx, request, body)
-    state = ctx.registry.releases.ramp(
-        name,
-        body.env,
-        parse_percent(body.weight),
-        actor=actor,
+    action = Ramp(
+        prompt=name,
+        environment=body.env,
+        weight_bp=parse_percent(body.weight),
         reason=body.reason,
+        actor=actor,
         confirmed=confirmed,
         expected_revision=_expected_revision(request),
     )
-    return _done(ctx, state)
+    return ctx.registry.perform(action).to_json()
 
 
 @router.post("/prompts/{name:path}/complete", summary="Make the canary stable")
 def complete(name: str, body: CompleteRequest, request: Request, ctx: ContextDep) -> dict[str, Any]:
     confirmed, actor = _act(ctx, request, body)
-    state = ctx.registry.releases.complete(
-        name,
-        body.env,
-        actor=actor,
+    action = Complete(
+        prompt=name,
+        environment=body.env,
         reason=body.reason,
+        actor=actor,
         confirmed=confirmed,
         expected_revision=_expected_revision(request),
     )
-    return _done(ctx, state)
+    return ctx.registry.perform(action).to_json()
 
 
 @router.post("/prompts/{name:path}/abort", summary="Drop the canary")
 def abort(name: str, body: AbortRequest, request: Request, ctx: ContextDep) -> dict[str, Any]:
     _, actor = _act(ctx, request, body, needs_confirmation=False)
-    state = ctx.registry.releases.abort(
-        name,
-        body.env,
-        actor=actor,
+    action = Abort(
+        prompt=name,
+        environment=body.env,
         reason=body.reason,
+        actor=actor,
         expected_revision=_expected_revision(request),
     )
-    return _done(ctx, state)
+    return ctx.registry.perform(action).to_json()
 
 
 @router.post("/prompts/{name:path}/rollback", summary="Roll back at once")
 def rollback(name: str, body: RollbackRequest, request: Request, ctx: ContextDep) -> dict[str, Any]:
     _, actor = _act(ctx, request, body, needs_confirmation=False)
-    to = None
-    if body.to is not None:
-        with ctx.library() as library:
-            to = library.get(name, body.to)
-    state = ctx.registry.releases.rollback(
-        name,
-        body.env,
-        actor=actor,
-        to=to,
+    action = Rollback(
+        prompt=name,
+        environment=body.env,
+        to_ref=body.to,
         reason=body.reason,
+        actor=actor,
         expected_revision=_expected_revision(request),
     )
-    return _done(ctx, state)
+    return ctx.registry.perform(action).to_json()
 
 
 @router.get("/releases", summary="Release status")
@@ -166,7 +148,7 @@ def status(
     request: Request, ctx: ContextDep, prompt: str | None = None, env: str | None = None
 ) -> list[dict[str, Any]]:
     ctx.authorize(request, "read", env)
-    return [s.to_json() for s in ctx.registry.releases.status(prompt, env)]
+    return [s.to_json() for s in ctx.registry.status(prompt, env)]
 
 
 @router.get("/prompts/{name:path}/history", summary="Release log of a prompt")
@@ -178,13 +160,13 @@ def history(
     limit: int | None = Query(default=None, ge=1, description="At most this many entries."),
 ) -> list[dict[str, Any]]:
     ctx.authorize(request, "read", env)
-    return [e.to_json() for e in ctx.registry.releases.history(name, env, limit=limit)]
+    return [e.to_json() for e in ctx.registry.history(name, env, limit=limit)]
 
 
 @router.get("/environments", summary="Environments")
 def environments(request: Request, ctx: ContextDep) -> list[dict[str, Any]]:
     ctx.authorize(request, "read")
-    return [e.to_json() for e in ctx.registry.releases.environments()]
+    return [e.to_json() for e in ctx.registry.environments()]
 
 
 @router.post("/environments", status_code=201, summary="Create an environment")
@@ -192,9 +174,7 @@ def create_environment(
     body: EnvironmentCreate, request: Request, ctx: ContextDep
 ) -> dict[str, Any]:
     ctx.authorize(request, "admin")
-    env = ctx.registry.releases.create_environment(body.name, protected=body.protected)
-    ctx.cache.load_all()
-    return env.to_json()
+    return ctx.registry.create_environment(body.name, protected=body.protected).to_json()
 
 
 @router.patch("/environments/{name}", summary="Protect or unprotect an environment")
@@ -202,6 +182,4 @@ def update_environment(
     name: str, body: EnvironmentUpdate, request: Request, ctx: ContextDep
 ) -> dict[str, Any]:
     ctx.authorize(request, "admin")
-    env = ctx.registry.releases.set_protected(name, body.protected)
-    ctx.cache.load_all()
-    return env.to_json()
+    return ctx.registry.set_protected(name, body.protected).to_json()

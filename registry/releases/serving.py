@@ -19,29 +19,11 @@ from promptctl.registry.errors import EnvironmentNotFound, ReleaseNotFound
 from promptctl.registry.prompts.promptversion import PromptVersion
 from promptctl.registry.prompts.render_limits import RenderLimits
 from promptctl.registry.prompts.rendering import Rendered
-from promptctl.registry.releases.routing import Variant, assign
+from promptctl.registry.releases.assignment import variant_for
+from promptctl.registry.releases.documents import release_document, version_document
+from promptctl.registry.releases.routing import Variant
 from promptctl.registry.releases.service import ReleaseService
 from promptctl.registry.releases.values import ReleaseState
-
-
-def version_document(version: PromptVersion) -> dict[str, Any]:
-    """The content of a version as clients need it to render locally."""
-    return {
-        "name": version.name,
-        "version": version.number,
-        "label": version.label,
-        "digest": version.digest,
-        "kind": "chat" if version.is_chat else "text",
-        "model": version.prompt.model,
-        "params": version.prompt.params,
-        "front_matter": version.prompt.front_matter,
-        "template": version.prompt.body,
-        "source": version.prompt.text,
-        "body_line": version.prompt.body_line,
-        "path": version.relpath,
-        "root": version.root,
-        "partials": {p: t for p, t in version.partials.items() if t is not None},
-    }
 
 
 def _dump(data: Any) -> bytes:
@@ -71,20 +53,7 @@ class ServedRelease:
     def resolve(self, key: str | None) -> Resolved:
         if self.canary is None:
             return self.stable
-        canary_digest = self.canary.version.digest
-        variant = assign(self.state.prompt, canary_digest, self.state.weight_bp, key)
-        return self.canary if variant == "canary" else self.stable
-
-
-def release_document(
-    state: ReleaseState, stable: PromptVersion, canary: PromptVersion | None
-) -> dict[str, Any]:
-    """A release with the content of its versions: what clients resolve locally from."""
-    return {
-        **state.to_json(),
-        "stable": version_document(stable),
-        "canary": version_document(canary) if canary else None,
-    }
+        return self.canary if variant_for(self.state, key) == "canary" else self.stable
 
 
 def build_served(

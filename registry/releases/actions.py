@@ -1,0 +1,128 @@
+"""Release actions as values: what a person (the CLI) or a request (the API) asks of a release.
+
+`Registry.perform` carries one out on the release database; the CLI's remote backend sends
+the same value to a server, whose routes build it from a request body. An action's fields
+are written here once, whichever transport carries it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from promptctl.registry.metrics.summary import MetricsSummary
+    from promptctl.registry.releases.values import EnvironmentInfo, LogEntry, ReleaseState
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReleaseAction:
+    """What every action names: the release, why, who, and what it expects to find.
+
+    `actor` None means whoever the registry says acts (option, PROMPTCTL_ACTOR, git
+    identity, OS user). `confirmed` is the `--yes` a protected environment asks for.
+    `expected_revision` makes the action conditional on the release's revision.
+    """
+
+    verb: ClassVar[str]
+
+    prompt: str
+    environment: str
+    reason: str | None = None
+    actor: str | None = None
+    confirmed: bool = False
+    expected_revision: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Promote(ReleaseAction):
+    """Make the version `ref` names stable, or start it as canary at `canary_bp`.
+
+    With `source`, what is stable in that environment is promoted (no git needed). With
+    `if_changed`, promoting the version that is already stable changes nothing.
+    """
+
+    verb: ClassVar[str] = "promote"
+
+    ref: str | None = None
+    source: str | None = None
+    canary_bp: int | None = None
+    force: bool = False
+    if_changed: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ramp(ReleaseAction):
+    """Change the canary's weight (basis points)."""
+
+    verb: ClassVar[str] = "ramp"
+
+    weight_bp: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Complete(ReleaseAction):
+    """Make the canary stable."""
+
+    verb: ClassVar[str] = "complete"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Abort(ReleaseAction):
+    """Drop the canary: all traffic back to stable (never needs confirmation)."""
+
+    verb: ClassVar[str] = "abort"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rollback(ReleaseAction):
+    """Abort a canary, else restore the previous stable version, or the one `to_ref` names."""
+
+    verb: ClassVar[str] = "rollback"
+
+    to_ref: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PromoteAll:
+    """`promote --all`: every prompt at `ref` whose version is not stable in `environment` yet."""
+
+    environment: str
+    ref: str = "HEAD"
+    reason: str | None = None
+    actor: str | None = None
+    force: bool = False
+    confirmed: bool = False
+
+    def action(self, prompt: str) -> Promote:
+        """The promotion of one of the prompts."""
+        return Promote(
+            prompt=prompt,
+            environment=self.environment,
+            ref=self.ref,
+            if_changed=True,
+            reason=self.reason,
+            actor=self.actor,
+            force=self.force,
+            confirmed=self.confirmed,
+        )
+
+
+class ReleaseBackend(Protocol):
+    """What the release commands ask of a registry: the local one (`Registry`), or a server
+    (the CLI's remote backend, over the release API). Both answer with the same values."""
+
+    def environments(self) -> list[EnvironmentInfo]: ...
+    def create_environment(self, name: str, *, protected: bool = False) -> EnvironmentInfo: ...
+    def set_protected(self, name: str, protected: bool) -> EnvironmentInfo: ...
+    def status(
+        self, prompt: str | None = None, environment: str | None = None
+    ) -> list[ReleaseState]: ...
+    def history(
+        self, prompt: str, environment: str | None = None, limit: int | None = None
+    ) -> list[LogEntry]: ...
+    def perform(self, action: ReleaseAction) -> ReleaseState: ...
+    def release_documents(self, environment: str) -> dict[str, dict[str, Any]]: ...
+    def metrics_summary(
+        self, prompt: str, environment: str, since: str | None = None, until: str | None = None
+    ) -> MetricsSummary: ...

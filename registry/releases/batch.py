@@ -1,0 +1,89 @@
+"""Promotions a CI job runs after a merge: `--if-changed` for one prompt, `--all` for every one.
+
+Both work through any `ReleaseBackend` (the local registry, or a server through the CLI's
+remote backend), so the decisions are the same whichever carries the actions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from promptctl.registry.errors import RegistryError
+
+if TYPE_CHECKING:
+    from promptctl.registry.prompts.library import PromptLibrary
+    from promptctl.registry.releases.actions import Promote, PromoteAll, ReleaseBackend
+    from promptctl.registry.releases.values import ReleaseState
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """A promotion carried out, and whether it changed the release (`--if-changed`)."""
+
+    state: ReleaseState
+    changed: bool
+
+
+def promote(backend: ReleaseBackend, action: Promote) -> Promotion:
+    """Perform a promotion and say whether it changed anything.
+
+    With `if_changed`, promoting the version that is already stable returns the release as
+    it was: the stable digest before and after tells which happened.
+    """
+    if not action.if_changed:
+        return Promotion(backend.perform(action), changed=True)
+    before = _stable_digest(backend, action.prompt, action.environment)
+    state = backend.perform(action)
+    return Promotion(state, changed=before != state.stable.digest)
+
+
+@dataclass(frozen=True)
+class PromptPromotion:
+    """What `promote --all` did with one prompt: promoted, unchanged, or failed (and why)."""
+
+    prompt: str
+    result: Literal["promoted", "unchanged", "failed"]
+    version: str | None = None
+    error: str | None = None
+
+    @property
+    def detail(self) -> str:
+        return self.version or self.error or ""
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"prompt": self.prompt, "result": self.result}
+        if self.result == "failed":
+            data["error"] = self.error
+        else:
+            data["version"] = self.version
+        return data
+
+
+def promote_all(
+    library: PromptLibrary, backend: ReleaseBackend, request: PromoteAll
+) -> list[PromptPromotion]:
+    """Promote every prompt at `request.ref` whose version is not stable in the environment.
+
+    The versions are read from `library`, the promotions carried by `backend`. A prompt
+    that fails is reported, and the others go on.
+    """
+    ref = request.ref
+    stable = {s.prompt: s.stable.digest for s in backend.status(None, request.environment)}
+    results = []
+    for name in library.list(ref):
+        try:
+            version = library.get(name, ref)
+            if stable.get(name) == version.digest:
+                results.append(PromptPromotion(name, "unchanged", version=version.label))
+                continue
+            state = backend.perform(request.action(name))
+            results.append(PromptPromotion(name, "promoted", version=state.stable.describe()))
+        except RegistryError as exc:
+            results.append(PromptPromotion(name, "failed", error=str(exc)))
+    return results
+
+
+def _stable_digest(backend: ReleaseBackend, prompt: str, environment: str) -> str | None:
+    states = backend.status(prompt, environment)
+    return states[0].stable.digest if states else None

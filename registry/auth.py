@@ -16,7 +16,13 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from promptctl.registry.errors import Forbidden, TokenNotFound, UsageError
+from promptctl.registry.errors import (
+    InsufficientScope,
+    OtherEnvironment,
+    ProtectedNeedsEnvironmentToken,
+    TokenNotFound,
+    UsageError,
+)
 from promptctl.registry.releases.queries import find_environment
 from promptctl.registry.store.database import Database
 from promptctl.registry.store.models import ApiToken, as_utc, utcnow
@@ -56,18 +62,13 @@ class TokenInfo:
     def check(self, scope: str, environment: str | None = None, *, protected: bool = False) -> None:
         """Raise Forbidden unless this token may do `scope` in `environment`."""
         if scope not in _IMPLIES[self.scope]:
-            raise Forbidden(f"token '{self.name}' has scope '{self.scope}', this needs '{scope}'")
+            raise InsufficientScope(self.name, self.scope, scope)
         if self.scope == "admin" or environment is None:
             return
         if self.environment is not None and self.environment != environment:
-            raise Forbidden(
-                f"token '{self.name}' is limited to {self.environment}, not {environment}"
-            )
+            raise OtherEnvironment(self.name, self.environment, environment)
         if scope == "release" and protected and self.environment != environment:
-            raise Forbidden(
-                f"{environment} is protected: it needs an admin token or a release token "
-                f"limited to {environment}"
-            )
+            raise ProtectedNeedsEnvironmentToken(environment)
 
 
 def hash_token(secret: str) -> str:
@@ -121,7 +122,7 @@ class TokenService:
                 select(ApiToken).where(or_(*conditions), ApiToken.revoked_at.is_(None))
             ).all()
             if not rows:
-                raise TokenNotFound(f"no active token named '{name_or_id}'")
+                raise TokenNotFound(name_or_id)
             now = utcnow()
             for row in rows:
                 row.revoked_at = now

@@ -3,53 +3,95 @@
 Every error carries the HTTP status and title a transport should answer with, so the
 server maps them in one handler and the CLI in one place, without knowing the classes:
 
-    RegistryError                   400  a user's mistake or a missing thing
-      NotFound                      404
-        PromptNotFound              404
-        VersionNotFound             404
-        RevisionNotFound            404
-        EnvironmentNotFound         404
-        ReleaseNotFound             404
-        NeverReleased               404
-        TokenNotFound               404
-      UsageError                    400  a malformed argument
-      ConfigError                   422  promptctl.toml, a layout option, a database URL
-      RepositoryError               422  the git repository cannot be read as asked
-      InvalidPromptFile             422
-        TemplateError               422
-          RenderLimitExceeded       422
-      VariablesInvalid              422
-      LintFailed                    422
-      InvalidBatch                  422  a metrics batch of the wrong shape
-      BatchTooLarge                 413
-      ReleaseError                  409  an action that makes no sense in the release's state
-        EnvironmentExists           409
-        ReleaseConflict             409
-        RevisionMismatch            412
-      UnmergedVersion               409
-      Unauthorized                  401
-      Forbidden                     403
-      ProtectedEnvironment          403
-      DatabaseError                 503
-      ServiceBusy                   503
+    RegistryError                       400  a user's mistake or a missing thing
+      NotFound                          404
+        PromptNotFound
+        VersionNotFound
+        RevisionNotFound
+        EnvironmentNotFound
+        ReleaseNotFound
+        NeverReleased
+        TokenNotFound
+      UsageError                        400  a malformed argument
+        InvalidEnvironmentName
+        InvalidWeight
+      ConfigError                       422  promptctl.toml, a layout option, a database URL
+        InvalidConfigFile
+        InvalidPromptName
+      RepositoryError                   422  the git repository cannot be read as asked
+        NotARepository
+        BranchNotFound
+        ObjectMissing
+        HistoryUnreadable
+      InvalidPromptFile                 422
+        TemplateError
+          RenderLimitExceeded
+      VariablesInvalid                  422
+      LintFailed                        422
+      InvalidBatch                      422  a metrics batch of the wrong shape
+      BatchTooLarge                     413
+      ReleaseError                      409  an action that makes no sense in the release's state
+        EnvironmentExists
+        NoCanary
+        NoStableForCanary
+        AlreadyStable
+        AlreadyCanary
+        WeightUnchanged
+        NothingToRollBack
+        ReleaseConflict
+        RevisionMismatch                412  (HTTP If-Match)
+      UnmergedVersion                   409
+      Unauthorized                      401
+      Forbidden                         403
+        InsufficientScope
+        OtherEnvironment
+        ProtectedNeedsEnvironmentToken
+      ProtectedEnvironment              403
+      DatabaseError                     503
+        DatabaseUnreachable
+        DatabaseFileUnusable
+        SchemaOutOfDate
+      ServiceBusy                       503  with Retry-After
+
+A status left blank is the parent's. The errors that name one condition of a generic one
+(NoCanary of ReleaseError, InsufficientScope of Forbidden, ...) keep its title as well:
+`except ReleaseError` still catches them, and the HTTP answer is the generic one's.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AlreadyCanary",
+    "AlreadyStable",
     "BatchTooLarge",
+    "BranchNotFound",
     "ConfigError",
     "DatabaseError",
+    "DatabaseFileUnusable",
+    "DatabaseUnreachable",
     "EnvironmentExists",
     "EnvironmentNotFound",
     "Forbidden",
+    "HistoryUnreadable",
+    "InsufficientScope",
     "InvalidBatch",
+    "InvalidConfigFile",
+    "InvalidEnvironmentName",
     "InvalidPromptFile",
+    "InvalidPromptName",
+    "InvalidWeight",
     "LintFailed",
     "NeverReleased",
+    "NoCanary",
+    "NoStableForCanary",
+    "NotARepository",
     "NotFound",
+    "NothingToRollBack",
+    "ObjectMissing",
+    "OtherEnvironment",
     "PromptNotFound",
     "ProtectedEnvironment",
+    "ProtectedNeedsEnvironmentToken",
     "RegistryError",
     "ReleaseConflict",
     "ReleaseError",
@@ -58,6 +100,7 @@ __all__ = [
     "RepositoryError",
     "RevisionMismatch",
     "RevisionNotFound",
+    "SchemaOutOfDate",
     "ServiceBusy",
     "TemplateError",
     "TokenNotFound",
@@ -66,6 +109,7 @@ __all__ = [
     "UsageError",
     "VariablesInvalid",
     "VersionNotFound",
+    "WeightUnchanged",
 ]
 
 
@@ -172,6 +216,10 @@ class TokenNotFound(NotFound):
     status = 404
     title = "Token not found"
 
+    def __init__(self, name_or_id: str) -> None:
+        self.name_or_id = name_or_id
+        super().__init__(f"no active token named '{name_or_id}'")
+
 
 # -- bad input ------------------------------------------------------------------------
 
@@ -183,6 +231,37 @@ class UsageError(RegistryError):
     title = "Bad argument"
 
 
+class InvalidEnvironmentName(UsageError):
+    """An environment name that the naming rule does not allow."""
+
+    status = 400
+    title = "Bad argument"
+
+    def __init__(self, name: str, max_length: int) -> None:
+        self.name = name
+        super().__init__(
+            f"invalid environment name '{name}': use lower-case letters, digits, '_', '.' "
+            f"and '-', at most {max_length} characters"
+        )
+
+
+class InvalidWeight(UsageError):
+    """A canary weight that is not a percentage from 0 to 100 in steps of 0.01."""
+
+    status = 400
+    title = "Bad argument"
+    _PROBLEMS = {
+        "not a number": "weight '{weight}' is not a number (expected a percentage 0-100)",
+        "out of range": "weight {weight} is outside 0-100 percent",
+        "too precise": "weight {weight} has more than two decimals (resolution is 0.01%)",
+    }
+
+    def __init__(self, weight: str | float, problem: str = "out of range") -> None:
+        self.weight = weight
+        self.problem = problem
+        super().__init__(self._PROBLEMS[problem].format(weight=weight))
+
+
 class ConfigError(RegistryError):
     """promptctl.toml or a layout option is wrong."""
 
@@ -190,11 +269,90 @@ class ConfigError(RegistryError):
     title = "Configuration error"
 
 
+class InvalidConfigFile(ConfigError):
+    """promptctl.toml cannot be read or holds a wrong key or value."""
+
+    status = 422
+    title = "Configuration error"
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        self.detail = detail
+        super().__init__(f"{path}: {detail}")
+
+
+class InvalidPromptName(ConfigError):
+    """A prompt name that the naming rule does not allow."""
+
+    status = 422
+    title = "Configuration error"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"invalid prompt name '{name}': use lower-case letters, digits, '_', '.', '-' "
+            "and '/' between parts"
+        )
+
+
 class RepositoryError(RegistryError):
     """The repository cannot be opened or read as asked."""
 
     status = 422
     title = "Repository error"
+
+
+class NotARepository(RepositoryError):
+    """A path that is not inside a git repository."""
+
+    status = 422
+    title = "Repository error"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"'{path}' is not inside a git repository (run 'promptctl init' to make one)"
+        )
+
+
+class BranchNotFound(RepositoryError):
+    """The tracked branch does not exist in the repository."""
+
+    status = 422
+    title = "Repository error"
+
+    def __init__(self, branch: str, local_branches: list[str]) -> None:
+        self.branch = branch
+        self.local_branches = local_branches
+        others = ", ".join(local_branches) or "none"
+        super().__init__(
+            f"tracked branch '{branch}' does not exist (local branches: {others});"
+            " set 'branch' in promptctl.toml, --branch or PROMPTCTL_BRANCH"
+        )
+
+
+class ObjectMissing(RepositoryError):
+    """A blob or tree id that names no such object in the repository."""
+
+    status = 422
+    title = "Repository error"
+
+    def __init__(self, kind: str, oid: str) -> None:
+        self.kind = kind
+        self.oid = oid
+        super().__init__(f"the repository has no {kind} '{oid}'")
+
+
+class HistoryUnreadable(RepositoryError):
+    """A commit whose ancestors are not all in the repository (a shallow or damaged clone)."""
+
+    status = 422
+    title = "Repository error"
+
+    def __init__(self, sha: str, error: str) -> None:
+        self.sha = sha
+        self.error = error
+        super().__init__(f"cannot read the history of commit {sha}: {error}")
 
 
 class InvalidPromptFile(RegistryError):
@@ -257,10 +415,20 @@ class LintFailed(RegistryError):
 
 
 class InvalidBatch(RegistryError):
-    """A metrics batch that is not a list of objects under its key."""
+    """A metrics batch that is not a list under its one key."""
 
     status = 422
     title = "Invalid metrics batch"
+
+    def __init__(self, key: str, unknown: list[str] | None = None) -> None:
+        self.key = key
+        self.unknown = unknown or []
+        if self.unknown:
+            fields = ", ".join(f"'{k}'" for k in self.unknown)
+            message = f'unknown field {fields}: the body is {{"{key}": [...]}}'
+        else:
+            message = f'the body must be {{"{key}": [...]}} (or a JSON list of {key})'
+        super().__init__(message)
 
 
 class BatchTooLarge(RegistryError):
@@ -292,6 +460,103 @@ class EnvironmentExists(ReleaseError):
 
     status = 409
     title = "Environment exists"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"environment '{name}' already exists")
+
+
+class NoCanary(ReleaseError):
+    """A canary action on a release that runs no canary."""
+
+    status = 409
+    title = "Invalid release action"
+
+    def __init__(self, prompt: str, environment: str, action: str | None = None) -> None:
+        self.prompt = prompt
+        self.environment = environment
+        self.action = action
+        purpose = f" to {action}" if action else ""
+        super().__init__(f"'{prompt}' has no canary in {environment}{purpose}")
+
+
+class NoStableForCanary(ReleaseError):
+    """A canary asked for where nothing is stable to compare it with."""
+
+    status = 409
+    title = "Invalid release action"
+
+    def __init__(self, prompt: str, environment: str) -> None:
+        self.prompt = prompt
+        self.environment = environment
+        super().__init__(
+            f"'{prompt}' has nothing stable in {environment} to compare a canary with: "
+            "promote a stable version first (without --canary)"
+        )
+
+
+class AlreadyStable(ReleaseError):
+    """The version a promote, canary or rollback names is the stable one already."""
+
+    status = 409
+    title = "Invalid release action"
+    _MESSAGES = {
+        "promote": "{label} of '{prompt}' is already stable in {environment}",
+        "canary": "{label} is already stable in {environment}; a canary must differ",
+        "rollback": "{label} is already stable in {environment}",
+    }
+
+    def __init__(self, prompt: str, environment: str, label: str, action: str) -> None:
+        self.prompt = prompt
+        self.environment = environment
+        self.label = label
+        self.action = action
+        template = self._MESSAGES[action]
+        super().__init__(template.format(label=label, prompt=prompt, environment=environment))
+
+
+class AlreadyCanary(ReleaseError):
+    """The version promoted as canary is the canary already."""
+
+    status = 409
+    title = "Invalid release action"
+
+    def __init__(self, prompt: str, environment: str, label: str) -> None:
+        self.prompt = prompt
+        self.environment = environment
+        self.label = label
+        super().__init__(
+            f"{label} is already the canary in {environment}: change its weight "
+            "with 'promptctl canary --weight'"
+        )
+
+
+class WeightUnchanged(ReleaseError):
+    """A ramp to the weight the canary has already."""
+
+    status = 409
+    title = "Invalid release action"
+
+    def __init__(self, prompt: str, environment: str, weight: str) -> None:
+        self.prompt = prompt
+        self.environment = environment
+        self.weight = weight
+        super().__init__(f"the canary is already at {weight}")
+
+
+class NothingToRollBack(ReleaseError):
+    """A rollback without a canary or a target, of a release's first stable version."""
+
+    status = 409
+    title = "Invalid release action"
+
+    def __init__(self, prompt: str, environment: str) -> None:
+        self.prompt = prompt
+        self.environment = environment
+        super().__init__(
+            f"nothing to roll back to: the stable version of '{prompt}' in "
+            f"{environment} is its first release (use --to REF)"
+        )
 
 
 class ReleaseConflict(ReleaseError):
@@ -352,6 +617,46 @@ class Forbidden(RegistryError):
     title = "Forbidden"
 
 
+class InsufficientScope(Forbidden):
+    """The token's scope does not grant the one the request needs."""
+
+    status = 403
+    title = "Forbidden"
+
+    def __init__(self, token: str, scope: str, needed: str) -> None:
+        self.token = token
+        self.scope = scope
+        self.needed = needed
+        super().__init__(f"token '{token}' has scope '{scope}', this needs '{needed}'")
+
+
+class OtherEnvironment(Forbidden):
+    """The token is limited to another environment than the request's."""
+
+    status = 403
+    title = "Forbidden"
+
+    def __init__(self, token: str, limited_to: str, environment: str) -> None:
+        self.token = token
+        self.limited_to = limited_to
+        self.environment = environment
+        super().__init__(f"token '{token}' is limited to {limited_to}, not {environment}")
+
+
+class ProtectedNeedsEnvironmentToken(Forbidden):
+    """A release in a protected environment by a token not limited to it (nor admin)."""
+
+    status = 403
+    title = "Forbidden"
+
+    def __init__(self, environment: str) -> None:
+        self.environment = environment
+        super().__init__(
+            f"{environment} is protected: it needs an admin token or a release token "
+            f"limited to {environment}"
+        )
+
+
 class ProtectedEnvironment(RegistryError):
     """A change to a protected environment was not confirmed."""
 
@@ -372,6 +677,57 @@ class DatabaseError(RegistryError):
 
     status = 503
     title = "Database unavailable"
+
+
+class DatabaseUnreachable(DatabaseError):
+    """The database driver cannot connect, or lost the database during a transaction."""
+
+    status = 503
+    title = "Database unavailable"
+    _MESSAGES = {
+        "connect": "cannot reach the database: {error}",
+        "transaction": "database unavailable: {error}",
+    }
+
+    def __init__(self, error: str, when: str = "connect") -> None:
+        self.error = error
+        self.when = when
+        super().__init__(self._MESSAGES[when].format(error=error))
+
+
+class DatabaseFileUnusable(DatabaseError):
+    """The SQLite file in use was moved, deleted or replaced, or cannot be written."""
+
+    status = 503
+    title = "Database unavailable"
+    _MESSAGES = {
+        "gone": (
+            "the database file {file} is gone (moved or deleted while in use): "
+            "put it back, or restart with the right --database-url"
+        ),
+        "replaced": "the database file {file} was replaced while in use: restart to use it",
+        "not writable": "the database file {file} or its folder is not writable",
+    }
+
+    def __init__(self, file: str, problem: str) -> None:
+        self.file = file
+        self.problem = problem
+        super().__init__(self._MESSAGES[problem].format(file=file))
+
+
+class SchemaOutOfDate(DatabaseError):
+    """The database schema is not at the newest migration, and may not be upgraded here."""
+
+    status = 503
+    title = "Database unavailable"
+
+    def __init__(self, current: str | None, head: str | None) -> None:
+        self.current = current
+        self.head = head
+        super().__init__(
+            f"the database schema is at {current or 'nothing'}, not {head}: "
+            "run 'promptctl db upgrade'"
+        )
 
 
 class ServiceBusy(RegistryError):

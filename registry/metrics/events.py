@@ -354,8 +354,7 @@ def batch_items(body: Any, key: str) -> list[Any]:
     """Return the list of a batch body: `{key: [...]}` or a bare JSON list."""
     items = body.get(key) if isinstance(body, dict) else body
     if isinstance(body, dict) and not set(body) <= {key}:
-        unknown = ", ".join(f"'{k}'" for k in sorted(set(body) - {key}))
-        raise InvalidBatch(f'unknown field {unknown}: the body is {{"{key}": [...]}}')
+        raise InvalidBatch(key, sorted(set(body) - {key}))
     if not isinstance(items, list):
-        raise InvalidBatch(f'the body must be {{"{key}": [...]}} (or a JSON list of {key})')
+        raise InvalidBatch(key)
     return items

@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from promptctl.registry.errors import ConfigError
+from promptctl.registry.errors import ConfigError, InvalidConfigFile, InvalidPromptName
 
 CONFIG_FILE = "promptctl.toml"
 NAME_RE = r"[a-z0-9][a-z0-9_.-]*(?:/[a-z0-9][a-z0-9_.-]*)*"
@@ -60,10 +60,7 @@ class Layout:
 def check_name(name: str) -> str:
     """Return `name` if it is a valid prompt name, else raise ConfigError."""
     if not _NAME_FULL.match(name):
-        raise ConfigError(
-            f"invalid prompt name '{name}': use lower-case letters, digits, '_', '.', '-' "
-            "and '/' between parts"
-        )
+        raise InvalidPromptName(name)
     return name
 
 
@@ -97,19 +94,19 @@ def _parse_config(text: str) -> dict[str, str]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{CONFIG_FILE}: {exc}") from exc
+        raise InvalidConfigFile(CONFIG_FILE, str(exc)) from exc
     section = data.get("promptctl", data)
     if not isinstance(section, dict):
-        raise ConfigError(f"{CONFIG_FILE}: [promptctl] must be a table")
+        raise InvalidConfigFile(CONFIG_FILE, "[promptctl] must be a table")
     unknown = sorted(set(section) - set(_KEYS) - {"promptctl"})
     if unknown:
-        raise ConfigError(
-            f"{CONFIG_FILE}: unknown key(s) {', '.join(unknown)} (known: {', '.join(_KEYS)})"
+        raise InvalidConfigFile(
+            CONFIG_FILE, f"unknown key(s) {', '.join(unknown)} (known: {', '.join(_KEYS)})"
         )
     values = {}
     for key in _KEYS:
         if key in section:
             if not isinstance(section[key], str) or not section[key].strip():
-                raise ConfigError(f"{CONFIG_FILE}: '{key}' must be a non-empty string")
+                raise InvalidConfigFile(CONFIG_FILE, f"'{key}' must be a non-empty string")
             values[key] = section[key]
     return values

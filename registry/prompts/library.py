@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from promptctl.registry.errors import (
+    BranchNotFound,
     PromptNotFound,
     RegistryError,
     RepositoryError,
@@ -147,7 +148,7 @@ class PromptLibrary:
         """
         tip = self.tracked_tip()
         if tip is None:
-            raise RepositoryError(self._missing_branch_message())
+            raise self._missing_branch()
         if self._index is not None and self._index.tip == tip:
             return self._index
         one = self._one if self._one is not None and self._one.tip == tip else None
@@ -163,14 +164,12 @@ class PromptLibrary:
     def index_or_none(self, name: str | None = None) -> VersionIndex | None:
         return self.index(name) if self.tracked_tip() is not None else None
 
-    def _missing_branch_message(self) -> str:
+    def _missing_branch(self) -> RepositoryError:
         if not self.store.has_commits():
-            return "the repository has no commits yet: commit your prompts to number versions"
-        others = ", ".join(self.store.branches()) or "none"
-        return (
-            f"tracked branch '{self.layout.branch}' does not exist (local branches: {others});"
-            " set 'branch' in promptctl.toml, --branch or PROMPTCTL_BRANCH"
-        )
+            return RepositoryError(
+                "the repository has no commits yet: commit your prompts to number versions"
+            )
+        return BranchNotFound(self.layout.branch, self.store.branches())
 
     def list(self, rev: str | None = None) -> list[str]:
         """Return the names of every prompt at a revision (default: the working tree)."""

@@ -8,6 +8,8 @@ owns the transaction.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -45,6 +47,47 @@ def locked_release(
         # FOR UPDATE on the nullable side of that outer join.
         query = query.with_for_update(of=Release)
     return session.scalar(query)
+
+
+def write_release(
+    session: Session,
+    release: Release | None,
+    prompt: str,
+    env: Environment,
+    revision: int,
+    values: dict[str, Any],
+) -> bool:
+    """Insert the release, or update it if it is still at `revision`; False if it was not."""
+    if release is None:
+        session.add(Release(prompt=prompt, environment_id=env.id, **values))
+        session.flush()
+        return True
+    result = session.execute(
+        update(Release)
+        .where(Release.id == release.id, Release.revision == revision)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def written_state(session: Session, prompt: str, env: Environment) -> ReleaseState:
+    """Read a release back in the transaction that wrote it, while its row is still locked:
+    read afterwards, it could already be a rival action's state."""
+    written = session.scalar(
+        select(Release)
+        .where(Release.prompt == prompt, Release.environment_id == env.id)
+        .execution_options(populate_existing=True)
+    )
+    assert written is not None
+    digests = {(prompt, d) for d in (written.stable_digest, written.canary_digest) if d}
+    return release_state(written, version_numbers(session, digests))
+
+
+def environment_infos(session: Session) -> list[EnvironmentInfo]:
+    """Return every environment, oldest first."""
+    rows = session.scalars(select(Environment).order_by(Environment.id)).all()
+    return [environment_info(row) for row in rows]
 
 
 def stable_stack(session: Session, prompt: str, environment: str) -> list[str]:

@@ -13,7 +13,7 @@ import random
 from decimal import Decimal, InvalidOperation
 from typing import Literal
 
-from promptctl.registry.errors import UsageError
+from promptctl.registry.errors import InvalidWeight
 
 Variant = Literal["stable", "canary"]
 BUCKETS = 10_000
@@ -43,12 +43,12 @@ def parse_percent(text: str | float) -> int:
     try:
         value = Decimal(str(text).strip().rstrip("%"))
     except InvalidOperation as exc:
-        raise UsageError(f"weight '{text}' is not a number (expected a percentage 0-100)") from exc
+        raise InvalidWeight(text, "not a number") from exc
     if not value.is_finite() or value < 0 or value > 100:
-        raise UsageError(f"weight {text} is outside 0-100 percent")
+        raise InvalidWeight(text, "out of range")
     basis_points = value * 100
     if basis_points != basis_points.to_integral_value():
-        raise UsageError(f"weight {text} has more than two decimals (resolution is 0.01%)")
+        raise InvalidWeight(text, "too precise")
     return int(basis_points)
 
 

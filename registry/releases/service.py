@@ -12,47 +12,50 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from promptctl.registry.errors import (
+    AlreadyCanary,
+    AlreadyStable,
     ConfigError,
     EnvironmentExists,
+    InvalidEnvironmentName,
+    InvalidWeight,
     LintFailed,
+    NoCanary,
+    NoStableForCanary,
+    NothingToRollBack,
     ProtectedEnvironment,
     ReleaseConflict,
-    ReleaseError,
     ReleaseNotFound,
     RevisionMismatch,
     UnmergedVersion,
     UsageError,
+    WeightUnchanged,
 )
 from promptctl.registry.prompts.layout import check_name
 from promptctl.registry.prompts.lint import ERROR, lint_version
 from promptctl.registry.prompts.promptversion import PromptVersion
 from promptctl.registry.releases.queries import (
     environment_info,
+    environment_infos,
     find_environment,
     locked_release,
     log_entries,
     read_snapshot,
     read_snapshots,
     release_fingerprint,
-    release_state,
     release_states,
     stable_stack,
     store_snapshot,
-    version_numbers,
+    write_release,
+    written_state,
 )
 from promptctl.registry.releases.routing import BUCKETS, format_percent
 from promptctl.registry.releases.values import EnvironmentInfo, LogEntry, ReleaseState
 from promptctl.registry.store.database import Database
-from promptctl.registry.store.models import (
-    Environment,
-    Release,
-    ReleaseLog,
-    utcnow,
-)
+from promptctl.registry.store.models import Environment, Release, ReleaseLog, utcnow
 
 ENV_NAME_MAX = 64
 
@@ -94,8 +97,7 @@ class ReleaseService:
 
     def environments(self) -> list[EnvironmentInfo]:
         with self.db.session() as session:
-            rows = session.scalars(select(Environment).order_by(Environment.id)).all()
-            return [environment_info(row) for row in rows]
+            return environment_infos(session)
 
     def create_environment(self, name: str, *, protected: bool = False) -> EnvironmentInfo:
         """Create an environment; names follow the prompt-name rules, without '/'."""
@@ -104,20 +106,17 @@ class ReleaseService:
         except ConfigError:  # its message speaks of prompt names
             valid = False
         if not valid:
-            raise UsageError(
-                f"invalid environment name '{name}': use lower-case letters, digits, '_', '.' "
-                f"and '-', at most {ENV_NAME_MAX} characters"
-            )
+            raise InvalidEnvironmentName(name, ENV_NAME_MAX)
         try:
             with self.db.session() as session:
                 if session.scalar(select(Environment).where(Environment.name == name)):
-                    raise EnvironmentExists(f"environment '{name}' already exists")
+                    raise EnvironmentExists(name)
                 row = Environment(name=name, protected=protected, created_at=utcnow())
                 session.add(row)
                 session.flush()
                 return environment_info(row)
         except IntegrityError as exc:
-            raise EnvironmentExists(f"environment '{name}' already exists") from exc
+            raise EnvironmentExists(name) from exc
 
     def set_protected(self, name: str, protected: bool) -> EnvironmentInfo:
         with self.db.session() as session:
@@ -160,7 +159,7 @@ class ReleaseService:
             raise ReleaseNotFound(prompt, environment)
         ref = state.stable if variant == "stable" else state.canary
         if ref is None:
-            raise ReleaseError(f"'{prompt}' has no canary in {environment}")
+            raise NoCanary(prompt, environment)
         return self.snapshot(prompt, ref.digest)
 
     def served_releases(
@@ -234,26 +233,16 @@ class ReleaseService:
             release = current.release
             if canary_bp is None:
                 if release is not None and release.stable_digest == digest:
-                    raise ReleaseError(
-                        f"{version.label} of '{version.name}' is already stable in {environment}"
-                    )
+                    raise AlreadyStable(version.name, environment, version.label, "promote")
                 return _Change(
                     "promote", digest, None, 0, release.stable_digest if release else None, digest
                 )
             if release is None:
-                raise ReleaseError(
-                    f"'{version.name}' has nothing stable in {environment} to compare a canary "
-                    "with: promote a stable version first (without --canary)"
-                )
+                raise NoStableForCanary(version.name, environment)
             if release.stable_digest == digest:
-                raise ReleaseError(
-                    f"{version.label} is already stable in {environment}; a canary must differ"
-                )
+                raise AlreadyStable(version.name, environment, version.label, "canary")
             if release.canary_digest == digest:
-                raise ReleaseError(
-                    f"{version.label} is already the canary in {environment}: change its weight "
-                    "with 'promptctl canary --weight'"
-                )
+                raise AlreadyCanary(version.name, environment, version.label)
             return _Change(
                 "canary_start",
                 release.stable_digest,
@@ -320,7 +309,7 @@ class ReleaseService:
         def change(current: _Current) -> _Change:
             release = _with_canary(current, prompt, environment, "change its weight")
             if release.canary_weight_bp == weight_bp:
-                raise ReleaseError(f"the canary is already at {format_percent(weight_bp)}")
+                raise WeightUnchanged(prompt, environment, format_percent(weight_bp))
             return _Change(
                 "ramp",
                 release.stable_digest,
@@ -419,13 +408,10 @@ class ReleaseService:
                 )
             if to is not None:
                 if to.digest == release.stable_digest:
-                    raise ReleaseError(f"{to.label} is already stable in {environment}")
+                    raise AlreadyStable(prompt, environment, to.label, "rollback")
                 return _Change("rollback_to", to.digest, None, 0, release.stable_digest, to.digest)
             if len(current.stack) < 2:
-                raise ReleaseError(
-                    f"nothing to roll back to: the stable version of '{prompt}' in "
-                    f"{environment} is its first release (use --to REF)"
-                )
+                raise NothingToRollBack(prompt, environment)
             return _Change(
                 "rollback", current.stack[-2], None, 0, release.stable_digest, current.stack[-2]
             )
@@ -496,18 +482,8 @@ class ReleaseService:
                     "updated_at": now,
                     "updated_by": actor,
                 }
-                if release is None:
-                    session.add(Release(prompt=prompt, environment_id=env.id, **values))
-                    session.flush()
-                else:
-                    result = session.execute(
-                        update(Release)
-                        .where(Release.id == release.id, Release.revision == actual)
-                        .values(**values)
-                        .execution_options(synchronize_session=False)
-                    )
-                    if result.rowcount != 1:
-                        raise ReleaseConflict(prompt, environment)
+                if not write_release(session, release, prompt, env, actual, values):
+                    raise ReleaseConflict(prompt, environment)
                 session.add(
                     ReleaseLog(
                         prompt=prompt,
@@ -524,16 +500,7 @@ class ReleaseService:
                     )
                 )
                 session.flush()
-                # Read the state back in this transaction, while the row is still locked:
-                # read afterwards, it could already be a rival action's state.
-                written = session.scalar(
-                    select(Release)
-                    .where(Release.prompt == prompt, Release.environment_id == env.id)
-                    .execution_options(populate_existing=True)
-                )
-                assert written is not None
-                digests = {(prompt, d) for d in (written.stable_digest, written.canary_digest) if d}
-                state = release_state(written, version_numbers(session, digests))
+                state = written_state(session, prompt, env)
         except IntegrityError as exc:
             raise ReleaseConflict(prompt, environment) from exc
         return state
@@ -541,7 +508,7 @@ class ReleaseService:
 
 def _check_weight(weight_bp: int | None) -> None:
     if weight_bp is not None and not 0 <= weight_bp <= BUCKETS:
-        raise UsageError(f"weight {weight_bp / 100}% is outside 0-100 percent")
+        raise InvalidWeight(f"{weight_bp / 100}%")
 
 
 def _with_canary(current: _Current, prompt: str, environment: str, what: str) -> Release:
@@ -549,5 +516,5 @@ def _with_canary(current: _Current, prompt: str, environment: str, what: str) ->
     if release is None:
         raise ReleaseNotFound(prompt, environment)
     if not release.canary_digest:
-        raise ReleaseError(f"'{prompt}' has no canary in {environment} to {what}")
+        raise NoCanary(prompt, environment, what)
     return release

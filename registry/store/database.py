@@ -22,7 +22,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from promptctl.registry.errors import ConfigError, DatabaseError
+from promptctl.registry.errors import (
+    ConfigError,
+    DatabaseFileUnusable,
+    DatabaseUnreachable,
+    SchemaOutOfDate,
+)
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"  # promptctl/migrations
 SQLITE_BUSY_SECONDS = 30
@@ -148,14 +153,11 @@ class Database:
         try:
             current = current_revision(self.engine)
         except OperationalError as exc:
-            raise DatabaseError(f"cannot reach the database: {_first_line(exc)}") from exc
+            raise DatabaseUnreachable(_first_line(exc)) from exc
         head = head_revision()
         if current != head:
             if not self._auto_upgrade:
-                raise DatabaseError(
-                    f"the database schema is at {current or 'nothing'}, not {head}: "
-                    "run 'promptctl db upgrade'"
-                )
+                raise SchemaOutOfDate(current, head)
             upgrade(self.engine)
         self._checked = True
         self.check_file()
@@ -169,19 +171,14 @@ class Database:
         try:
             stat = os.stat(self.file)
         except OSError as exc:
-            raise DatabaseError(
-                f"the database file {self.file} is gone (moved or deleted while in use): "
-                "put it back, or restart with the right --database-url"
-            ) from exc
+            raise DatabaseFileUnusable(str(self.file), "gone") from exc
         identity = (stat.st_dev, stat.st_ino)
         if self._identity is None:
             self._identity = identity
         elif identity != self._identity:
-            raise DatabaseError(
-                f"the database file {self.file} was replaced while in use: restart to use it"
-            )
+            raise DatabaseFileUnusable(str(self.file), "replaced")
         if not (os.access(self.file, os.R_OK | os.W_OK) and os.access(self.file.parent, os.W_OK)):
-            raise DatabaseError(f"the database file {self.file} or its folder is not writable")
+            raise DatabaseFileUnusable(str(self.file), "not writable")
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -198,7 +195,7 @@ class Database:
         except (OperationalError, InterfaceError) as exc:
             if str(getattr(exc.orig, "sqlstate", None) or "").startswith("40"):
                 raise  # deadlock or serialisation failure: the caller may run it again
-            raise DatabaseError(f"database unavailable: {_first_line(exc)}") from exc
+            raise DatabaseUnreachable(_first_line(exc), "transaction") from exc
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -11,12 +11,23 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import TypeVar
 
 import pygit2
 
-from promptctl.registry.errors import RepositoryError, RevisionNotFound
+from promptctl.registry.errors import (
+    HistoryUnreadable,
+    NotARepository,
+    ObjectMissing,
+    RepositoryError,
+    RevisionNotFound,
+)
 
 _BLOB_MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE)
+# What pygit2 raises for an id that is unknown (KeyError), malformed, ambiguous or of the
+# wrong kind (its ValueErrors are GitErrors too), or unreadable (GitError).
+_LOOKUP_ERRORS = (KeyError, ValueError, pygit2.GitError)
+_Object = TypeVar("_Object", bound=pygit2.Object)
 
 
 @dataclass(frozen=True)
@@ -60,9 +71,7 @@ class GitStore:
         except (pygit2.GitError, OSError) as exc:
             raise RepositoryError(f"cannot open a git repository at '{path}': {exc}") from exc
         if found is None:
-            raise RepositoryError(
-                f"'{path}' is not inside a git repository (run 'promptctl init' to make one)"
-            )
+            raise NotARepository(str(path))
         try:
             self._repo = pygit2.Repository(found)
         except pygit2.GitError as exc:
@@ -100,7 +109,7 @@ class GitStore:
             return None
         try:
             return str(ref.peel(pygit2.Commit).id)
-        except (pygit2.GitError, KeyError, ValueError):
+        except _LOOKUP_ERRORS:
             return None
 
     def resolve(self, rev: str) -> str:
@@ -110,13 +119,21 @@ class GitStore:
         try:
             obj = self._repo.revparse_single(rev)
             return str(obj.peel(pygit2.Commit).id)
-        except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError) as exc:
+        except _LOOKUP_ERRORS as exc:
             raise RevisionNotFound(rev) from exc
 
+    def _commit(self, sha: str) -> pygit2.Commit:
+        """Return the commit `sha` names, or raise RevisionNotFound."""
+        try:
+            return self._repo[sha].peel(pygit2.Commit)
+        except _LOOKUP_ERRORS as exc:
+            raise RevisionNotFound(sha) from exc
+
     def commit_info(self, sha: str) -> CommitInfo:
+        """Return the author, time and summary of a commit."""
         info = self._infos.get(sha)
         if info is None:
-            commit = self._repo[sha]
+            commit = self._commit(sha)
             author = commit.author
             tz = timezone(timedelta(minutes=author.offset))
             info = CommitInfo(
@@ -130,12 +147,17 @@ class GitStore:
         return info
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """Tell whether `ancestor` is `descendant` or in its history."""
         if ancestor == descendant:
             return True
-        return self._repo.descendant_of(descendant, ancestor)
+        older, newer = self._commit(ancestor).id, self._commit(descendant).id
+        try:
+            return self._repo.descendant_of(newer, older)
+        except _LOOKUP_ERRORS as exc:
+            raise HistoryUnreadable(descendant, str(exc)) from exc
 
     def _root_tree(self, sha: str, root: str) -> pygit2.Tree | None:
-        return _subtree(self._repo[sha].peel(pygit2.Tree), root)
+        return _subtree(self._commit(sha).tree, root)
 
     def files_at(self, sha: str, root: str) -> dict[str, str]:
         """Return {path below root: blob id} for every regular file below `root` at a commit."""
@@ -149,30 +171,45 @@ class GitStore:
         for entry in tree:
             path = f"{prefix}{entry.name}"
             if entry.filemode == pygit2.GIT_FILEMODE_TREE:
-                self._collect(self._repo[entry.id], f"{path}/", out)
+                self._collect(self._object(entry.id, pygit2.Tree, "tree"), f"{path}/", out)
             elif entry.filemode in _BLOB_MODES:
                 out[path] = str(entry.id)
 
     def blob_at(self, sha: str, repo_path: str) -> str | None:
         """Return the blob id of a file at a commit, or None when there is none."""
+        tree = self._commit(sha).tree
         try:
-            entry = self._repo[sha].peel(pygit2.Tree)[repo_path]
-        except KeyError:
+            entry = tree[repo_path]
+        except _LOOKUP_ERRORS:
             return None
         return str(entry.id) if entry.filemode in _BLOB_MODES else None
 
     def read_blob(self, blob_id: str) -> bytes:
-        return self._repo[blob_id].data
+        """Return a blob's content, or raise ObjectMissing."""
+        return self._object(blob_id, pygit2.Blob, "blob").data
+
+    def _object(self, oid: str | pygit2.Oid, kind: type[_Object], name: str) -> _Object:
+        """Return the blob or tree `oid` names, or raise ObjectMissing."""
+        try:
+            obj = self._repo[oid]
+        except _LOOKUP_ERRORS as exc:
+            raise ObjectMissing(name, str(oid)) from exc
+        if not isinstance(obj, kind):
+            raise ObjectMissing(name, str(oid))
+        return obj
 
     def _first_parent_chain(self, tip: str) -> list[pygit2.Commit]:
         """Return the commits along first parents from `tip`, oldest first."""
         chain = []
-        commit = self._repo[tip]
+        commit = self._commit(tip)
         while True:
             chain.append(commit)
             if not commit.parent_ids:
                 break
-            commit = self._repo[commit.parent_ids[0]]
+            try:
+                commit = self._repo[commit.parent_ids[0]]
+            except _LOOKUP_ERRORS as exc:
+                raise HistoryUnreadable(tip, f"parent {commit.parent_ids[0]} is missing") from exc
         chain.reverse()
         return chain
 
@@ -273,7 +310,7 @@ def _blob_lookup(tree: pygit2.Tree | None) -> Callable[[str], str | None]:
             return None
         try:
             entry = tree[relpath]
-        except (KeyError, ValueError, pygit2.GitError):
+        except _LOOKUP_ERRORS:
             return None
         return str(entry.id) if entry.filemode in _BLOB_MODES else None
 

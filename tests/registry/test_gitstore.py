@@ -9,7 +9,12 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from promptctl.registry.errors import RepositoryError, RevisionNotFound
+from promptctl.registry.errors import (
+    HistoryUnreadable,
+    ObjectMissing,
+    RepositoryError,
+    RevisionNotFound,
+)
 from promptctl.registry.prompts.gitstore import CommitInfo, GitStore
 from promptctl.registry.prompts.library import PromptLibrary
 
@@ -204,3 +209,94 @@ def test_the_tracked_branch_can_be_any_branch_made_with_pygit2(pygit_repo):
 
 def test_user_identity_comes_from_the_isolated_git_config(pygit_repo):
     assert GitStore(pygit_repo.path).user_identity() == "Test Author <author@example.com>"
+
+
+# -- bad or missing objects answer our errors, never pygit2's ---------------------------
+
+BAD_SHAS = ["0" * 40, "deadbeef" * 5, "not-hex", ""]
+
+
+def _drop_object(repo: PygitRepo, oid: str) -> None:
+    """Delete a loose object, as a damaged or shallow clone lacks it."""
+    (repo.path / "objects" / oid[:2] / oid[2:]).unlink()
+
+
+@pytest.mark.parametrize("sha", BAD_SHAS)
+def test_commit_info_of_an_unknown_or_malformed_sha_is_revision_not_found(pygit_repo, sha):
+    pygit_repo.commit("one", {"prompts/a.prompt": "1"})
+    with pytest.raises(RevisionNotFound, match="unknown git revision"):
+        GitStore(pygit_repo.path).commit_info(sha)
+
+
+def test_commit_info_of_a_blob_id_is_revision_not_found(pygit_repo):
+    pygit_repo.commit("one", {"prompts/a.prompt": "1"})
+    store = GitStore(pygit_repo.path)
+    blob = store.files_at(store.resolve("HEAD"), "prompts")["a.prompt"]
+    with pytest.raises(RevisionNotFound, match=blob):
+        store.commit_info(blob)
+
+
+@pytest.mark.parametrize("blob", BAD_SHAS)
+def test_reading_an_unknown_or_malformed_blob_is_object_missing(pygit_repo, blob):
+    pygit_repo.commit("one", {"prompts/a.prompt": "1"})
+    with pytest.raises(ObjectMissing, match="the repository has no blob"):
+        GitStore(pygit_repo.path).read_blob(blob)
+
+
+def test_reading_a_commit_as_a_blob_is_object_missing(pygit_repo):
+    sha = pygit_repo.commit("one", {"prompts/a.prompt": "1"})
+    with pytest.raises(ObjectMissing, match=f"no blob '{sha}'"):
+        GitStore(pygit_repo.path).read_blob(sha)
+
+
+def test_a_blob_missing_from_the_object_database_is_a_repository_error(pygit_repo):
+    pygit_repo.commit("one", {"prompts/a.prompt": "1"})
+    store = GitStore(pygit_repo.path)
+    blob = store.files_at(store.resolve("HEAD"), "prompts")["a.prompt"]
+    _drop_object(pygit_repo, blob)
+    with pytest.raises(RepositoryError, match=f"no blob '{blob}'"):
+        GitStore(pygit_repo.path).read_blob(blob)
+
+
+def test_a_tree_missing_from_the_object_database_is_a_repository_error(pygit_repo):
+    pygit_repo.commit("one", {"prompts/team/a.prompt": "1"})
+    store = GitStore(pygit_repo.path)
+    prompts = pygit_repo.repo.revparse_single("HEAD:prompts")
+    team = str(prompts["team"].id)
+    _drop_object(pygit_repo, team)
+    with pytest.raises(ObjectMissing, match=f"no tree '{team}'"):
+        GitStore(pygit_repo.path).files_at(store.resolve("HEAD"), "prompts")
+
+
+@pytest.mark.parametrize("sha", BAD_SHAS)
+def test_is_ancestor_with_an_unknown_or_malformed_sha_is_revision_not_found(pygit_repo, sha):
+    tip = pygit_repo.commit("one", {"prompts/a.prompt": "1"})
+    store = GitStore(pygit_repo.path)
+    with pytest.raises(RevisionNotFound, match="unknown git revision"):
+        store.is_ancestor(sha, tip)
+    with pytest.raises(RevisionNotFound, match="unknown git revision"):
+        store.is_ancestor(tip, sha)
+
+
+@pytest.mark.parametrize("sha", BAD_SHAS)
+def test_files_and_blobs_at_an_unknown_sha_are_revision_not_found(pygit_repo, sha):
+    pygit_repo.commit("one", {"prompts/a.prompt": "1"})
+    store = GitStore(pygit_repo.path)
+    with pytest.raises(RevisionNotFound):
+        store.files_at(sha, "prompts")
+    with pytest.raises(RevisionNotFound):
+        store.blob_at(sha, "prompts/a.prompt")
+    with pytest.raises(RevisionNotFound):
+        list(store.first_parent_changes(sha, "prompts"))
+
+
+def test_a_history_with_a_missing_commit_is_history_unreadable(pygit_repo):
+    first = pygit_repo.commit("one", {"prompts/a.prompt": "1"})
+    middle = pygit_repo.commit("two", {"prompts/a.prompt": "2"})
+    tip = pygit_repo.commit("three", {"prompts/a.prompt": "3"})
+    _drop_object(pygit_repo, middle)
+    store = GitStore(pygit_repo.path)
+    with pytest.raises(HistoryUnreadable, match=f"cannot read the history of commit {tip}"):
+        list(store.first_parent_changes(tip, "prompts"))
+    with pytest.raises(HistoryUnreadable, match=tip):
+        store.is_ancestor(first, tip)

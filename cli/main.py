@@ -12,16 +12,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from promptctl.cli.output import emit_json, rendered_text, table
-from promptctl.registry.core import Registry, Settings
-from promptctl.registry.errors import PromptNotFound, RegistryError, UsageError
-from promptctl.registry.prompts.diff import diff_versions
-from promptctl.registry.prompts.library import WORKTREE, PromptLibrary
-from promptctl.registry.prompts.lint import ERROR, lint_library
-from promptctl.registry.prompts.scaffold import init_project
+from promptctl.registry.core import WORKTREE, Registry, Settings
+from promptctl.registry.errors import RegistryError, UsageError
 from promptctl.registry.prompts.variables import coerce_text
 
 if TYPE_CHECKING:
-    from promptctl.cli.backend import ReleaseBackend
+    from promptctl.registry.prompts.library import PromptLibrary
+    from promptctl.registry.releases.actions import ReleaseBackend
 
 # Modules whose commands register themselves on the group when imported. They pull in
 # SQLAlchemy, Alembic and httpx, so they are imported only when one of their commands (or
@@ -78,12 +75,13 @@ class Options:
 
     @cached_property
     def backend(self) -> ReleaseBackend:
-        """The server's release API when one is configured, else the local database."""
-        from promptctl.cli.backend import LocalBackend, RemoteBackend
-
+        """The server's API when one is configured, else the registry itself (the local
+        database): both answer the release commands alike."""
         if self.server:
+            from promptctl.cli.remote import RemoteBackend
+
             return RemoteBackend(self.server, self.token, self.registry.actor())
-        return LocalBackend(self.registry)
+        return self.registry
 
 
 pass_options = click.make_pass_decorator(Options)
@@ -152,8 +150,7 @@ def split_ref(spec: str) -> tuple[str, str | None]:
 @pass_options
 def init_command(options: Options, directory: str, as_json: bool) -> None:
     """Create a prompt repository in DIRECTORY, or add promptctl.toml to an existing one."""
-    s = options.settings
-    result = init_project(Path(directory), root=s.root, pattern=s.pattern, branch=s.branch)
+    result = options.registry.init_project(Path(directory))
     if as_json:
         emit_json(result)
         return
@@ -379,23 +376,11 @@ def diff_command(
     A and B are version references: vN, a digest prefix or a git revision. With --env,
     the stable version released there is compared with A (default HEAD).
     """
-    library = options.library
-    if environment is not None:
-        if new_ref is not None:
-            raise UsageError("with --env, give at most one reference (what would be promoted)")
-        old = options.registry.releases.released_version(name, environment)
-        new = library.get(name, old_ref or "HEAD")
-    else:
-        # Before the first commit there is no HEAD: the working tree's prompt is all new.
-        no_head = old_ref is None and not library.store.has_commits()
-        old = None if no_head else _version_or_none(library, name, old_ref or "HEAD")
-        new = _version_or_none(library, name, new_ref)
-    if old is None and new is None:
-        raise PromptNotFound(name, f"{old_ref or 'HEAD'} or {new_ref or WORKTREE}")
-    result = diff_versions(name, old, new)
+    result = options.registry.diff(name, old_ref, new_ref, environment=environment)
     if as_json:
         emit_json(result.to_json())
         return
+    old, new = result.old, result.new
     if result.unchanged:
         click.echo(f"{name}: no change ({old.label if old else '-'})")
         return
@@ -416,13 +401,6 @@ def diff_command(
         click.echo(text, nl=False)
 
 
-def _version_or_none(library: PromptLibrary, name: str, ref: str | None) -> Any:
-    try:
-        return library.get(name, ref)
-    except PromptNotFound:
-        return None
-
-
 def _short(value: Any) -> str:
     if value is None:
         return "(absent)"
@@ -437,29 +415,23 @@ def _short(value: Any) -> str:
 @pass_options
 def lint_command(options: Options, names: tuple[str, ...], rev: str | None, as_json: bool) -> None:
     """Check prompts for broken YAML, templates, variables, includes and samples."""
-    library = options.library
-    for name in names:
-        if name not in library.list(rev):
-            raise PromptNotFound(name, rev or WORKTREE)
-    findings = lint_library(library, names or None, rev)
-    errors = sum(1 for f in findings if f.severity == ERROR)
-    checked = len(names) if names else len(library.list(rev))
+    run = options.registry.lint(names, rev)
     if as_json:
         emit_json(
             {
-                "checked": checked,
-                "errors": errors,
-                "warnings": len(findings) - errors,
-                "findings": [f.to_json() for f in findings],
+                "checked": run.checked,
+                "errors": run.errors,
+                "warnings": run.warnings,
+                "findings": [f.to_json() for f in run.findings],
             }
         )
     else:
-        for finding in findings:
+        for finding in run.findings:
             click.echo(str(finding))
         click.echo(
-            f"{checked} prompt(s) checked: {errors} error(s), {len(findings) - errors} warning(s)"
+            f"{run.checked} prompt(s) checked: {run.errors} error(s), {run.warnings} warning(s)"
         )
-    if errors:
+    if run.errors:
         sys.exit(1)
 
 

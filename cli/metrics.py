@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
-import httpx
 
 from promptctl.cli.main import JSON_OPTION, Options, cli, pass_options
 from promptctl.cli.output import emit_json, table
-from promptctl.registry.metrics import MetricsService, MetricsSummary, VersionMetrics, parse_time
+
+if TYPE_CHECKING:
+    from promptctl.registry.metrics.summary import VersionMetrics
 
 
 @cli.command("metrics")
@@ -36,13 +37,7 @@ def metrics_command(
     p50/p95/p99, mean cost and tokens, and mean quality with its 95 % confidence interval.
 
     Reads the local release database, or the server given with --server."""
-    if options.server:
-        summary = _remote_summary(options, name, environment, since, until)
-    else:
-        service = MetricsService(options.registry.database)
-        summary = service.summary(
-            name, environment, since=parse_time(since), until=parse_time(until)
-        )
+    summary = options.backend.metrics_summary(name, environment, since, until)
     if as_json:
         emit_json(summary.to_json())
         return
@@ -107,33 +102,3 @@ def _quality(v: VersionMetrics) -> str:
     if v.quality_low is None or v.quality_high is None:
         return f"{v.quality_mean:.2f} (n={v.quality_count})"
     return f"{v.quality_mean:.2f} [{v.quality_low:.2f}, {v.quality_high:.2f}] n={v.quality_count}"
-
-
-def _remote_summary(
-    options: Options, name: str, environment: str, since: str | None, until: str | None
-) -> MetricsSummary:
-    from promptctl.cli.backend import RemoteError
-
-    assert options.server is not None
-    server = options.server.rstrip("/")
-    headers = {"User-Agent": "promptctl-cli"}
-    if options.token:
-        headers["Authorization"] = f"Bearer {options.token}"
-    params: dict[str, Any] = {"env": environment}
-    params.update({k: v for k, v in (("since", since), ("until", until)) if v})
-    try:
-        response = httpx.get(
-            f"{server}/v1/prompts/{name}/metrics", params=params, headers=headers, timeout=30.0
-        )
-    except httpx.HTTPError as exc:
-        raise RemoteError(
-            503, "Server unreachable", f"cannot reach the server at {server}: {exc}"
-        ) from exc
-    if response.status_code >= 400:
-        try:
-            problem = response.json()
-            detail, title = problem.get("detail") or response.text, problem.get("title", "Error")
-        except ValueError:
-            detail, title = response.text[:200] or response.reason_phrase, "Error"
-        raise RemoteError(response.status_code, title, f"server: {detail}")
-    return MetricsSummary.from_json(response.json())

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from promptctl.registry.prompts.rendering import Rendered
+if TYPE_CHECKING:
+    from promptctl.registry.prompts.rendering import Rendered
 
 
 def emit_json(data: Any) -> None:

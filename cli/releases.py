@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from promptctl.cli.main import JSON_OPTION, Options, cli, pass_options, split_ref
 from promptctl.cli.output import emit_json, table
 from promptctl.registry.errors import RegistryError, ReleaseNotFound, UsageError
+from promptctl.registry.releases.actions import (
+    Abort,
+    Complete,
+    Promote,
+    PromoteAll,
+    Ramp,
+    ReleaseAction,
+    Rollback,
+)
+from promptctl.registry.releases.assignment import assignment
 from promptctl.registry.releases.bundle import write_bundle
-from promptctl.registry.releases.routing import assign, bucket, format_percent, parse_percent
-from promptctl.registry.releases.service import LogEntry, ReleaseState
-from promptctl.registry.store.database import current_revision, downgrade, head_revision, upgrade
+from promptctl.registry.releases.routing import format_percent, parse_percent
+
+if TYPE_CHECKING:
+    from promptctl.registry.releases.batch import PromptPromotion
+    from promptctl.registry.releases.values import LogEntry, ReleaseState
 
 REASON = click.option("--reason", default=None, help="Why: kept in the release log.")
 ACTOR = click.option(
@@ -136,16 +148,15 @@ def promote_command(
             raise UsageError(
                 "--all promotes every changed prompt: give no NAME, --from or --canary"
             )
-        _promote_all(
-            options,
-            all_at,
-            environment,
+        request = PromoteAll(
+            environment=environment,
+            ref=all_at,
             reason=reason,
             actor=actor,
             force=force,
             confirmed=confirmed,
-            as_json=as_json,
         )
+        _promoted_all(options.registry.promote_all(request, options.backend), environment, as_json)
         return
     if spec is None:
         raise click.UsageError("give NAME[@REF] (or --all)")
@@ -155,20 +166,21 @@ def promote_command(
     canary_bp = parse_percent(canary) if canary is not None else None
     if if_changed and canary_bp is not None:
         raise UsageError("--if-changed promotes stable versions; it does not go with --canary")
-    before = _stable_digest(options, name, environment) if if_changed else None
-    state = options.backend.promote(
-        name,
-        ref,
-        environment,
+    action = Promote(
+        prompt=name,
+        environment=environment,
+        ref=ref,
         source=source,
         canary_bp=canary_bp,
+        force=force,
+        if_changed=if_changed,
         reason=reason,
         actor=actor,
-        force=force,
         confirmed=confirmed,
-        if_changed=if_changed,
     )
-    if if_changed and before == state.stable.digest:
+    promotion = options.registry.promote(action, options.backend)
+    state = promotion.state
+    if not promotion.changed:
         _done(
             as_json,
             state.to_json(),
@@ -219,22 +231,19 @@ def canary_command(
     ]
     if len(chosen) != 1:
         raise click.UsageError("give exactly one of --weight, --complete, --abort")
-    backend = options.backend
+    said = {"prompt": name, "environment": environment, "reason": reason, "actor": actor}
     if weight is not None:
-        state = backend.ramp(
-            name,
-            environment,
-            parse_percent(weight),
-            reason=reason,
-            actor=actor,
-            confirmed=confirmed,
-        )
+        action: ReleaseAction = Ramp(weight_bp=parse_percent(weight), confirmed=confirmed, **said)
+    elif complete:
+        action = Complete(confirmed=confirmed, **said)
+    else:
+        action = Abort(**said)
+    state = options.backend.perform(action)
+    if weight is not None:
         message = f"{name}: canary {_canary(state)} in {environment}"
     elif complete:
-        state = backend.complete(name, environment, reason=reason, actor=actor, confirmed=confirmed)
         message = f"{name}: canary completed, {state.stable.describe()} is stable in {environment}"
     else:
-        state = backend.abort(name, environment, reason=reason, actor=actor)
         message = f"{name}: canary aborted, {state.stable.describe()} serves all of {environment}"
     _done(as_json, state.to_json(), message)
 
@@ -257,7 +266,10 @@ def rollback_command(
     as_json: bool,
 ) -> None:
     """Undo the last release change at once: abort a canary, else restore the previous stable."""
-    state = options.backend.rollback(name, environment, to_ref=to_ref, reason=reason, actor=actor)
+    action = Rollback(
+        prompt=name, environment=environment, to_ref=to_ref, reason=reason, actor=actor
+    )
+    state = options.backend.perform(action)
     _done(
         as_json,
         state.to_json(),
@@ -351,26 +363,25 @@ def resolve_command(
     if not states:
         raise ReleaseNotFound(name, environment)
     state = states[0]
-    canary_digest = state.canary.digest if state.canary else None
-    variant = assign(name, canary_digest, state.weight_bp, key)
-    chosen = state.canary if variant == "canary" and state.canary else state.stable
-    result = {
-        "name": name,
-        "environment": environment,
-        "key": key,
-        "variant": variant,
-        **chosen.to_json(),
-        "bucket": bucket(name, canary_digest, key) if key and canary_digest else None,
-        "canary_weight_bp": state.weight_bp if state.canary else 0,
-    }
+    chosen = assignment(state, key)
     if as_json:
-        emit_json(result)
+        emit_json(
+            {
+                "name": name,
+                "environment": environment,
+                "key": key,
+                "variant": chosen.variant,
+                **chosen.version.to_json(),
+                "bucket": chosen.bucket,
+                "canary_weight_bp": state.weight_bp if state.canary else 0,
+            }
+        )
         return
     click.echo(
-        f"{name} in {environment}: {chosen.describe()} ({variant})"
+        f"{name} in {environment}: {chosen.version.describe()} ({chosen.variant})"
         + (
-            f", key bucket {result['bucket']} vs weight {state.weight_bp}"
-            if result["bucket"] is not None
+            f", key bucket {chosen.bucket} vs weight {state.weight_bp}"
+            if chosen.bucket is not None
             else ""
         )
     )
@@ -406,9 +417,8 @@ def db_group() -> None:
 @pass_options
 def db_upgrade(options: Options, revision: str) -> None:
     """Apply migrations up to REVISION (default: head)."""
-    engine = options.registry.database.engine
-    upgrade(engine, revision)
-    click.echo(f"database at {current_revision(engine)} ({options.registry.database.safe_url})")
+    current = options.registry.upgrade_schema(revision)
+    click.echo(f"database at {current} ({options.registry.database.safe_url})")
 
 
 @db_group.command("downgrade")
@@ -416,63 +426,26 @@ def db_upgrade(options: Options, revision: str) -> None:
 @pass_options
 def db_downgrade(options: Options, revision: str) -> None:
     """Revert migrations down to REVISION ('base' drops everything)."""
-    engine = options.registry.database.engine
-    downgrade(engine, revision)
-    click.echo(f"database at {current_revision(engine) or 'base'}")
+    current = options.registry.downgrade_schema(revision)
+    click.echo(f"database at {current or 'base'}")
 
 
 @db_group.command("current")
 @pass_options
 def db_current(options: Options) -> None:
     """Show the schema revision of the database and the newest one available."""
-    engine = options.registry.database.engine
-    click.echo(f"current: {current_revision(engine) or 'none'}  head: {head_revision()}")
+    current, head = options.registry.schema_revisions()
+    click.echo(f"current: {current or 'none'}  head: {head}")
 
 
-def _promote_all(
-    options: Options,
-    ref: str,
-    environment: str,
-    *,
-    reason: str | None,
-    actor: str | None,
-    force: bool,
-    confirmed: bool,
-    as_json: bool,
-) -> None:
-    """Promote every prompt at `ref` that is not already stable in the environment."""
-    stable = {s.prompt: s.stable.digest for s in options.backend.status(None, environment)}
-    results = []
-    for name in options.library.list(ref):
-        try:
-            version = options.library.get(name, ref)
-            if stable.get(name) == version.digest:
-                results.append({"prompt": name, "result": "unchanged", "version": version.label})
-                continue
-            state = options.backend.promote(
-                name,
-                ref,
-                environment,
-                source=None,
-                canary_bp=None,
-                reason=reason,
-                actor=actor,
-                force=force,
-                confirmed=confirmed,
-                if_changed=True,
-            )
-            results.append(
-                {"prompt": name, "result": "promoted", "version": state.stable.describe()}
-            )
-        except RegistryError as exc:
-            results.append({"prompt": name, "result": "failed", "error": str(exc)})
+def _promoted_all(results: list[PromptPromotion], environment: str, as_json: bool) -> None:
+    """Print what `promote --all` did with each prompt; exit 1 when any failed."""
     if as_json:
-        emit_json(results)
+        emit_json([r.to_json() for r in results])
     else:
         for r in results:
-            detail = r.get("version") or r.get("error")
-            click.echo(f"{r['prompt']}: {r['result']} ({detail})")
-    failed = [r for r in results if r["result"] == "failed"]
+            click.echo(f"{r.prompt}: {r.result} ({r.detail})")
+    failed = [r for r in results if r.result == "failed"]
     if failed:
         raise PromoteAllFailed(
             f"{len(failed)} of {len(results)} prompt(s) could not be promoted to {environment}"
@@ -483,11 +456,6 @@ def _promote_all(
 # domain error, reported above; this only makes the `promote --all` loop exit 1.
 class PromoteAllFailed(RegistryError):
     """Some prompts of `promote --all` failed; the others were promoted."""
-
-
-def _stable_digest(options: Options, name: str, environment: str) -> str | None:
-    states = options.backend.status(name, environment)
-    return states[0].stable.digest if states else None
 
 
 def _canary(state: ReleaseState) -> str:

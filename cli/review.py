@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
 from promptctl.cli.main import Options, cli, pass_options
 from promptctl.cli.output import emit_json
-from promptctl.registry.errors import RegistryError, UsageError
+from promptctl.registry.errors import UsageError
 from promptctl.registry.review.markdown import to_markdown
-from promptctl.registry.review.report import ReleaseLookup, review
 
 
 @cli.command("review")
@@ -50,9 +48,7 @@ def review_command(
     Exits 1 on lint errors, and on breaking changes unless --allow-breaking. With a server
     (or a local release database) it adds what runs in each environment today.
     """
-    library = options.library
-    base = base or library.layout.branch
-    report = review(library, base, head, _release_lookup(options))
+    report = options.registry.review(base, head, options.backend)
     if fmt == "json":
         data = report.to_json()
         data["exit_code"] = report.exit_code(allow_breaking=allow_breaking)
@@ -88,39 +84,3 @@ def review_command(
             )
         click.echo("review failed: " + "; ".join(reasons), err=True)
         sys.exit(code)
-
-
-def _release_lookup(options: Options) -> ReleaseLookup | None:
-    """What runs where, from the server or an existing local database; None when unknown."""
-    if not options.server and not options.registry.settings.database_url:
-        database_file = options.registry.database_url.removeprefix("sqlite:///")
-        if not Path(database_file).exists():
-            return None  # never create a database just to say nothing is released
-    backend = options.backend
-    cache: dict[str, list[dict[str, Any]] | None] = {}
-
-    def lookup(name: str) -> list[dict[str, Any]] | None:
-        if name not in cache:
-            try:
-                states = backend.status(name, None)
-            except RegistryError:
-                cache[name] = None
-                return None
-            rows = []
-            for state in states:
-                rows.append(
-                    {
-                        "environment": state.environment,
-                        "stable": state.stable.describe(),
-                        "canary": (
-                            f"{state.canary.describe()} @ {state.weight_bp / 100:g}%"
-                            if state.canary
-                            else None
-                        ),
-                        "metrics": backend.metrics_summary(name, state.environment),
-                    }
-                )
-            cache[name] = rows
-        return cache[name]
-
-    return lookup

@@ -9,7 +9,7 @@ import click
 
 from promptctl.cli.main import JSON_OPTION, Options, cli, pass_options
 from promptctl.cli.output import emit_json, table
-from promptctl.registry.auth import SCOPES, TokenService
+from promptctl.registry.auth import SCOPES
 from promptctl.registry.errors import UsageError
 
 log = logging.getLogger("promptctl.server")
@@ -47,18 +47,16 @@ def serve_command(
     """Run the service (REST API, OpenAPI at /docs) with uvicorn."""
     import uvicorn
 
-    from promptctl.registry.store.database import sqlite_file
     from promptctl.server.app import create_app
     from promptctl.server.settings import ServerSettings
-
 
     if not tokens and not is_loopback(host):
         raise UsageError(
             f"refusing to listen on {host} without tokens: anyone could change releases. "
             "Use --tokens (create one with 'promptctl token create'), or bind to 127.0.0.1"
         )
-    database = sqlite_file(options.registry.database_url)
-    if database is not None and not database.exists() and not create:
+    database = options.registry.missing_database_file()
+    if database is not None and not create:
         raise UsageError(
             f"no database at {database}: run 'promptctl db upgrade' to create it (or serve "
             "with --create); if it was moved, point --database-url at it"
@@ -95,7 +93,7 @@ def token_create(
     options: Options, name: str, scope: str, environment: str | None, as_json: bool
 ) -> None:
     """Create a token and print its secret once."""
-    secret, info = TokenService(options.registry.database).create(name, scope, environment)
+    secret, info = options.registry.tokens.create(name, scope, environment)
     if as_json:
         emit_json({"token": secret, **info.to_json()})
         return
@@ -113,7 +111,7 @@ def token_create(
 @pass_options
 def token_list(options: Options, include_revoked: bool, as_json: bool) -> None:
     """List tokens (never their secrets)."""
-    tokens = TokenService(options.registry.database).list(include_revoked=include_revoked)
+    tokens = options.registry.tokens.list(include_revoked=include_revoked)
     if as_json:
         emit_json([t.to_json() for t in tokens])
         return
@@ -140,7 +138,7 @@ def token_list(options: Options, include_revoked: bool, as_json: bool) -> None:
 @pass_options
 def token_revoke(options: Options, token: str, as_json: bool) -> None:
     """Revoke a token by name, id or secret prefix; servers stop accepting it within a second."""
-    revoked = TokenService(options.registry.database).revoke(token)
+    revoked = options.registry.tokens.revoke(token)
     if as_json:
         emit_json([t.to_json() for t in revoked])
         return

@@ -111,7 +111,7 @@ def test_metrics_through_a_server_reads_its_api(
 ):
     from fastapi.testclient import TestClient
 
-    from promptctl.cli import metrics as metrics_command
+    from promptctl.cli import remote
     from promptctl.server.app import create_app
     from promptctl.server.settings import ServerSettings
 
@@ -120,10 +120,8 @@ def test_metrics_through_a_server_reads_its_api(
     app = create_app(ServerSettings(repo=prompt_repo.path, database_url=database_url))
     with TestClient(app, base_url="http://promptctl.test") as client:
 
-        def get(url: str, *, timeout: float, **kwargs):  # TestClient refuses a timeout
-            return client.get(url, **kwargs)
-
-        monkeypatch.setattr(metrics_command.httpx, "get", get)
+        # The CLI's remote backend talks to the app through the test client.
+        monkeypatch.setattr(remote.httpx, "Client", lambda **options: client)
         result = promptctl(
             "--server", "http://promptctl.test", "metrics", TRIAGE, "--env", "staging"
         )

@@ -1,4 +1,9 @@
-"""Every error as an RFC 9457 problem document: one handler per kind of exception."""
+"""Every error as an RFC 9457 problem document: one handler per kind of exception.
+
+This module is the one place that writes problem responses. Routes raise domain errors
+(registry.errors) or one of the transport errors below; the body-size middleware, which
+answers before the app runs, writes its 413 through `transport_problem` too.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,41 @@ log = logging.getLogger("promptctl.server")
 PROBLEM_TYPE = "application/problem+json"
 
 
+class TransportError(StarletteHTTPException):
+    """A request refused by the HTTP layer before any registry call.
+
+    A Starlette HTTPException because FastAPI re-raises only those while it reads a request
+    body (any other error there becomes a 400 "error parsing the body").
+    """
+
+    status: int = 400
+    title: str = "Bad request"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(self.status, detail)
+
+
+class MalformedJSON(TransportError):
+    """A request body that is not valid JSON."""
+
+    status = 400
+    title = "Malformed JSON"
+
+    def __init__(self, error: str) -> None:
+        super().__init__(f"the request body is not valid JSON: {error}")
+
+
+class PayloadTooLarge(TransportError):
+    """A request body over the server's size limit."""
+
+    status = 413
+    title = "Payload too large"
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"the request body is over the limit of {limit} bytes")
+
+
 def problem(
     status: int, title: str, detail: str, request: Request | None = None, **extra: Any
 ) -> JSONResponse:
@@ -24,6 +64,11 @@ def problem(
         body["instance"] = request.url.path
     body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_TYPE)
+
+
+def transport_problem(exc: TransportError, request: Request | None = None) -> JSONResponse:
+    """The problem document of a transport error (without `instance` when no request)."""
+    return problem(exc.status, exc.title, exc.detail, request)
 
 
 def install(app: FastAPI) -> None:
@@ -44,12 +89,7 @@ def install(app: FastAPI) -> None:
         if any(e.get("type") == "json_invalid" for e in errors):
             first = next(e for e in errors if e.get("type") == "json_invalid")
             ctx = first.get("ctx") or {}
-            return problem(
-                400,
-                "Malformed JSON",
-                f"the request body is not valid JSON: {ctx.get('error', 'parse error')}",
-                request,
-            )
+            return transport_problem(MalformedJSON(ctx.get("error", "parse error")), request)
         details = [_describe(e) for e in errors]
         return problem(
             422,
@@ -61,7 +101,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        titles = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
+        if isinstance(exc, TransportError):
+            return transport_problem(exc, request)
+        titles = {404: "Not found", 405: "Method not allowed"}  # Starlette's own
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no endpoint at {request.url.path}"

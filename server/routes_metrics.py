@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from promptctl.registry.errors import Forbidden, RegistryError
 from promptctl.registry.metrics.events import BatchResult, batch_items
 from promptctl.server.deps import AppContext, ContextDep
-from promptctl.server.problems import problem
+from promptctl.server.problems import MalformedJSON
 
 if TYPE_CHECKING:
     from promptctl.registry.auth import TokenInfo
@@ -99,7 +99,7 @@ async def _batch(
         decoded = await run_in_threadpool(json.loads, body)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and bad UTF-8 are ValueErrors
         ctx.telemetry.count("ingest_batches_refused_total")
-        return problem(400, "Malformed JSON", f"the request body is not valid JSON: {exc}", request)
+        raise MalformedJSON(str(exc)) from exc
     try:
         items = batch_items(decoded, key)
         result = await run_in_threadpool(run, items, authorize=_authorizer(token))

@@ -12,8 +12,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from promptctl.server.problems import PayloadTooLarge, transport_problem
 
 LATENCY_BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -118,7 +119,7 @@ class BodyLimitMiddleware:
             return
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await _too_large(send, self.limit)
+                await transport_problem(PayloadTooLarge(self.limit))(scope, receive, send)
                 return
         received = 0
         responded = False
@@ -129,7 +130,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    raise _BodyTooLarge(self.limit)
+                    raise PayloadTooLarge(self.limit)
             return message
 
         async def guarded_send(message: Message) -> None:
@@ -139,44 +140,9 @@ class BodyLimitMiddleware:
 
         try:
             await self.app(scope, limited_receive, guarded_send)
-        except _BodyTooLarge:
+        except PayloadTooLarge as exc:  # raised where no exception handler answered it
             if not responded:
-                await _too_large(send, self.limit)
-
-
-class _BodyTooLarge(HTTPException):
-    """Raised while a body streams in past the limit.
-
-    An HTTPException because FastAPI turns any other error raised while it reads the body
-    into a 400 "error parsing the body"; this one reaches the problem handler as a 413.
-    """
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the request body is over the limit of {limit} bytes")
-
-
-async def _too_large(send: Send, limit: int) -> None:
-    import json
-
-    body = json.dumps(
-        {
-            "type": "about:blank",
-            "title": "Payload too large",
-            "status": 413,
-            "detail": f"the request body is over the limit of {limit} bytes",
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+                await transport_problem(exc)(scope, receive, send)
 
 
 def gauge_reader(obj: Any, attribute: str) -> Callable[[], float]:

@@ -25,7 +25,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from promptctl.client._base import ClientStats
-from promptctl.client._core import Call, ClientError, PromptUnavailable, ResolvedPrompt
+from promptctl.client._entries import ClientError, PromptUnavailable, ResolvedPrompt
+from promptctl.client._events import Call
 from promptctl.client.sync import PromptClient
 
 if TYPE_CHECKING:

@@ -14,19 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from promptctl.client._core import (
-    Call,
-    DiskCache,
-    EventBuffer,
-    PromptUnavailable,
-    ReleaseEntry,
-    ResolvedPrompt,
-    Spool,
-    WarnOnce,
-    annotate_span,
-    load_bundle,
-    newest,
-)
+from promptctl.client._disk import DiskCache, load_bundle
+from promptctl.client._entries import PromptUnavailable, ReleaseEntry, ResolvedPrompt, newest
+from promptctl.client._events import Call, EventBuffer, Spool, annotate_span
 
 if TYPE_CHECKING:
     import httpx
@@ -54,23 +44,31 @@ class ServerProblem(Exception):
 
 
 class ClientBase:
-    """Configuration, cached releases and the event buffer shared by both clients."""
+    """Configuration, cached releases and the event buffer shared by both clients.
+
+    The constructor is the clients' own: each one adds its connection (`_connect`) and its
+    background work (`_start_background`), threads or asyncio tasks.
+    """
 
     def __init__(
         self,
-        server_url: str | None,
-        token: str | None,
-        environment: str,
+        server_url: str | None = None,
+        token: str | None = None,
+        environment: str = "production",
         *,
-        ttl: float,
-        timeout: float,
-        connect_timeout: float,
-        bundle: str | os.PathLike[str] | None,
-        cache_dir: str | os.PathLike[str] | None,
-        batch_size: int,
-        flush_interval: float,
-        max_buffer: int,
+        ttl: float = 30.0,
+        timeout: float = 2.0,
+        connect_timeout: float = 0.5,
+        bundle: str | os.PathLike[str] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        batch_size: int = 500,
+        flush_interval: float = 1.0,
+        max_buffer: int = 100_000,
+        transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """Serve `environment`'s prompts from `server_url` (None: from `cache_dir` and
+        `bundle` only), revalidating after `ttl` seconds; `transport` replaces httpx's
+        (sync for PromptClient, async for AsyncPromptClient), for tests and proxies."""
         self.server_url = server_url.rstrip("/") if server_url else None
         self.environment = environment
         self.ttl = ttl
@@ -100,6 +98,27 @@ class ClientBase:
         self._spool_closed = False
         if self.spool is not None and self.server_url:
             self.load_spool()
+        self.http = self._connect(transport) if self.server_url else None
+        self._start_background()
+
+    def _connect(self, transport: Any) -> Any:
+        """The HTTP client of this kind of client (called only with a server)."""
+        raise NotImplementedError
+
+    def _start_background(self) -> None:
+        """Set up the background work of this kind of client."""
+        raise NotImplementedError
+
+    def http_options(self, transport: Any) -> dict[str, Any]:
+        """What both kinds of httpx client are built with."""
+        import httpx  # here, not at module level: see the timeouts above
+
+        return {
+            "base_url": self.server_url,
+            "headers": self.headers,
+            "timeout": httpx.Timeout(self.timeout, connect=self.connect_timeout),
+            "transport": transport,
+        }
 
     # -- resolution ------------------------------------------------------------------
 
@@ -383,3 +402,20 @@ def _detail(response: httpx.Response) -> str:
         return str(response.json().get("detail", ""))[:200]
     except Exception:
         return response.text[:200]
+
+
+class WarnOnce:
+    """Logs a warning the first time a condition starts, and once when it ends."""
+
+    def __init__(self) -> None:
+        self.active: set[str] = set()
+
+    def warn(self, key: str, message: str) -> None:
+        if key not in self.active:
+            self.active.add(key)
+            log.warning("promptctl: %s", message)
+
+    def clear(self, key: str, message: str) -> None:
+        if key in self.active:
+            self.active.discard(key)
+            log.warning("promptctl: %s", message)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import os
 import weakref
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 from promptctl.client._base import ClientBase, ServerProblem
-from promptctl.client._core import Backoff, ResolvedPrompt
+from promptctl.client._entries import ResolvedPrompt
+from promptctl.client._events import Backoff
 
 if TYPE_CHECKING:
     import httpx
@@ -27,45 +27,14 @@ class AsyncPromptClient(ClientBase):
     send it).
     """
 
-    def __init__(
-        self,
-        server_url: str | None = None,
-        token: str | None = None,
-        environment: str = "production",
-        *,
-        ttl: float = 30.0,
-        timeout: float = 2.0,
-        connect_timeout: float = 0.5,
-        bundle: str | os.PathLike[str] | None = None,
-        cache_dir: str | os.PathLike[str] | None = None,
-        batch_size: int = 500,
-        flush_interval: float = 1.0,
-        max_buffer: int = 100_000,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        super().__init__(
-            server_url,
-            token,
-            environment,
-            ttl=ttl,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-            bundle=bundle,
-            cache_dir=cache_dir,
-            batch_size=batch_size,
-            flush_interval=flush_interval,
-            max_buffer=max_buffer,
-        )
-        self.http: httpx.AsyncClient | None = None
-        if self.server_url:
-            import httpx  # here, not at module level: see ClientBase
+    http: httpx.AsyncClient | None
 
-            self.http = httpx.AsyncClient(
-                base_url=self.server_url,
-                headers=self.headers,
-                timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
-                transport=transport,
-            )
+    def _connect(self, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+        import httpx  # here, not at module level: see ClientBase
+
+        return httpx.AsyncClient(**self.http_options(transport))
+
+    def _start_background(self) -> None:
         self._tasks: list[asyncio.Task[None]] = []
         self._wake: asyncio.Event | None = None
         self._stopping = False

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import os
 import threading
 import time
 import weakref
@@ -11,7 +10,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from promptctl.client._base import ClientBase, ServerProblem
-from promptctl.client._core import Backoff, ResolvedPrompt
+from promptctl.client._entries import ResolvedPrompt
+from promptctl.client._events import Backoff
 
 if TYPE_CHECKING:
     import httpx
@@ -39,45 +39,14 @@ class PromptClient(ClientBase):
     a `cache_dir` it is dropped. Either way one warning gives the count.
     """
 
-    def __init__(
-        self,
-        server_url: str | None = None,
-        token: str | None = None,
-        environment: str = "production",
-        *,
-        ttl: float = 30.0,
-        timeout: float = 2.0,
-        connect_timeout: float = 0.5,
-        bundle: str | os.PathLike[str] | None = None,
-        cache_dir: str | os.PathLike[str] | None = None,
-        batch_size: int = 500,
-        flush_interval: float = 1.0,
-        max_buffer: int = 100_000,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        super().__init__(
-            server_url,
-            token,
-            environment,
-            ttl=ttl,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-            bundle=bundle,
-            cache_dir=cache_dir,
-            batch_size=batch_size,
-            flush_interval=flush_interval,
-            max_buffer=max_buffer,
-        )
-        self.http: httpx.Client | None = None
-        if self.server_url:
-            import httpx  # here, not at module level: see ClientBase
+    http: httpx.Client | None
 
-            self.http = httpx.Client(
-                base_url=self.server_url,
-                headers=self.headers,
-                timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
-                transport=transport,
-            )
+    def _connect(self, transport: httpx.BaseTransport | None) -> httpx.Client:
+        import httpx  # here, not at module level: see ClientBase
+
+        return httpx.Client(**self.http_options(transport))
+
+    def _start_background(self) -> None:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._idle = threading.Event()

@@ -1,11 +1,5 @@
-"""What the sync and async clients share: release entries, local resolution, the event
-buffer, call tracking, the retry policy, the disk cache, bundles and the event spool. No
-I/O to the server happens here; the two clients bring their own transport.
-
-Nothing read from disk here stops an application: a missing or broken bundle, an unusable
-cache directory, a broken cache or spool file is a warning naming the file and what is
-wrong, and the client goes on with what else it has.
-"""
+"""Events: tracked calls, the bounded buffer they wait in, the retry policy that sends
+them, and the spool that keeps what a closing client could not deliver."""
 
 from __future__ import annotations
 
@@ -13,21 +7,17 @@ import json
 import logging
 import os
 import random
-import tempfile
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from promptctl.registry.prompts.promptversion import PromptVersion, version_from_document
-from promptctl.registry.prompts.rendering import Rendered
-from promptctl.registry.releases.bundle import bundle_problem
-from promptctl.registry.releases.routing import assign
+from promptctl.client._disk import Unusable, describe
+from promptctl.client._entries import ResolvedPrompt
 
 log = logging.getLogger("promptctl.client")
 SPOOL_FORMAT = "promptctl-spool/1"
@@ -38,166 +28,6 @@ def time_ordered_id() -> str:
     """A unique event id that sorts by creation time (like UUIDv7): the server's index on
     event ids then grows at its end instead of at random pages, which keeps ingest fast."""
     return f"{time.time_ns():016x}{uuid.uuid4().hex[:16]}"
-
-
-class ClientError(Exception):
-    """Base of the client's own errors."""
-
-
-class PromptUnavailable(ClientError):
-    """A prompt could not be fetched and no cached, disk or bundled copy exists."""
-
-
-@dataclass(frozen=True)
-class ResolvedPrompt:
-    """A prompt version chosen for one call: render it, and track the call with it."""
-
-    name: str
-    environment: str
-    version: int | None
-    digest: str
-    variant: str
-    model: str | None
-    params: Mapping[str, Any]
-    front_matter: Mapping[str, Any]
-    stale: bool
-    source: str
-    _version: PromptVersion = field(repr=False, compare=False)
-
-    @property
-    def label(self) -> str:
-        return f"v{self.version}" if self.version else self.digest[:12]
-
-    def render(self, **variables: Any) -> list[dict[str, str]] | str:
-        """Validate the variables and render: chat messages, or text for a text prompt."""
-        rendered = self.rendered(variables)
-        if rendered.messages is not None:
-            return [m.to_dict() for m in rendered.messages]
-        return rendered.text or ""
-
-    def rendered(self, variables: Mapping[str, Any]) -> Rendered:
-        """Render with the very renderer and validation the server uses."""
-        return self._version.render(variables)
-
-
-class ReleaseEntry:
-    """The release state of one prompt in one environment, as the client holds it.
-
-    The two possible answers (stable, canary) are built once, so a cache hit costs a
-    routing hash and a dictionary lookup.
-    """
-
-    def __init__(self, document: dict[str, Any], etag: str | None, source: str) -> None:
-        if not isinstance(document, dict):
-            raise TypeError(f"a release must be a JSON object, not {type(document).__name__}")
-        canary_doc = document.get("canary")
-        self.name: str = document["prompt"]
-        self.environment: str = document["environment"]
-        if not isinstance(self.name, str) or not isinstance(self.environment, str):
-            raise TypeError("'prompt' and 'environment' must be strings")
-        self.document = document
-        self.stable = version_from_document(document["stable"], source)
-        self.canary = version_from_document(canary_doc, source) if canary_doc else None
-        self.weight_bp = int(document.get("canary_weight_bp") or 0)
-        self.etag = etag
-        self.fetched_at = time.monotonic()
-        self.source = source
-        self._stale = False
-        self._answers = self._build_answers()
-
-    @classmethod
-    def from_document(cls, document: dict[str, Any], etag: str | None, source: str) -> ReleaseEntry:
-        return cls(document, etag, source)
-
-    @property
-    def rank(self) -> tuple[int, float]:
-        """How recent this release state is: see `release_rank`."""
-        return release_rank(self.document)
-
-    @property
-    def stale(self) -> bool:
-        return self._stale
-
-    @stale.setter
-    def stale(self, value: bool) -> None:
-        if value != self._stale:
-            self._stale = value
-            self._answers = self._build_answers()
-
-    def _build_answers(self) -> dict[str, ResolvedPrompt]:
-        answers = {"stable": self._answer(self.stable, "stable")}
-        if self.canary is not None:
-            answers["canary"] = self._answer(self.canary, "canary")
-        return answers
-
-    def _answer(self, version: PromptVersion, variant: str) -> ResolvedPrompt:
-        prompt = version.prompt
-        return ResolvedPrompt(
-            name=self.name,
-            environment=self.environment,
-            version=version.number,
-            digest=version.digest,
-            variant=variant,
-            model=prompt.model,
-            params=prompt.params,
-            front_matter=prompt.front_matter,
-            stale=self._stale,
-            source=self.source,
-            _version=version,
-        )
-
-    def resolve(self, key: str | None) -> ResolvedPrompt:
-        """Pick the variant with the shared routing function."""
-        canary = self.canary
-        if canary is None:
-            return self._answers["stable"]
-        return self._answers[assign(self.name, canary.digest, self.weight_bp, key)]
-
-
-def release_rank(document: Mapping[str, Any]) -> tuple[int, float]:
-    """Order two states of one release: (revision, updated_at as a timestamp), higher is newer.
-
-    The registry raises a release's `revision` by one with every action on it (promote,
-    ramp, complete, abort, rollback), in the transaction that makes the change, so of two
-    documents of the same release the one with the higher revision is the later state,
-    whatever the clocks of the machines that acted said. `updated_at` only breaks a tie.
-    A document that lacks either (a hand-made bundle, or one from an older promptctl)
-    counts as older than any that has it: an unknown age never wins over a known one.
-    """
-    revision = document.get("revision")
-    if not isinstance(revision, int) or isinstance(revision, bool):
-        revision = -1
-    try:
-        updated = datetime.fromisoformat(document["updated_at"])
-        if updated.tzinfo is None:
-            updated = updated.replace(tzinfo=UTC)
-        timestamp = updated.timestamp()
-    except (KeyError, TypeError, ValueError):
-        timestamp = float("-inf")
-    return revision, timestamp
-
-
-def newest(*entries: ReleaseEntry | None) -> ReleaseEntry | None:
-    """The entry with the newest release state (`release_rank`); the first one on a tie."""
-    found = [e for e in entries if e is not None]
-    return max(found, key=lambda e: e.rank) if found else None
-
-
-def describe(exc: BaseException) -> str:
-    """What is wrong, in words, for a warning about a file."""
-    if isinstance(exc, Unusable):
-        return str(exc)
-    if isinstance(exc, KeyError):
-        return f"missing {exc.args[0]!r}" if exc.args else "a missing field"
-    if isinstance(exc, UnicodeDecodeError):
-        return "not UTF-8 text"
-    if isinstance(exc, json.JSONDecodeError):
-        return f"truncated or not JSON: {exc.msg}, line {exc.lineno} column {exc.colno}"
-    if isinstance(exc, OSError):
-        return exc.strerror or str(exc)
-    if isinstance(exc, TypeError | AttributeError | ValueError):
-        return f"wrong shape ({exc})"
-    return f"{type(exc).__name__}: {exc}"
 
 
 class EventBuffer:
@@ -374,119 +204,6 @@ def annotate_span(call: Call, error: bool) -> None:
     span.set_attributes(attributes)
 
 
-class DiskCache:
-    """Release documents on disk, so a restarted application still has its prompts."""
-
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
-        self.directory = Path(directory)
-        self._reported: set[Path] = set()  # broken files already warned about
-        self._save_failing = False
-
-    @classmethod
-    def open(cls, directory: str | os.PathLike[str]) -> DiskCache | None:
-        """The cache in `directory`, created if need be; None, with one warning, when the
-        directory cannot be created or written to."""
-        path = Path(directory)
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-            handle, probe = tempfile.mkstemp(dir=path, prefix=".write-test-")
-            os.close(handle)
-            os.unlink(probe)
-        except OSError as exc:
-            why = "it is a file" if path.is_file() else describe(exc)
-            log.warning(
-                "promptctl: cache_dir %s cannot be used (%s); going on without a disk cache "
-                "and without an event spool",
-                path,
-                why,
-            )
-            return None
-        return cls(path)
-
-    def _path(self, environment: str, name: str) -> Path:
-        return self.directory / environment / (name.replace("/", "__") + ".json")
-
-    def save(self, entry: ReleaseEntry) -> None:
-        path = self._path(entry.environment, entry.name)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_suffix(".tmp")
-            temporary.write_text(json.dumps({"etag": entry.etag, "release": entry.document}))
-            temporary.replace(path)  # atomic: a crash never leaves half a file
-        except OSError as exc:
-            if not self._save_failing:  # once until a save works again, not once a fetch
-                log.warning("promptctl: cannot write the disk cache at %s: %s", path, exc)
-            self._save_failing = True
-        else:
-            self._save_failing = False
-            self._reported.discard(path)
-
-    def load(self, environment: str, name: str) -> ReleaseEntry | None:
-        """The cached release of `name`, or None; a broken file is skipped with a warning."""
-        path = self._path(environment, name)
-        try:
-            data = json.loads(path.read_bytes().decode("utf-8"))
-            entry = ReleaseEntry.from_document(data["release"], data.get("etag"), "disk")
-            if (entry.name, entry.environment) != (name, environment):
-                raise ValueError(f"it holds {entry.name!r} in {entry.environment!r}")
-        except FileNotFoundError:
-            return None
-        except Exception as exc:  # whatever is in the file, the application goes on
-            if path not in self._reported:
-                self._reported.add(path)
-                log.warning(
-                    "promptctl: disk cache file %s is broken (%s); skipped", path, describe(exc)
-                )
-            return None
-        entry.stale = True
-        return entry
-
-
-class Unusable(Exception):
-    """A file the client reads is not what it should be (the message says how)."""
-
-
-def load_bundle(path: str | os.PathLike[str], environment: str) -> dict[str, ReleaseEntry]:
-    """Read a bundle written by `promptctl bundle`: {prompt: entry} of what is usable in it.
-
-    Never raises. A bundle that cannot be used at all (missing, unreadable, truncated, not
-    a bundle, for another environment) is one warning naming the file and the problem, and
-    no entries; releases of the wrong shape in a good bundle are one warning naming them,
-    and the others are kept.
-    """
-    try:
-        data = json.loads(Path(path).read_bytes().decode("utf-8"))
-        problem = bundle_problem(data, environment)
-        if problem is not None:
-            raise Unusable(problem)
-        releases = data["releases"]
-    except Exception as exc:
-        why = "the file does not exist" if isinstance(exc, FileNotFoundError) else describe(exc)
-        log.warning("promptctl: bundle %s cannot be used (%s); going on without it", path, why)
-        return {}
-    entries: dict[str, ReleaseEntry] = {}
-    broken: list[str] = []
-    for name, document in releases.items():
-        try:
-            entry = ReleaseEntry.from_document(document, None, "bundle")
-            if (entry.name, entry.environment) != (name, environment):
-                raise ValueError(f"it holds {entry.name!r} in {entry.environment!r}")
-        except Exception as exc:
-            broken.append(f"{name} ({describe(exc)})")
-        else:
-            entries[name] = entry
-    if broken:
-        log.warning(
-            "promptctl: bundle %s: skipped %d release(s) that cannot be read: %s; "
-            "using the other %d",
-            path,
-            len(broken),
-            "; ".join(broken[:5]) + ("; …" if len(broken) > 5 else ""),
-            len(entries),
-        )
-    return entries
-
-
 class Spool:
     """Events and scores a closing client could not deliver, kept for the next client.
 
@@ -630,20 +347,3 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-class WarnOnce:
-    """Logs a warning the first time a condition starts, and once when it ends."""
-
-    def __init__(self) -> None:
-        self.active: set[str] = set()
-
-    def warn(self, key: str, message: str) -> None:
-        if key not in self.active:
-            self.active.add(key)
-            log.warning("promptctl: %s", message)
-
-    def clear(self, key: str, message: str) -> None:
-        if key in self.active:
-            self.active.discard(key)
-            log.warning("promptctl: %s", message)

@@ -24,6 +24,7 @@ server maps them in one handler and the CLI in one place, without knowing the cl
         ObjectMissing
         HistoryUnreadable
       InvalidPromptFile                 422
+        FileTooLarge
         TemplateError
           RenderLimitExceeded
       VariablesInvalid                  422
@@ -71,6 +72,7 @@ __all__ = [
     "DatabaseUnreachable",
     "EnvironmentExists",
     "EnvironmentNotFound",
+    "FileTooLarge",
     "Forbidden",
     "HistoryUnreadable",
     "InsufficientScope",
@@ -371,6 +373,21 @@ class InvalidPromptFile(RegistryError):
         location = path if line is None else f"{path}:{line}"
         where = f" (field '{field}')" if field else ""
         super().__init__(f"{location}: {detail}{where}")
+
+
+class FileTooLarge(InvalidPromptFile):
+    """A prompt or partial file over its size limit."""
+
+    status = 422
+    title = "Invalid prompt file"
+
+    def __init__(self, path: str, size: int, limit: int, kind: str) -> None:
+        self.size = size
+        self.limit = limit
+        self.kind = kind
+        super().__init__(
+            path, f"file of {size:,} bytes is over the limit of {limit:,} bytes for a {kind}"
+        )
 
 
 class TemplateError(InvalidPromptFile):

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from yaml.composer import ComposerError
 
-from promptctl.registry.errors import InvalidPromptFile
+from promptctl.registry.errors import FileTooLarge, InvalidPromptFile
 from promptctl.registry.prompts.variables import INPUT_TYPES, InputSpec, check_value
 
 # Bounds on hostile files: prompts are small, and every one is parsed by lint, promote and
@@ -92,11 +92,7 @@ class PromptFile:
 def parse_prompt_file(path: str, data: bytes | str) -> PromptFile:
     """Parse a prompt file; raise InvalidPromptFile naming the file, line and field."""
     if len(data) > MAX_PROMPT_FILE_BYTES:
-        raise InvalidPromptFile(
-            path,
-            f"file of {len(data):,} bytes is over the limit of {MAX_PROMPT_FILE_BYTES:,} bytes "
-            "for a prompt",
-        )
+        raise FileTooLarge(path, len(data), MAX_PROMPT_FILE_BYTES, "prompt")
     text = decode_text(path, data)
     front_text, body, fm_line, body_line = _split_front_matter(path, text)
     if front_text is None:
@@ -114,10 +110,7 @@ def check_version_size(
     """Refuse a partial over its limit, or a version (prompt and partials) over its own."""
     for path, size in partials:
         if size > MAX_PARTIAL_BYTES:
-            raise InvalidPromptFile(
-                path, f"file of {size:,} bytes is over the limit of {MAX_PARTIAL_BYTES:,} bytes "
-                "for a partial"
-            )
+            raise FileTooLarge(path, size, MAX_PARTIAL_BYTES, "partial")
     total = prompt_size + sum(size for _, size in partials)
     if total > MAX_VERSION_BYTES:
         raise InvalidPromptFile(

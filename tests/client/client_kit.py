@@ -1,7 +1,8 @@
 """What the client tests share: a real `promptctl serve` process and the CLI to feed it.
 
 Every test here talks to the service through a real socket. A server is a subprocess
-(`python -m promptctl serve --port N`) over a git repository holding copies of the example
+(`python -m promptctl serve --port 0`, the port read back from uvicorn's started line; a
+restart comes back on the same port) over a git repository holding copies of the example
 prompts in `prompts/` (commit 1, all v1) and a second commit that makes v2 of
 `support/triage`. Releases are made with the `promptctl` command (run in-process with
 click's runner, so it costs no interpreter start), exactly as an operator would.
@@ -16,21 +17,18 @@ when PROMPTCTL_TEST_POSTGRES_URL is exported. The fixtures are in conftest.py.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from click.testing import CliRunner
+from support import ServeProcess, wait_until
 
 from promptctl.cli.main import cli
 from promptctl.registry.releases.routing import assign
@@ -39,7 +37,6 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "prompts"
 ENV = "production"
 CANARY_PROMPT = "support/triage"
 CANARY_PERCENT = 30
-STARTUP_DEADLINE = 60.0
 TRIAGE_V2_LINE = "Answer in the language the customer wrote in.\n"
 
 _GIT_IDENTITY = {
@@ -48,41 +45,6 @@ _GIT_IDENTITY = {
     "GIT_COMMITTER_NAME": "Test Author",
     "GIT_COMMITTER_EMAIL": "author@example.com",
 }
-
-
-def wait_until(
-    predicate: Callable[[], Any], *, timeout: float = 15.0, interval: float = 0.05, what: str = ""
-) -> Any:
-    """Poll `predicate` until it returns something truthy; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {timeout} s waiting for {what or predicate}")
-        time.sleep(interval)
-
-
-async def async_wait_until(
-    predicate: Callable[[], Awaitable[Any]], *, timeout: float = 15.0, what: str = ""
-) -> Any:
-    """`wait_until` for asyncio: awaits `predicate`, and sleeps without blocking the loop."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {timeout} s waiting for {what or predicate}")
-        await asyncio.sleep(0.05)
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (the OS picks it; no fixed ports)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _clean_environ() -> dict[str, str]:
@@ -134,32 +96,34 @@ def build_example_repo(path: Path) -> Path:
 
 
 class ServerProcess:
-    """`promptctl serve` as a subprocess: start, kill (SIGKILL) and restart on one port."""
+    """`promptctl serve` as a subprocess: start, kill (SIGKILL) and restart on one port.
 
-    def __init__(
-        self,
-        repo: Path,
-        database_url: str,
-        workdir: Path,
-        *,
-        tokens: bool = False,
-        port: int | None = None,
-    ) -> None:
+    The first start binds a port of the server's choosing (`--port 0`); later starts come
+    back on that same port, since clients hold its URL.
+    """
+
+    def __init__(self, repo: Path, database_url: str, workdir: Path, *, tokens: bool = False):
         self.repo = repo
         self.database_url = database_url
         self.workdir = workdir
         self.tokens = tokens
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / f"server-{self.port}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
+        self.port: int | None = None
+        self.processes: list[ServeProcess] = []
+
+    @property
+    def url(self) -> str:
+        assert self.port is not None, "the server was never started"
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def starts(self) -> int:
+        return len(self.processes)
 
     # -- the process -----------------------------------------------------------------
 
     def start(self) -> ServerProcess:
-        """Start the server and wait until /healthz answers."""
-        assert self.process is None or self.process.poll() is not None, "already running"
+        """Start the server and wait until uvicorn listens (its app's start-up done)."""
+        assert not self.running, "already running"
         command = [
             sys.executable,
             "-m",
@@ -170,59 +134,47 @@ class ServerProcess:
             self.database_url,
             "serve",
             "--port",
-            str(self.port),
+            str(self.port or 0),
             "--log-level",
-            "warning",
+            "info",  # where uvicorn says which port it listens on
         ]
         if self.tokens:
             command.append("--tokens")
         env = {**_clean_environ(), "PROMPTCTL_POLL_INTERVAL": "0.2", "PYTHONUNBUFFERED": "1"}
-        with self.log_path.open("ab") as log:
-            log.write(f"\n--- start {self.starts + 1} ---\n".encode())
-            log.flush()
-            self.process = subprocess.Popen(
-                command, cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-        self.starts += 1
-        deadline = time.monotonic() + STARTUP_DEADLINE
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"promptctl serve exited:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(
-            f"promptctl serve did not answer within {STARTUP_DEADLINE} s:\n{self.log()}"
-        )
+        process = ServeProcess(command, cwd=self.workdir, env=env)
+        self.processes.append(process)
+        try:
+            process.wait_started()
+        except BaseException:
+            process.stop()
+            raise
+        self.port = process.port
+        return self
+
+    @property
+    def running(self) -> bool:
+        return bool(self.processes) and self.processes[-1].process.poll() is None
 
     def kill(self) -> None:
         """Kill the server at once (SIGKILL): no graceful shutdown, requests cut mid-way."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
+        if self.processes:
+            self.processes[-1].kill()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        if self.processes:
+            self.processes[-1].stop()
 
     def restart(self) -> None:
         self.kill()
         self.start()
 
     def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-4000:]
-        except OSError:
-            return ""
+        """The end of the output of every start, for a failure message."""
+        text = "".join(
+            f"\n--- start {number} ---\n{process.output()}"
+            for number, process in enumerate(self.processes, 1)
+        )
+        return text[-4000:]
 
     # -- what tests do with it ---------------------------------------------------------
 
@@ -304,6 +256,39 @@ def key_for(name: str, release: dict[str, Any], variant: str) -> str:
     raise AssertionError(f"no key routes to {variant}")
 
 
+class SilentServer:
+    """A server that accepts connections and never answers: the kernel completes the
+    handshake and takes the request in; nobody ever replies."""
+
+    def __init__(self) -> None:
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(64)
+        self.port: int = self.socket.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.held: list[socket.socket] = []
+
+    def held_request(self, timeout: float = 15.0) -> bytes:
+        """Wait until a request has arrived (`timeout` guards against a hang); return its
+        head. The connection stays open and the request unanswered until `close`."""
+        self.socket.settimeout(timeout)
+        connection, _ = self.socket.accept()
+        self.held.append(connection)
+        connection.settimeout(timeout)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            head += chunk
+        return head
+
+    def close(self) -> None:
+        for connection in self.held:
+            connection.close()
+        self.socket.close()
+
+
 @dataclass
 class Exchange:
     """One request a transport made: what was asked, and what came back."""
@@ -312,6 +297,12 @@ class Exchange:
     path: str
     status: int | None
     if_none_match: str | None
+    error: str | None = None  # the httpx error that ended it instead of an answer
+
+    @property
+    def pending(self) -> bool:
+        """Sent, and neither answered nor failed yet."""
+        return self.status is None and self.error is None
 
 
 class RecordingTransport(httpx.HTTPTransport):
@@ -334,7 +325,11 @@ class RecordingTransport(httpx.HTTPTransport):
             request.method, request.url.path, None, request.headers.get("if-none-match")
         )
         self.calls.append(call)
-        response = super().handle_request(request)
+        try:
+            response = super().handle_request(request)
+        except httpx.HTTPError as exc:
+            call.error = type(exc).__name__
+            raise
         call.status = response.status_code
         return response
 
@@ -360,7 +355,11 @@ class AsyncRecordingTransport(httpx.AsyncHTTPTransport):
             request.method, request.url.path, None, request.headers.get("if-none-match")
         )
         self.calls.append(call)
-        response = await super().handle_async_request(request)
+        try:
+            response = await super().handle_async_request(request)
+        except httpx.HTTPError as exc:
+            call.error = type(exc).__name__
+            raise
         call.status = response.status_code
         return response
 

@@ -16,9 +16,9 @@ from client_kit import (
     RecordingTransport,
     ServerProcess,
     build_example_repo,
-    free_port,
     run_promptctl,
 )
+from support import refused_port
 
 
 @pytest.fixture(scope="session")
@@ -94,9 +94,16 @@ def server(
 
 
 @pytest.fixture
-def down_url() -> str:
-    """The URL of a port on which nothing listens: a server that is down."""
-    return f"http://127.0.0.1:{free_port()}"
+def down_port() -> Iterator[int]:
+    """A port that refuses every connection, held for the test: a server that is down."""
+    with refused_port() as port:
+        yield port
+
+
+@pytest.fixture
+def down_url(down_port: int) -> str:
+    """The URL of a server that is down (see `down_port`)."""
+    return f"http://127.0.0.1:{down_port}"
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -15,10 +14,9 @@ from client_kit import (
     ENV,
     AsyncRecordingTransport,
     ServerProcess,
-    async_wait_until,
-    free_port,
     key_for,
 )
+from support import async_wait_until
 
 from promptctl.client import AsyncPromptClient, PromptUnavailable
 
@@ -155,14 +153,13 @@ def test_after_the_ttl_a_304_keeps_the_entry_and_a_new_promotion_shows_up(
 
 
 def test_with_the_server_down_at_start_the_bundle_serves(
-    shared_server: ServerProcess, tmp_path: Path
+    shared_server: ServerProcess, tmp_path: Path, down_url: str
 ) -> None:
     bundle = tmp_path / "prompts.bundle.json"
     shared_server.promptctl("bundle", "--env", ENV, "-o", str(bundle))
-    down = f"http://127.0.0.1:{free_port()}"
 
     async def main():
-        async with AsyncPromptClient(down, environment=ENV, bundle=bundle) as prompts:
+        async with AsyncPromptClient(down_url, environment=ENV, bundle=bundle) as prompts:
             return await prompts.get("summarize/article")
 
     prompt = asyncio.run(main())
@@ -174,39 +171,41 @@ def test_with_the_server_down_at_start_the_bundle_serves(
 
 
 def test_with_the_server_down_at_start_the_disk_cache_of_an_earlier_run_serves(
-    shared_server: ServerProcess, tmp_path: Path
+    shared_server: ServerProcess, tmp_path: Path, down_url: str
 ) -> None:
     cache = tmp_path / "prompt-cache"
-    down = f"http://127.0.0.1:{free_port()}"
 
     async def main():
         async with AsyncPromptClient(
             shared_server.url, environment=ENV, cache_dir=cache, timeout=10
         ) as earlier:
             before = await earlier.get("translate")
-        async with AsyncPromptClient(down, environment=ENV, cache_dir=cache) as restarted:
+        async with AsyncPromptClient(down_url, environment=ENV, cache_dir=cache) as restarted:
             return before, await restarted.get("translate")
 
     before, after = asyncio.run(main())
     assert (after.source, after.stale, after.digest) == ("disk", True, before.digest)
 
 
-def test_a_client_that_never_reached_the_server_raises_prompt_unavailable_quickly() -> None:
-    down = f"http://127.0.0.1:{free_port()}"
-
-    async def main() -> float:
-        async with AsyncPromptClient(down, environment=ENV) as prompts:
-            started = time.monotonic()
+def test_a_client_that_never_reached_the_server_raises_prompt_unavailable_quickly(
+    down_url: str, async_transport: AsyncRecordingTransport
+) -> None:
+    async def main() -> list[tuple]:
+        async with AsyncPromptClient(
+            down_url, environment=ENV, transport=async_transport
+        ) as prompts:
             with pytest.raises(PromptUnavailable, match="translate"):
                 await prompts.get("translate")
-            return time.monotonic() - started
+            return [(call.path, call.error) for call in async_transport.calls]
 
-    assert asyncio.run(main()) < 5.0
+    # Quickly: one attempt, refused at once; no retry, and no timeout waited for.
+    assert asyncio.run(main()) == [("/v1/prompts/translate/release", "ConnectError")]
 
 
 def test_an_outage_leaves_the_client_serving_stale_with_one_warning_and_it_recovers(
     shared_server: ServerProcess,
     async_transport: AsyncRecordingTransport,
+    down_port: int,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="promptctl.client")
@@ -216,7 +215,7 @@ def test_an_outage_leaves_the_client_serving_stale_with_one_warning_and_it_recov
             shared_server.url, environment=ENV, ttl=0.1, timeout=10, transport=async_transport
         ) as prompts:
             fresh = await prompts.get("translate")
-            async_transport.route_to(free_port())
+            async_transport.route_to(down_port)
 
             async def stale():
                 p = await prompts.get("translate")
@@ -313,6 +312,18 @@ def test_flush_aclose_and_async_with_deliver_tracked_events(
     assert (metrics["count"], metrics["errors"]) == (16, 1)
 
 
+class WatchedEvent(asyncio.Event):
+    """An asyncio.Event that says when someone has started waiting on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waited_on = asyncio.Event()
+
+    async def wait(self) -> bool:
+        self.waited_on.set()
+        return await super().wait()
+
+
 def test_aclose_stops_even_when_a_wake_up_races_its_cancellation(
     shared_server: ServerProcess,
 ) -> None:
@@ -321,7 +332,10 @@ def test_aclose_stops_even_when_a_wake_up_races_its_cancellation(
         for _ in range(3):
             prompts = AsyncPromptClient(shared_server.url, environment=ENV, timeout=10)
             await prompts.get("translate")
-            await asyncio.sleep(0.1)  # the sender is idle, waiting to be woken
+            # The get started the sender task, which has not run yet; watch the event that
+            # wakes it, to know when it is idle, waiting to be woken.
+            wake = prompts._wake = WatchedEvent()
+            await asyncio.wait_for(wake.waited_on.wait(), timeout=5)  # a deadline
             prompts.score("an-event-id", 0.5)  # wakes it, and closing at once cancels it
             closing = asyncio.ensure_future(prompts.aclose(timeout=0))
             done, _ = await asyncio.wait({closing}, timeout=5)  # a deadline
@@ -352,14 +366,13 @@ def test_score_attaches_a_quality_to_an_event(shared_server: ServerProcess, fres
 
 
 def test_a_full_buffer_drops_new_events_and_counts_them(
-    shared_server: ServerProcess, tmp_path: Path
+    shared_server: ServerProcess, tmp_path: Path, down_url: str
 ) -> None:
     bundle = tmp_path / "prompts.bundle.json"
     shared_server.promptctl("bundle", "--env", ENV, "-o", str(bundle))
-    down = f"http://127.0.0.1:{free_port()}"
 
     async def main() -> tuple:
-        prompts = AsyncPromptClient(down, environment=ENV, bundle=bundle, max_buffer=4)
+        prompts = AsyncPromptClient(down_url, environment=ENV, bundle=bundle, max_buffer=4)
         prompt = await prompts.get("translate")
         for _ in range(7):
             with prompts.track(prompt):

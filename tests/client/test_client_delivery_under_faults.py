@@ -7,8 +7,9 @@ import threading
 import time
 
 import pytest
-from client_kit import CANARY_PROMPT, ENV, ServerProcess, wait_until
+from client_kit import CANARY_PROMPT, ENV, ServerProcess
 from sqlalchemy import create_engine, func, select
+from support import wait_until
 
 from promptctl.client import PromptClient
 from promptctl.registry.store.models import MetricEvent
@@ -23,10 +24,16 @@ def test_every_event_tracked_across_a_server_kill_and_restart_arrives_exactly_on
     server: ServerProcess,
 ) -> None:
     ids: list[str] = []
-    restart = threading.Thread(target=lambda: (time.sleep(0.5), server.start()))
     with PromptClient(
         server.url, environment=ENV, timeout=5, flush_interval=0.05, ttl=1
     ) as prompts:
+
+        def come_back() -> None:
+            # Down until the client has met the dead server, then back on the same port.
+            wait_until(lambda: prompts.stats.send_failures >= 1, what="a failed send")
+            server.start()
+
+        restart = threading.Thread(target=come_back)
         for i in range(TOTAL):
             prompt = prompts.get(CANARY_PROMPT, key=f"user-{i % 997}")
             with prompts.track(prompt) as call:
@@ -37,7 +44,7 @@ def test_every_event_tracked_across_a_server_kill_and_restart_arrives_exactly_on
             if i + 1 == KILL_AFTER:
                 wait_until(lambda: prompts.stats.events_sent >= 1_000, what="deliveries")
                 server.kill()  # SIGKILL, batches in flight or not
-                restart.start()  # same port, same database, after a moment
+                restart.start()  # same port, same database, once the client failed
             if i + 1 == RESUME_AFTER:
                 restart.join()
         delivered = prompts.flush(timeout=45)

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from client_kit import CANARY_PROMPT, RecordingTransport, ServerProcess, free_port, key_for
+from client_kit import CANARY_PROMPT, RecordingTransport, ServerProcess, key_for
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -217,13 +217,14 @@ def test_a_full_buffer_drops_new_events_counts_them_and_delivers_the_rest_later(
     fresh_env: str,
     stable_prompt: tuple[str, str],
     transport: RecordingTransport,
+    down_port: int,
 ) -> None:
     name, key = stable_prompt
     with PromptClient(
         shared_server.url, environment=fresh_env, timeout=10, max_buffer=5, transport=transport
     ) as prompts:
         prompt = prompts.get(name, key=key)
-        transport.route_to(free_port())  # the server goes away
+        transport.route_to(down_port)  # the server goes away
         calls = []
         for _ in range(8):
             with prompts.track(prompt) as call:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,16 +14,16 @@ from client_kit import (
     ENV,
     RecordingTransport,
     ServerProcess,
+    SilentServer,
     example_names,
     key_for,
     run_promptctl,
-    wait_until,
 )
+from support import wait_until
 
 from promptctl.client import PromptClient, PromptUnavailable
 
 TICKET = {"ticket": "The dashboard shows 502 errors", "tier": "enterprise"}
-DEADLINE = 5.0  # seconds a call may take at most when the server misbehaves
 
 
 def port_of(url: str) -> int:
@@ -45,13 +43,11 @@ def bundle(shared_server: ServerProcess, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def silent_url() -> Iterator[str]:
-    """A server that accepts connections and never answers (the kernel completes the
-    handshake; nobody ever reads the request)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(64)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+def silent_server() -> Iterator[SilentServer]:
+    """A server that accepts connections and never answers."""
+    server = SilentServer()
+    yield server
+    server.close()
 
 
 # -- down at start ---------------------------------------------------------------------
@@ -114,15 +110,17 @@ def test_the_disk_cache_of_the_last_run_wins_over_an_older_bundle(
 
 
 def test_a_client_that_never_reached_the_server_and_has_nothing_cached_fails_fast(
-    down_url: str, tmp_path: Path
+    down_url: str, tmp_path: Path, transport: RecordingTransport
 ) -> None:
-    with PromptClient(down_url, environment=ENV, cache_dir=tmp_path / "empty") as prompts:
-        started = time.monotonic()
+    with PromptClient(
+        down_url, environment=ENV, cache_dir=tmp_path / "empty", transport=transport
+    ) as prompts:
         with pytest.raises(PromptUnavailable, match="support/triage") as failure:
             prompts.get("support/triage")
-        elapsed = time.monotonic() - started
+        asked = [(call.path, call.error) for call in transport.calls]
 
-    assert elapsed < DEADLINE
+    # Fast: one attempt, refused at once; no retry, and no timeout waited for.
+    assert asked == [("/v1/prompts/support/triage/release", "ConnectError")]
     assert "not cached, not on disk, not bundled" in str(failure.value)
 
 
@@ -286,51 +284,58 @@ def test_a_server_answering_errors_or_garbage_leaves_the_client_serving_stale(
 
 
 def test_a_silent_server_never_holds_a_first_get_beyond_the_timeout(
-    silent_url: str, bundle: Path
+    silent_server: SilentServer, bundle: Path, transport: RecordingTransport
 ) -> None:
     prompts = PromptClient(
-        silent_url, environment=ENV, bundle=bundle, timeout=0.5, connect_timeout=0.5
+        silent_server.url,
+        environment=ENV,
+        bundle=bundle,
+        timeout=0.5,
+        connect_timeout=0.5,
+        transport=transport,
     )
-    started = time.monotonic()
     prompt = prompts.get(CANARY_PROMPT, key="user-1")
-    got_after = time.monotonic() - started
+    first = transport.calls[0]
     with prompts.track(prompt):
         pass
-    started = time.monotonic()
     delivered = prompts.flush(timeout=1.0)
     pending = prompts.stats.events_pending
     prompts.close(timeout=0.5)
-    flushed_and_closed_after = time.monotonic() - started
+    sends = [call.error for call in transport.calls if call.path == "/v1/metrics"]
 
     assert prompt.source == "bundle"
-    assert got_after < DEADLINE
+    # The server never answers: the client's own read timeout ended the first get's request
+    # (then the bundle served), and every send of the event.
+    assert (first.path, first.error) == (f"/v1/prompts/{CANARY_PROMPT}/release", "ReadTimeout")
+    assert sends
+    assert set(sends) == {"ReadTimeout"}
     assert delivered is False
     assert pending == 1  # kept, not lost, while the client runs
     assert (prompts.stats.events_dropped, prompts.stats.events_pending) == (1, 0)  # no cache_dir
-    assert flushed_and_closed_after < DEADLINE
 
 
 def test_a_hanging_refresh_never_delays_a_cached_get(
-    shared_server: ServerProcess, silent_url: str, transport: RecordingTransport
+    shared_server: ServerProcess, silent_server: SilentServer, transport: RecordingTransport
 ) -> None:
     with PromptClient(
         shared_server.url, environment=ENV, ttl=0.1, timeout=2.0, transport=transport
     ) as prompts:
         fresh = prompts.get(CANARY_PROMPT, key="user-5")
-        transport.route_to(port_of(silent_url))
-        slowest = 0.0
-        deadline = time.monotonic() + 15.0
-        # Until a refresh has hung on the silent server and timed out, measure every get.
-        while prompts.stats.fetch_failures == 0 and time.monotonic() < deadline:
-            started = time.monotonic()
-            prompt = prompts.get(CANARY_PROMPT, key="user-5")
-            slowest = max(slowest, time.monotonic() - started)
-            time.sleep(0.01)
+        transport.route_to(silent_server.port)
+        silent_server.held_request()  # a refresh reached the silent server: it hangs there
+        hanging = transport.calls[-1]
+        gets = [prompts.get(CANARY_PROMPT, key="user-5") for _ in range(100)]
+        # The refresh was still hanging when the gets above returned: not answered (the
+        # server holds it) and not yet given up on (the client's timeout is two seconds).
+        hung_throughout = hanging.pending and prompts.stats.fetch_failures == 0
         stale = wait_until(lambda: (p := prompts.get(CANARY_PROMPT, key="user-5")).stale and p)
         transport.route_to(None)
 
-    assert prompts.stats.fetch_failures >= 1  # a refresh did hang, and time out
-    assert slowest < 1.0  # while no get ever waited for the two-second refresh timeout
+    prompt = gets[-1]
+    assert hanging.error == "ReadTimeout"  # that refresh did hang, and time out
+    assert prompts.stats.fetch_failures >= 1
+    assert hung_throughout  # so no get waited for the refresh
+    assert all(p.digest == fresh.digest for p in gets)
     assert (prompt.digest, stale.digest) == (fresh.digest, fresh.digest)
 
 

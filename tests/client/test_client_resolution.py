@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 import httpx
-from client_kit import CANARY_PROMPT, ENV, RecordingTransport, ServerProcess, key_for, wait_until
+from client_kit import CANARY_PROMPT, ENV, RecordingTransport, ServerProcess, key_for
+from support import wait_until
 
 from promptctl.client import PromptClient
 

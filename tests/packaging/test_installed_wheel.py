@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -36,13 +34,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support import ServeProcess
 
 pytestmark = pytest.mark.slow
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 PACKAGE_FOLDERS = ("registry", "server", "cli", "client", "migrations")
 COMMAND_LIBRARIES = ("pygit2", "sqlalchemy", "alembic", "psycopg", "fastapi", "uvicorn", "click")
-STARTED = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Packaging Test",
     "GIT_AUTHOR_EMAIL": "packaging@example.com",
@@ -286,57 +284,15 @@ def light(dists: Dists, tmp_path_factory: pytest.TempPathFactory) -> Venv:
 # -- the server ----------------------------------------------------------------------
 
 
-class Server:
-    """`promptctl serve --port 0` from an installed venv; the port is read from its log."""
-
-    def __init__(self, venv: Venv, repo: Path) -> None:
-        self.process = subprocess.Popen(
-            [str(venv.bin / "promptctl"), "serve", "--port", "0", "--log-level", "info"],
-            cwd=repo,
-            env=venv.env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self.port: int | None = None
-        self._started = threading.Event()
-        # Read the output for the whole life of the process, so the pipe never fills up.
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-            found = STARTED.search(line)
-            if found and self.port is None:
-                self.port = int(found.group(1))
-                self._started.set()
-        self._started.set()  # the process ended
-
-    def wait_started(self, timeout: float = 60.0) -> str:
-        self._started.wait(timeout)
-        assert self.port is not None, "server did not start:\n" + "\n".join(self.lines)
-        url = f"http://127.0.0.1:{self.port}"
-        assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
-        return url
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
 @pytest.fixture
-def start_server() -> Iterator[Callable[[Venv, Path], Server]]:
-    """Start servers from an installed venv; every one is stopped after the test."""
-    servers: list[Server] = []
+def start_server() -> Iterator[Callable[[Venv, Path], ServeProcess]]:
+    """Start `promptctl serve --port 0` from an installed venv (its port read back from its
+    log); every one is stopped after the test."""
+    servers: list[ServeProcess] = []
 
-    def start(venv: Venv, repo: Path) -> Server:
-        server = Server(venv, repo)
+    def start(venv: Venv, repo: Path) -> ServeProcess:
+        command = [str(venv.bin / "promptctl"), "serve", "--port", "0", "--log-level", "info"]
+        server = ServeProcess(command, cwd=repo, env=venv.env())
         servers.append(server)
         return server
 
@@ -417,6 +373,7 @@ def test_the_installed_wheel_runs_the_whole_flow(full, light, start_server, tmp_
 
     server = start_server(full, repo)
     url = server.wait_started()
+    assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
     resolved = httpx.get(f"{url}/v1/prompts/hello/resolve",
                          params={"env": "development", "key": "user-42"}, timeout=10)
     assert resolved.status_code == 200, resolved.text

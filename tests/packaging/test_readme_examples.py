@@ -10,10 +10,11 @@ the tests by being fenced ```bash.
 The server is set up as `make run` sets it up: a temporary git repository holds copies of
 the example prompts (`prompts/`) and `promptctl.toml`; the recipe lines of the Makefile's
 `run` target run in it (lint, db upgrade, the promotions, status) and its last line,
-`promptctl serve … --port ${PROMPTCTL_PORT:-8080}`, starts the server with PROMPTCTL_PORT
-set to an ephemeral port. Before a block runs, exactly two things change in its text:
+`promptctl serve … --port ${PROMPTCTL_PORT:-8080}`, starts the server with PROMPTCTL_PORT=0:
+it binds a port of its own, read back from uvicorn's started line. Before a block runs,
+exactly two things change in its text:
 
-- `localhost:8080` → `localhost:<the ephemeral port>`;
+- `localhost:8080` → `localhost:<the server's port>`;
 - `.venv/bin/` → the bin directory of the venv running these tests (the checkout's
   `.venv/bin/` under `make test`); `$(BIN)` in the Makefile maps to the same directory.
 
@@ -30,16 +31,15 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from support import ServeProcess
 
 pytestmark = pytest.mark.slow
 
@@ -103,13 +103,6 @@ def readme_blocks() -> list[Block]:
 EXAMPLES = [block for block in readme_blocks() if block.language in RUN]
 
 
-def free_port() -> int:
-    """A port nothing listens on right now (the OS picks it; no fixed ports)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def make_run_recipe() -> list[str]:
     """The recipe lines of the Makefile's `run` target, as the shell would get them."""
     lines = (CHECKOUT / "Makefile").read_text(encoding="utf-8").splitlines()
@@ -128,8 +121,6 @@ class LiveServer:
     url: str
     env: dict[str, str]
     workdir: Path
-    process: subprocess.Popen[bytes]
-    log: Path
 
     def adapt(self, text: str) -> str:
         """The only changes made to a block: the port, and where .venv/bin/ is."""
@@ -145,7 +136,7 @@ class LiveServer:
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """The example prompts released and served as `make run` does, on an ephemeral port."""
+    """The example prompts released and served as `make run` does, on a port of its own."""
     workdir = tmp_path_factory.mktemp("readme")
     home = workdir / "home"
     home.mkdir()
@@ -156,7 +147,6 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     wrappers.mkdir()
     (wrappers / "curl").write_text(CURL_WRAPPER)
     (wrappers / "curl").chmod(0o755)
-    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PROMPTCTL_")},
         **GIT_IDENTITY,
@@ -165,7 +155,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
         "PATH": f"{wrappers}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
         "REAL_CURL": real_curl,
-        "PROMPTCTL_PORT": str(port),
+        "PROMPTCTL_PORT": "0",  # the server binds a port of its own and says which
     }
     env.pop("PYTHONPATH", None)
 
@@ -183,31 +173,15 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
                               text=True, timeout=120)
         assert done.returncode == 0, f"make run step failed: {step}\n{done.stdout}{done.stderr}"
 
-    log = workdir / "server.log"
-    with log.open("wb") as output:
-        # exec: the shell becomes the server, so stopping it stops the server.
-        process = subprocess.Popen(["sh", "-ec", f"exec {serve}"], cwd=repo, env=env,
-                                   stdout=output, stderr=subprocess.STDOUT)
-    server = LiveServer(port, f"http://127.0.0.1:{port}", env, workdir, process, log)
+    # exec: the shell becomes the server, so stopping it stops the server.
+    server = ServeProcess(["sh", "-ec", f"exec {serve}"], cwd=repo, env=env)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, f"promptctl serve exited:\n{log.read_text()}"
-            try:
-                if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"no /healthz in 60 s:\n{log.read_text()}"
-            time.sleep(0.05)
-        yield server
+        server.wait_started()
+        # The blocks see the port the server took, as `make run`'s shell would have it.
+        blocks_env = {**env, "PROMPTCTL_PORT": str(server.port)}
+        yield LiveServer(server.port, server.url, blocks_env, workdir)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        server.stop()
 
 
 def test_every_readme_block_is_run_or_declared_not_to_run():

@@ -26,16 +26,7 @@ from promptctl.registry.prompts.gitstore import GitStore
 from promptctl.registry.prompts.library import WORKTREE, PromptLibrary
 from promptctl.registry.prompts.lint import ERROR
 from promptctl.registry.prompts.render_limits import DEFAULT_LIMITS, RenderLimits
-from promptctl.registry.releases.actions import (
-    Abort,
-    Complete,
-    Promote,
-    PromoteAll,
-    Ramp,
-    ReleaseAction,
-    ReleaseBackend,
-    Rollback,
-)
+from promptctl.registry.releases.actions import Abort, Complete, Promote, Ramp, Rollback
 
 if TYPE_CHECKING:
     from promptctl.registry.auth import TokenInfo, TokenService
@@ -45,6 +36,7 @@ if TYPE_CHECKING:
     from promptctl.registry.prompts.lint import Finding
     from promptctl.registry.prompts.promptversion import PromptVersion
     from promptctl.registry.prompts.rendering import Rendered
+    from promptctl.registry.releases.actions import PromoteAll, ReleaseAction, ReleaseBackend
     from promptctl.registry.releases.batch import Promotion, PromptPromotion
     from promptctl.registry.releases.routing import Variant
     from promptctl.registry.releases.service import ReleaseService

@@ -7,7 +7,7 @@ are written here once, whichever transport carries it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
@@ -96,16 +96,7 @@ class PromoteAll:
 
     def action(self, prompt: str) -> Promote:
         """The promotion of one of the prompts."""
-        return Promote(
-            prompt=prompt,
-            environment=self.environment,
-            ref=self.ref,
-            if_changed=True,
-            reason=self.reason,
-            actor=self.actor,
-            force=self.force,
-            confirmed=self.confirmed,
-        )
+        return Promote(prompt=prompt, if_changed=True, **asdict(self))
 
 
 class ReleaseBackend(Protocol):

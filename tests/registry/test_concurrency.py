@@ -169,9 +169,9 @@ def repo(git_repo) -> Path:
 
 
 @pytest.fixture
-def releases(database_url: str) -> Iterator[ReleaseService]:
-    database = Database(database_url, auto_upgrade=True)
-    database.ensure_schema()  # the workers find the schema ready, even on PostgreSQL
+def releases(migrated_database_url: str) -> Iterator[ReleaseService]:
+    """The workers find the schema ready, even on PostgreSQL."""
+    database = Database(migrated_database_url)
     yield ReleaseService(database)
     database.dispose()
 

@@ -263,9 +263,8 @@ def library(git_repo, make_library) -> PromptLibrary:
 
 
 @pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
-    db = Database(database_url, auto_upgrade=True)
-    db.ensure_schema()
+def database(migrated_database_url: str) -> Iterator[Database]:
+    db = Database(migrated_database_url)
     yield db
     db.dispose()
 

@@ -7,7 +7,6 @@ Every refused action is checked to leave the database exactly as it was: release
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +15,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
-from sqlalchemy.engine import make_url
 
 from promptctl.registry.errors import (
     EnvironmentExists,
@@ -33,7 +31,7 @@ from promptctl.registry.errors import (
 from promptctl.registry.prompts.library import PromptLibrary, PromptVersion
 from promptctl.registry.releases.service import ReleaseService
 from promptctl.registry.releases.values import LogEntry, ReleaseState, VersionRef
-from promptctl.registry.store.database import Database, make_engine, upgrade
+from promptctl.registry.store.database import Database
 from promptctl.registry.store.models import ReleaseLog, VersionSnapshot
 
 ACTOR = "alice <alice@example.com>"
@@ -113,22 +111,9 @@ def library(template_repo: Path) -> PromptLibrary:
     return PromptLibrary(template_repo)
 
 
-@pytest.fixture(scope="session")
-def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An SQLite file at the newest migration, copied for each test instead of migrating."""
-    path = tmp_path_factory.mktemp("migrated") / "registry.db"
-    engine = make_engine(f"sqlite:///{path}")
-    upgrade(engine)
-    engine.dispose()  # the last connection to close checkpoints the WAL into the file
-    return path
-
-
 @pytest.fixture
-def releases(database_url: str, migrated_sqlite: Path) -> Iterator[ReleaseService]:
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        shutil.copyfile(migrated_sqlite, url.database)
-    database = Database(database_url, auto_upgrade=True)
+def releases(migrated_database_url: str) -> Iterator[ReleaseService]:
+    database = Database(migrated_database_url)
     yield ReleaseService(database)
     database.dispose()
 

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Query, Request
 
 from promptctl.registry.errors import UsageError
-from promptctl.registry.releases.actions import Abort, Complete, Promote, Ramp, Rollback
+from promptctl.registry.releases.actions import (
+    Abort,
+    Complete,
+    Promote,
+    Ramp,
+    ReleaseAction,
+    Rollback,
+)
 from promptctl.registry.releases.routing import parse_percent
 from promptctl.server.deps import AppContext, ContextDep
 from promptctl.server.schemas import (
@@ -64,83 +71,79 @@ def _actor(token: TokenInfo | None, request: Request, given: str | None) -> str:
     return f"token:{token.name}" + (f" for {given}" if given else "")
 
 
-@router.post("/prompts/{name:path}/promote", summary="Promote a version (stable or canary)")
-def promote(name: str, body: PromoteRequest, request: Request, ctx: ContextDep) -> dict[str, Any]:
-    confirmed, actor = _act(ctx, request, body)
-    canary_bp = parse_percent(body.canary_weight) if body.canary_weight is not None else None
-    expected = _expected_revision(request)
-    if body.from_env is not None and body.ref is not None:
-        raise UsageError("give either 'ref' or 'from_env', not both")
-    action = Promote(
+def _perform(
+    ctx: AppContext,
+    kind: type[ReleaseAction],
+    name: str,
+    body: Any,
+    granted: tuple[bool, str],
+    expected: int | None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """Carry out the action of `kind` the request asks for; answer the new release state."""
+    confirmed, actor = granted
+    action = kind(
         prompt=name,
         environment=body.env,
-        ref=body.ref or (ctx.registry.tracked_branch if body.from_env is None else None),
-        source=body.from_env,
-        canary_bp=canary_bp,
-        force=body.force,
-        if_changed=body.if_changed,
         reason=body.reason,
         actor=actor,
         confirmed=confirmed,
         expected_revision=expected,
+        **fields,
     )
     return ctx.registry.perform(action).to_json()
+
+
+@router.post("/prompts/{name:path}/promote", summary="Promote a version (stable or canary)")
+def promote(name: str, body: PromoteRequest, request: Request, ctx: ContextDep) -> dict[str, Any]:
+    granted = _act(ctx, request, body)
+    canary_bp = parse_percent(body.canary_weight) if body.canary_weight is not None else None
+    expected = _expected_revision(request)
+    if body.from_env is not None and body.ref is not None:
+        raise UsageError("give either 'ref' or 'from_env', not both")
+    # Without a ref a server promotes its tracked branch's tip (a CLI, its HEAD).
+    ref = body.ref or (ctx.registry.tracked_branch if body.from_env is None else None)
+    return _perform(
+        ctx,
+        Promote,
+        name,
+        body,
+        granted,
+        expected,
+        ref=ref,
+        source=body.from_env,
+        canary_bp=canary_bp,
+        force=body.force,
+        if_changed=body.if_changed,
+    )
 
 
 @router.post("/prompts/{name:path}/ramp", summary="Change the canary weight")
 def ramp(name: str, body: RampRequest, request: Request, ctx: ContextDep) -> dict[str, Any]:
-    confirmed, actor = _act(ctx, request, body)
-    action = Ramp(
-        prompt=name,
-        environment=body.env,
-        weight_bp=parse_percent(body.weight),
-        reason=body.reason,
-        actor=actor,
-        confirmed=confirmed,
-        expected_revision=_expected_revision(request),
+    granted = _act(ctx, request, body)
+    weight_bp = parse_percent(body.weight)
+    return _perform(
+        ctx, Ramp, name, body, granted, _expected_revision(request), weight_bp=weight_bp
     )
-    return ctx.registry.perform(action).to_json()
 
 
 @router.post("/prompts/{name:path}/complete", summary="Make the canary stable")
 def complete(name: str, body: CompleteRequest, request: Request, ctx: ContextDep) -> dict[str, Any]:
-    confirmed, actor = _act(ctx, request, body)
-    action = Complete(
-        prompt=name,
-        environment=body.env,
-        reason=body.reason,
-        actor=actor,
-        confirmed=confirmed,
-        expected_revision=_expected_revision(request),
-    )
-    return ctx.registry.perform(action).to_json()
+    granted = _act(ctx, request, body)
+    return _perform(ctx, Complete, name, body, granted, _expected_revision(request))
 
 
 @router.post("/prompts/{name:path}/abort", summary="Drop the canary")
 def abort(name: str, body: AbortRequest, request: Request, ctx: ContextDep) -> dict[str, Any]:
-    _, actor = _act(ctx, request, body, needs_confirmation=False)
-    action = Abort(
-        prompt=name,
-        environment=body.env,
-        reason=body.reason,
-        actor=actor,
-        expected_revision=_expected_revision(request),
-    )
-    return ctx.registry.perform(action).to_json()
+    granted = _act(ctx, request, body, needs_confirmation=False)
+    return _perform(ctx, Abort, name, body, granted, _expected_revision(request))
 
 
 @router.post("/prompts/{name:path}/rollback", summary="Roll back at once")
 def rollback(name: str, body: RollbackRequest, request: Request, ctx: ContextDep) -> dict[str, Any]:
-    _, actor = _act(ctx, request, body, needs_confirmation=False)
-    action = Rollback(
-        prompt=name,
-        environment=body.env,
-        to_ref=body.to,
-        reason=body.reason,
-        actor=actor,
-        expected_revision=_expected_revision(request),
-    )
-    return ctx.registry.perform(action).to_json()
+    granted = _act(ctx, request, body, needs_confirmation=False)
+    expected = _expected_revision(request)
+    return _perform(ctx, Rollback, name, body, granted, expected, to_ref=body.to)
 
 
 @router.get("/releases", summary="Release status")

@@ -18,15 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from promptctl.registry.errors import PromptNotFound, RegistryError, RepositoryError
 from promptctl.registry.prompts.gitstore import GitStore
 from promptctl.registry.prompts.library import WORKTREE, PromptLibrary
 from promptctl.registry.prompts.lint import ERROR
-from promptctl.registry.prompts.render_limits import DEFAULT_LIMITS, RenderLimits
 from promptctl.registry.releases.actions import Abort, Complete, Promote, Ramp, Rollback
+from promptctl.registry.settings import Settings
 
 if TYPE_CHECKING:
     from promptctl.registry.auth import TokenInfo, TokenService
@@ -51,32 +48,6 @@ if TYPE_CHECKING:
 __all__ = ["WORKTREE", "LintRun", "Registry", "Settings"]
 
 T = TypeVar("T")
-
-
-class Settings(BaseSettings):
-    """Everything promptctl reads from `PROMPTCTL_*` environment variables or options."""
-
-    model_config = SettingsConfigDict(env_prefix="PROMPTCTL_", extra="ignore")
-
-    repo: Path = Path(".")
-    root: str | None = None
-    pattern: str | None = None
-    branch: str | None = None
-    database_url: str | None = None
-    actor: str | None = None
-    render_timeout_seconds: float = Field(default=DEFAULT_LIMITS.timeout_seconds, gt=0)
-    render_max_output_chars: int = Field(default=DEFAULT_LIMITS.max_output_chars, gt=0)
-    render_max_value_chars: int = Field(default=DEFAULT_LIMITS.max_value_chars, gt=0)
-
-    @property
-    def render_limits(self) -> RenderLimits:
-        """What one render may spend (PROMPTCTL_RENDER_TIMEOUT_SECONDS, …_MAX_OUTPUT_CHARS,
-        …_MAX_VALUE_CHARS)."""
-        return RenderLimits(
-            timeout_seconds=self.render_timeout_seconds,
-            max_output_chars=self.render_max_output_chars,
-            max_value_chars=self.render_max_value_chars,
-        )
 
 
 @dataclass(frozen=True)
@@ -278,44 +249,11 @@ class Registry:
         return version, None, version.render(variables, limits=limits)
 
     def catalog(self) -> list[dict[str, Any]]:
-        """Every prompt on the tracked branch (else in the working tree), with what is
-        released where; from memory, so this process must serve (see `serving`).
+        """Every prompt with what is released where (see `registry.catalog`); from memory,
+        so this process must serve."""
+        from promptctl.registry.catalog import catalog
 
-        A prompt that cannot be read says why; without a readable repository the released
-        prompts are listed all the same.
-        """
-        releases: dict[str, dict[str, Any]] = {}
-        for entry in self.serving.entries():
-            state = entry.state
-            releases.setdefault(state.prompt, {})[state.environment] = {
-                "stable": state.stable.to_json(),
-                "canary": state.canary.to_json() if state.canary else None,
-                "canary_weight_bp": state.weight_bp if state.canary else 0,
-                "revision": state.revision,
-            }
-        described: dict[str, dict[str, Any]] = {}
-        try:
-            with self.git() as library:
-                rev = library.layout.branch if library.tracked_tip() else None
-                for name in library.list(rev):
-                    try:
-                        found = library.get(name, rev)
-                    except RegistryError as exc:
-                        described[name] = {"name": name, "error": str(exc)}
-                        continue
-                    described[name] = {
-                        "name": name,
-                        "version": found.number,
-                        "label": found.label,
-                        "digest": found.digest,
-                        "description": found.prompt.description,
-                        "model": found.prompt.model,
-                    }
-        except RegistryError:
-            pass  # no readable repository: list what is released
-        for name in releases:
-            described.setdefault(name, {"name": name})
-        return [{**described[n], "releases": releases.get(n, {})} for n in sorted(described)]
+        return catalog(self.serving.entries(), self.git)
 
     def diff(
         self,

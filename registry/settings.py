@@ -1,0 +1,40 @@
+"""Settings: everything promptctl reads from `PROMPTCTL_*` environment variables or options.
+
+The server's settings (server/settings.py) extend them with how it listens and guards
+itself; `Registry` is built from either.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from promptctl.registry.prompts.render_limits import DEFAULT_LIMITS, RenderLimits
+
+
+class Settings(BaseSettings):
+    """Everything promptctl reads from `PROMPTCTL_*` environment variables or options."""
+
+    model_config = SettingsConfigDict(env_prefix="PROMPTCTL_", extra="ignore")
+
+    repo: Path = Path(".")
+    root: str | None = None
+    pattern: str | None = None
+    branch: str | None = None
+    database_url: str | None = None
+    actor: str | None = None
+    render_timeout_seconds: float = Field(default=DEFAULT_LIMITS.timeout_seconds, gt=0)
+    render_max_output_chars: int = Field(default=DEFAULT_LIMITS.max_output_chars, gt=0)
+    render_max_value_chars: int = Field(default=DEFAULT_LIMITS.max_value_chars, gt=0)
+
+    @property
+    def render_limits(self) -> RenderLimits:
+        """What one render may spend (PROMPTCTL_RENDER_TIMEOUT_SECONDS, …_MAX_OUTPUT_CHARS,
+        …_MAX_VALUE_CHARS)."""
+        return RenderLimits(
+            timeout_seconds=self.render_timeout_seconds,
+            max_output_chars=self.render_max_output_chars,
+            max_value_chars=self.render_max_value_chars,
+        )

@@ -31,6 +31,7 @@ PUSHES = ("promote", "complete", "rollback_to")
 
 
 def find_environment(session: Session, name: str) -> Environment:
+    """Return the environment row of that name, or raise EnvironmentNotFound."""
     row = session.scalar(select(Environment).where(Environment.name == name))
     if row is None:
         known = list(session.scalars(select(Environment.name).order_by(Environment.id)))
@@ -41,6 +42,7 @@ def find_environment(session: Session, name: str) -> Environment:
 def locked_release(
     session: Session, prompt: str, env: Environment, *, lock: bool
 ) -> Release | None:
+    """Return the release row of a prompt in an environment (locked FOR UPDATE with `lock`)."""
     query = select(Release).where(Release.prompt == prompt, Release.environment_id == env.id)
     if lock:
         # Lock only the release row: its environment is joined in, and PostgreSQL refuses
@@ -195,6 +197,7 @@ def release_fingerprint(session: Session) -> tuple[int, ...]:
 
 
 def store_snapshot(session: Session, version: PromptVersion) -> None:
+    """Store a version's content once; give it its number once it has one."""
     values = {
         "prompt": version.name,
         "digest": version.digest,
@@ -254,6 +257,7 @@ def _ref(prompt: str, digest: str | None, numbers: dict) -> VersionRef | None:
 
 
 def release_state(row: Release, numbers: dict) -> ReleaseState:
+    """Return a release row as a ReleaseState, its versions numbered from `numbers`."""
     stable = _ref(row.prompt, row.stable_digest, numbers)
     assert stable is not None
     return ReleaseState(
@@ -269,6 +273,7 @@ def release_state(row: Release, numbers: dict) -> ReleaseState:
 
 
 def log_entry(row: ReleaseLog, numbers: dict) -> LogEntry:
+    """Return a release log row as a LogEntry, its versions numbered from `numbers`."""
     return LogEntry(
         id=row.id,
         prompt=row.prompt,
@@ -286,10 +291,12 @@ def log_entry(row: ReleaseLog, numbers: dict) -> LogEntry:
 
 
 def environment_info(row: Environment) -> EnvironmentInfo:
+    """Return an environment row as an EnvironmentInfo."""
     return EnvironmentInfo(row.name, row.protected, as_utc(row.created_at))
 
 
 def snapshot_version(row: VersionSnapshot) -> PromptVersion:
+    """Return the version a snapshot row holds."""
     return version_from_files(
         row.prompt,
         digest=row.digest,

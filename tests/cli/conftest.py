@@ -1,4 +1,14 @@
-"""CLI fixtures: a prompt repository with history, and a runner that invokes `promptctl` on it."""
+"""CLI fixtures: one chain, each link built per test on tmp_path.
+
+    repo -> settings -> registry -> runner (promptctl, run)
+
+`repo` holds a history built with `git`. `settings` are what `promptctl --repo <repo>`
+runs with: no database option, so a command that needs the release database would use the
+default one beside the repository. `promptctl(*args)` runs the command, in-process with
+click's runner, on the registry's repository; `run(*args)` does the same on this test's
+release database at the newest migration (`migrated_database_url`: SQLite, or a PostgreSQL
+schema of its own).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +20,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from promptctl.cli.main import cli
+from promptctl.registry.core import Registry, Settings
 
 TRIAGE = """\
 ---
@@ -58,7 +69,7 @@ def _build_prompt_repo(repo) -> None:
 
 
 @pytest.fixture
-def prompt_repo(built_repo):
+def repo(built_repo):
     """support/triage v1..v3 (v2 changes only the partial) and summarize v1; tag release-1.
 
     It is this test's `git_repo`, holding a fresh copy of a history built with `git`.
@@ -67,19 +78,36 @@ def prompt_repo(built_repo):
 
 
 @pytest.fixture
+def settings(repo) -> Settings:
+    """What `promptctl --repo <repo>` runs with."""
+    return Settings(repo=repo.path)
+
+
+@pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
 
 
 @pytest.fixture
-def promptctl(runner, prompt_repo) -> Callable[..., Result]:
-    """Run `promptctl --repo <prompt_repo> ARGS` (or another repository given as repo=)."""
+def promptctl(runner: CliRunner, registry: Registry) -> Callable[..., Result]:
+    """Run `promptctl --repo <the registry's repository> ARGS` (or another repository given
+    as repo=)."""
 
-    def run(*args: str, repo: Any = None) -> Result:
-        path = prompt_repo.path if repo is None else getattr(repo, "path", repo)
+    def invoke(*args: str, repo: Any = None) -> Result:
+        path = registry.settings.repo if repo is None else getattr(repo, "path", repo)
         return runner.invoke(cli, ["--repo", str(path), *args])
 
-    return run
+    return invoke
+
+
+@pytest.fixture
+def run(promptctl, migrated_database_url: str) -> Callable[..., Result]:
+    """Run promptctl on this test's release database, at the newest migration."""
+
+    def invoke(*args: str) -> Result:
+        return promptctl("--database-url", migrated_database_url, *args)
+
+    return invoke
 
 
 @pytest.fixture

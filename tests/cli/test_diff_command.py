@@ -11,9 +11,9 @@ def test_diff_without_changes_in_the_working_tree_says_so(promptctl):
     assert result.stdout == "support/triage: no change (v3)\n"
 
 
-def test_diff_compares_head_with_the_working_tree_by_default(promptctl, prompt_repo, json_of):
-    text = (prompt_repo.path / "prompts/support/triage.prompt").read_text()
-    prompt_repo.write(
+def test_diff_compares_head_with_the_working_tree_by_default(promptctl, repo, json_of):
+    text = (repo.path / "prompts/support/triage.prompt").read_text()
+    repo.write(
         "prompts/support/triage.prompt",
         text.replace("model: gpt-4o-mini", "model: gpt-4o").replace("Triage now.", "Go."),
     )
@@ -37,12 +37,12 @@ def test_diff_between_two_versions_shows_partial_changes(promptctl):
     assert not any(line.startswith("--- support/triage@") for line in lines)
 
 
-def test_diff_names_variables_added_and_removed(promptctl, prompt_repo):
-    text = (prompt_repo.path / "prompts/support/triage.prompt").read_text()
+def test_diff_names_variables_added_and_removed(promptctl, repo):
+    text = (repo.path / "prompts/support/triage.prompt").read_text()
     text = text.replace("  urgent: {type: boolean, default: false}\n", "  locale: string\n")
     text = text.replace("{% if urgent %}", "{{ locale }}{% if false %}")
     text = text.replace(", urgent: true", ", locale: en")
-    prompt_repo.write("prompts/support/triage.prompt", text)
+    repo.write("prompts/support/triage.prompt", text)
     lines = promptctl("diff", "support/triage", "HEAD").stdout.splitlines()
     assert "  + variable locale" in lines
     assert "  - variable urgent" in lines
@@ -58,10 +58,10 @@ def test_diff_json_has_both_sides_and_every_part(promptctl, json_of):
     assert list(data["partials"]) == ["partials/tone.j2"]
 
 
-def test_a_new_prompt_diffs_against_nothing_and_a_removed_one_to_nothing(promptctl, prompt_repo):
-    prompt_repo.write("prompts/fresh.prompt", "Fresh {{ x }}")
+def test_a_new_prompt_diffs_against_nothing_and_a_removed_one_to_nothing(promptctl, repo):
+    repo.write("prompts/fresh.prompt", "Fresh {{ x }}")
     assert promptctl("diff", "fresh").stdout.splitlines()[0].startswith("fresh: (none) -> ")
-    prompt_repo.remove("prompts/summarize.prompt")
+    repo.remove("prompts/summarize.prompt")
     assert promptctl("diff", "summarize").stdout.splitlines()[0] == "summarize: v1 -> (removed)"
 
 

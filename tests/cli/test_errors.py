@@ -38,8 +38,8 @@ def test_a_folder_outside_any_repository_is_a_clean_error(runner, tmp_path, fail
         ('pattern = "flat.md"\n', "must contain '{name}' exactly once"),
     ],
 )
-def test_a_bad_promptctl_toml_is_a_clean_error(promptctl, prompt_repo, fails, config, message):
-    prompt_repo.write("promptctl.toml", config)
+def test_a_bad_promptctl_toml_is_a_clean_error(promptctl, repo, fails, config, message):
+    repo.write("promptctl.toml", config)
     fails(promptctl("list"), message)
 
 
@@ -90,8 +90,8 @@ def test_the_group_lists_every_read_command_and_knows_its_version(runner):
     assert "0.1.0" in version.stdout
 
 
-def test_read_commands_create_no_files_in_the_repository(promptctl, prompt_repo):
+def test_read_commands_create_no_files_in_the_repository(promptctl, repo):
     for args in (["list"], ["show", "summarize"], ["log", "summarize"], ["lint"],
                  ["render", "summarize", "--var", "article=a"], ["diff", "summarize"]):
         assert promptctl(*args).exit_code == 0
-    assert prompt_repo.git("status", "--porcelain", "--ignored") == ""
+    assert repo.git("status", "--porcelain", "--ignored") == ""

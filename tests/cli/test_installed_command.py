@@ -28,13 +28,13 @@ def run(executable: list[str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_installed_command_renders_a_prompt_from_the_repository_in_the_environment(
-    executable, prompt_repo
+    executable, repo
 ):
     result = subprocess.run(
         [*executable, "render", "support/triage@v2", "--var", "ticket=Where is my refund?",
          "--json"],
         capture_output=True, text=True, timeout=60, cwd="/",
-        env={**os.environ, "PROMPTCTL_REPO": str(prompt_repo.path)},
+        env={**os.environ, "PROMPTCTL_REPO": str(repo.path)},
     )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
@@ -42,8 +42,8 @@ def test_the_installed_command_renders_a_prompt_from_the_repository_in_the_envir
     assert data["messages"][1] == {"role": "user", "content": "Where is my refund?"}
 
 
-def test_the_installed_command_fails_with_one_line_and_exit_1(executable, prompt_repo):
-    result = run(executable, "--repo", str(prompt_repo.path), "show", "support/triage@v9")
+def test_the_installed_command_fails_with_one_line_and_exit_1(executable, repo):
+    result = run(executable, "--repo", str(repo.path), "show", "support/triage@v9")
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr == (

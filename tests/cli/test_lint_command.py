@@ -18,8 +18,8 @@ def test_a_clean_library_lints_with_exit_0(promptctl):
     assert result.stdout == "2 prompt(s) checked: 0 error(s), 0 warning(s)\n"
 
 
-def test_warnings_alone_exit_0(promptctl, prompt_repo):
-    prompt_repo.write("prompts/warns.prompt", WARNS)
+def test_warnings_alone_exit_0(promptctl, repo):
+    repo.write("prompts/warns.prompt", WARNS)
     result = promptctl("lint")
     assert result.exit_code == 0
     assert result.stdout.splitlines() == [
@@ -29,9 +29,9 @@ def test_warnings_alone_exit_0(promptctl, prompt_repo):
     ]
 
 
-def test_errors_are_listed_with_file_and_line_and_exit_1(promptctl, prompt_repo):
-    prompt_repo.write("prompts/broken.prompt", BROKEN)
-    prompt_repo.write("prompts/warns.prompt", WARNS)
+def test_errors_are_listed_with_file_and_line_and_exit_1(promptctl, repo):
+    repo.write("prompts/broken.prompt", BROKEN)
+    repo.write("prompts/warns.prompt", WARNS)
     result = promptctl("lint")
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
@@ -44,10 +44,10 @@ def test_errors_are_listed_with_file_and_line_and_exit_1(promptctl, prompt_repo)
     assert result.stderr == ""
 
 
-def test_lint_json_counts_and_lists_findings_and_still_exits_1(promptctl, prompt_repo):
+def test_lint_json_counts_and_lists_findings_and_still_exits_1(promptctl, repo):
     import json
 
-    prompt_repo.write("prompts/broken.prompt", BROKEN)
+    repo.write("prompts/broken.prompt", BROKEN)
     result = promptctl("lint", "--json")
     assert result.exit_code == 1
     data = json.loads(result.stdout)
@@ -62,15 +62,15 @@ def test_lint_json_counts_and_lists_findings_and_still_exits_1(promptctl, prompt
     }]
 
 
-def test_lint_of_named_prompts_checks_only_those(promptctl, prompt_repo):
-    prompt_repo.write("prompts/broken.prompt", BROKEN)
+def test_lint_of_named_prompts_checks_only_those(promptctl, repo):
+    repo.write("prompts/broken.prompt", BROKEN)
     result = promptctl("lint", "summarize", "support/triage")
     assert result.exit_code == 0
     assert result.stdout == "2 prompt(s) checked: 0 error(s), 0 warning(s)\n"
 
 
-def test_lint_at_a_revision_ignores_the_working_tree(promptctl, prompt_repo):
-    prompt_repo.write("prompts/broken.prompt", BROKEN)
+def test_lint_at_a_revision_ignores_the_working_tree(promptctl, repo):
+    repo.write("prompts/broken.prompt", BROKEN)
     result = promptctl("lint", "--rev", "HEAD")
     assert result.exit_code == 0
     assert result.stdout.startswith("2 prompt(s) checked")

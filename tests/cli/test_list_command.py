@@ -42,17 +42,17 @@ def test_list_at_a_revision_shows_the_versions_there(promptctl, json_of):
     ]
 
 
-def test_an_uncommitted_change_is_listed_as_new(promptctl, prompt_repo):
-    prompt_repo.write("prompts/summarize.prompt", "Summarise briefly: {{ article }}")
-    prompt_repo.write("prompts/draft.prompt", "Draft.")
+def test_an_uncommitted_change_is_listed_as_new(promptctl, repo):
+    repo.write("prompts/summarize.prompt", "Summarise briefly: {{ article }}")
+    repo.write("prompts/draft.prompt", "Draft.")
     table = rows(promptctl("list").stdout)
     assert [r[:2] for r in table[1:]] == [
         ["draft", "(new)"], ["summarize", "(new)"], ["support/triage", "v3"],
     ]
 
 
-def test_an_invalid_prompt_is_listed_with_its_error_not_hidden(promptctl, prompt_repo, json_of):
-    prompt_repo.write("prompts/broken.prompt", "---\ndescription: [unclosed\n---\nbody\n")
+def test_an_invalid_prompt_is_listed_with_its_error_not_hidden(promptctl, repo, json_of):
+    repo.write("prompts/broken.prompt", "---\ndescription: [unclosed\n---\nbody\n")
     result = promptctl("list")
     assert result.exit_code == 0
     broken = [line for line in result.stdout.splitlines() if line.startswith("broken")]
@@ -87,14 +87,14 @@ def test_root_and_pattern_options_and_environment_variables_adopt_a_layout(
     assert [e["name"] for e in entries] == ["billing", "eu/shipping"]
 
 
-def test_commands_on_a_bare_repository_read_head(promptctl, prompt_repo, tmp_path, json_of):
+def test_commands_on_a_bare_repository_read_head(promptctl, repo, tmp_path, json_of):
     bare = tmp_path / "bare.git"
-    prompt_repo.git("clone", "-q", "--bare", str(prompt_repo.path), str(bare))
+    repo.git("clone", "-q", "--bare", str(repo.path), str(bare))
     entries = json_of(promptctl("list", "--json", repo=bare))
     assert [(e["name"], e["label"]) for e in entries] == [
         ("summarize", "v1"), ("support/triage", "v3"),
     ]
-    assert entries[1]["commit"]["sha"] == prompt_repo.git("rev-parse", "HEAD")
+    assert entries[1]["commit"]["sha"] == repo.git("rev-parse", "HEAD")
     rendered = json_of(promptctl("render", "summarize", "--var", "article=A", "--json", repo=bare))
     assert rendered["text"] == "Summarise in one line:\nA"
     assert promptctl("lint", repo=bare).stdout.startswith("2 prompt(s) checked: 0 error(s)")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 
-def test_log_lists_versions_newest_first_and_marks_the_current_one(promptctl, prompt_repo):
+def test_log_lists_versions_newest_first_and_marks_the_current_one(promptctl, repo):
     result = promptctl("log", "support/triage")
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["VERSION", "DIGEST", "COMMIT", "DATE", "AUTHOR", "MESSAGE"]
-    shas = [prompt_repo.git("rev-parse", f"HEAD~{n}")[:10] for n in (0, 1, 2)]
+    shas = [repo.git("rev-parse", f"HEAD~{n}")[:10] for n in (0, 1, 2)]
     assert [line.split()[0] for line in lines[1:]] == ["v3", "v2", "v1"]
     assert [line.split()[2] for line in lines[1:]] == shas
     assert lines[1].split()[-3:] == ["triage", "<-", "main"]
@@ -17,8 +17,8 @@ def test_log_lists_versions_newest_first_and_marks_the_current_one(promptctl, pr
     assert lines[3].endswith("add triage and summarize")
 
 
-def test_log_json_lists_versions_and_every_change(promptctl, prompt_repo, json_of):
-    prompt_repo.git("revert", "--no-edit", "HEAD")
+def test_log_json_lists_versions_and_every_change(promptctl, repo, json_of):
+    repo.git("revert", "--no-edit", "HEAD")
     data = json_of(promptctl("log", "support/triage", "--json"))
     assert data["name"] == "support/triage"
     assert data["branch"] == "main"
@@ -26,28 +26,28 @@ def test_log_json_lists_versions_and_every_change(promptctl, prompt_repo, json_o
     assert data["current"] == data["versions"][1]["digest"]
     assert [c["version"] for c in data["changes"]] == [2, 3, 2, 1]
     assert data["changes"][0]["commit"]["summary"].startswith('Revert "sharper triage"')
-    assert data["versions"][0]["commit"]["sha"] == prompt_repo.git("rev-parse", "HEAD~1")
+    assert data["versions"][0]["commit"]["sha"] == repo.git("rev-parse", "HEAD~1")
 
 
-def test_log_after_a_revert_marks_the_earlier_version_as_current(promptctl, prompt_repo):
-    prompt_repo.git("revert", "--no-edit", "HEAD")
+def test_log_after_a_revert_marks_the_earlier_version_as_current(promptctl, repo):
+    repo.git("revert", "--no-edit", "HEAD")
     lines = promptctl("log", "support/triage").stdout.splitlines()
     assert lines[2].startswith("v2")
     assert lines[2].endswith("<- main")
     assert not lines[1].endswith("<- main")
 
 
-def test_log_of_a_removed_prompt_says_where_it_was_removed(promptctl, prompt_repo):
-    prompt_repo.remove("prompts/summarize.prompt")
-    sha = prompt_repo.commit("drop summarize")
+def test_log_of_a_removed_prompt_says_where_it_was_removed(promptctl, repo):
+    repo.remove("prompts/summarize.prompt")
+    sha = repo.commit("drop summarize")
     result = promptctl("log", "summarize")
     assert result.exit_code == 0
     assert result.stdout.splitlines()[-1] == f"(removed from main in {sha[:10]})"
 
 
-def test_log_follows_the_tracked_branch_given_by_option(promptctl, prompt_repo, json_of):
-    prompt_repo.git("checkout", "-q", "-b", "next")
-    prompt_repo.commit("next only", {"prompts/summarize.prompt": "Next: {{ article }}"})
+def test_log_follows_the_tracked_branch_given_by_option(promptctl, repo, json_of):
+    repo.git("checkout", "-q", "-b", "next")
+    repo.commit("next only", {"prompts/summarize.prompt": "Next: {{ article }}"})
     assert len(json_of(promptctl("log", "summarize", "--json"))["versions"]) == 1
     data = json_of(promptctl("--branch", "next", "log", "summarize", "--json"))
     assert data["branch"] == "next"

@@ -15,23 +15,11 @@ TRIAGE = "support/triage"
 
 
 @pytest.fixture
-def run(promptctl, database_url):
-    """Run promptctl against the test's release database (its schema upgraded first)."""
-
-    def invoke(*args: str):
-        return promptctl("--database-url", database_url, *args)
-
-    upgraded = invoke("db", "upgrade")
-    assert upgraded.exit_code == 0, upgraded.output
-    return invoke
-
-
-@pytest.fixture
-def ingest(prompt_repo, database_url):
+def ingest(repo, database_url):
     """Store events as the server would (its cache sees the releases made so far)."""
 
     def send(events: list[dict]) -> None:
-        registry = Registry(Settings(repo=prompt_repo.path, database_url=database_url))
+        registry = Registry(Settings(repo=repo.path, database_url=database_url))
         cache = ServingCache(registry.releases)
         cache.load_all()
         prices = {"gpt-4o-mini": type("Price", (), {"input": 0.15, "output": 0.6})()}
@@ -107,7 +95,7 @@ def test_metrics_errors_are_one_line(run, json_of, fails):
 
 
 def test_metrics_through_a_server_reads_its_api(
-    run, json_of, ingest, promptctl, prompt_repo, database_url, monkeypatch
+    run, json_of, ingest, promptctl, repo, database_url, monkeypatch
 ):
     from fastapi.testclient import TestClient
 
@@ -117,7 +105,7 @@ def test_metrics_through_a_server_reads_its_api(
 
     stable, _ = released(run, json_of)
     ingest([event(stable)])
-    app = create_app(ServerSettings(repo=prompt_repo.path, database_url=database_url))
+    app = create_app(ServerSettings(repo=repo.path, database_url=database_url))
     with TestClient(app, base_url="http://promptctl.test") as client:
 
         # The CLI's remote backend talks to the app through the test client.

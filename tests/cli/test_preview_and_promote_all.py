@@ -1,6 +1,6 @@
 """Preview releases of unmerged branches, and `promote --all` / `--if-changed` for CI.
 
-Runs on the `prompt_repo` fixture (support/triage v3 and summarize v1 on `main`) with the
+Runs on the `repo` fixture (support/triage v3 and summarize v1 on `main`) with the
 test's own release database, SQLite and, when configured, PostgreSQL.
 """
 
@@ -20,25 +20,13 @@ BROKEN = (
 
 
 @pytest.fixture
-def run(promptctl, database_url):
-    """Run promptctl against the test's release database (its schema upgraded first)."""
-
-    def invoke(*args: str):
-        return promptctl("--database-url", database_url, *args)
-
-    upgraded = invoke("db", "upgrade")
-    assert upgraded.exit_code == 0, upgraded.output
-    return invoke
-
-
-@pytest.fixture
-def feature(prompt_repo) -> str:
+def feature(repo) -> str:
     """A branch that changes summarize, not merged into main."""
-    prompt_repo.git("checkout", "-q", "-b", "feature")
-    prompt_repo.commit(
+    repo.git("checkout", "-q", "-b", "feature")
+    repo.commit(
         "shorter summaries", {SUMMARIZE: "Summarise in five words:\n{{ article }}\n"}
     )
-    prompt_repo.git("checkout", "-q", "main")
+    repo.git("checkout", "-q", "main")
     return "feature"
 
 
@@ -51,9 +39,9 @@ def history(run, json_of, name: str, environment: str | None = None) -> list[dic
 
 
 def test_a_branch_version_is_promoted_to_development_as_a_preview(
-    run, prompt_repo, feature, json_of
+    run, repo, feature, json_of
 ):
-    head = prompt_repo.git("rev-parse", "feature")
+    head = repo.git("rev-parse", "feature")
     result = run("promote", "summarize@feature", "--env", "development")
     assert result.exit_code == 0, result.stderr
     [state] = json_of(run("status", "summarize", "--json"))
@@ -94,11 +82,11 @@ def test_a_preview_is_refused_in_production_even_with_force(run, feature, fails,
 
 
 def test_after_the_merge_the_version_reaches_production_with_its_number(
-    run, prompt_repo, feature, json_of
+    run, repo, feature, json_of
 ):
     assert run("promote", "summarize@feature", "--env", "development").exit_code == 0
     [preview] = json_of(run("status", "summarize", "--json"))
-    prompt_repo.git("merge", "-q", "--no-ff", feature, "-m", "merge feature")
+    repo.git("merge", "-q", "--no-ff", feature, "-m", "merge feature")
     result = run("promote", "summarize@main", "--env", "production", "--yes")
     assert result.exit_code == 0, result.stderr
     digest = preview["stable"]["digest"]
@@ -112,7 +100,7 @@ def test_after_the_merge_the_version_reaches_production_with_its_number(
 
 
 def test_a_preview_needs_no_yes_in_an_unprotected_environment_but_production_does(
-    run, prompt_repo, fails
+    run, repo, fails
 ):
     fails(run("promote", "summarize", "--env", "production"), "production")
     assert run("promote", "summarize", "--env", "production", "--yes").exit_code == 0
@@ -162,9 +150,9 @@ def test_promote_all_promotes_every_prompt_then_finds_them_all_unchanged(run, js
     ]
 
 
-def test_promote_all_promotes_only_the_prompts_that_changed(run, prompt_repo, json_of):
+def test_promote_all_promotes_only_the_prompts_that_changed(run, repo, json_of):
     assert run("promote", "--all", "--env", "staging").exit_code == 0
-    prompt_repo.commit(
+    repo.commit(
         "shorter summaries", {SUMMARIZE: "Summarise in five words:\n{{ article }}\n"}
     )
     result = run("promote", "--all", "--env", "staging", "--json")
@@ -185,9 +173,9 @@ def test_promote_all_at_a_tag_promotes_the_versions_there(run, json_of):
 
 
 def test_a_prompt_failing_lint_fails_promote_all_while_the_others_are_promoted(
-    run, prompt_repo, json_of
+    run, repo, json_of
 ):
-    prompt_repo.commit("a broken prompt", {"prompts/broken.prompt": BROKEN})
+    repo.commit("a broken prompt", {"prompts/broken.prompt": BROKEN})
     result = run("promote", "--all", "--env", "staging", "--json")
     assert result.exit_code == 1
     assert result.stderr == "error: 1 of 3 prompt(s) could not be promoted to staging\n"
@@ -213,9 +201,9 @@ def test_a_prompt_failing_lint_fails_promote_all_while_the_others_are_promoted(
 
 
 def test_promote_all_with_force_releases_a_prompt_failing_lint_and_logs_it(
-    run, prompt_repo, json_of
+    run, repo, json_of
 ):
-    prompt_repo.commit("a broken prompt", {"prompts/broken.prompt": BROKEN})
+    repo.commit("a broken prompt", {"prompts/broken.prompt": BROKEN})
     result = run("promote", "--all", "--env", "staging", "--force")
     assert result.exit_code == 0, result.stderr
     [entry] = history(run, json_of, "broken")

@@ -1,7 +1,8 @@
 """The release commands end to end: a git repository in tmp_path and the test's own database.
 
-`prompt_repo` has support/triage v1..v3 and summarize v1 on main. Every command runs with
-`--database-url` pointing at a fresh SQLite file or PostgreSQL schema.
+`repo` has support/triage v1..v3 and summarize v1 on main. Every command runs with
+`--database-url` pointing at the test's own SQLite file or PostgreSQL schema, migrated
+(`run`), or, for the `db` commands, still empty.
 """
 
 from __future__ import annotations
@@ -21,18 +22,6 @@ BROKEN = (
     "---\ninput:\n  article: {type: string}\nsamples:\n  - {article: hi}\n---\n"
     "{{ article }} for {{ team }}\n"
 )
-
-
-@pytest.fixture
-def run(promptctl, database_url):
-    """Run promptctl against the test's release database (its schema upgraded first)."""
-
-    def invoke(*args: str):
-        return promptctl("--database-url", database_url, *args)
-
-    upgraded = invoke("db", "upgrade")
-    assert upgraded.exit_code == 0, upgraded.output
-    return invoke
 
 
 @pytest.fixture
@@ -381,10 +370,10 @@ def test_a_refused_command_exits_1_with_one_line_and_changes_nothing(ok, run, fa
 
 
 def test_a_version_failing_lint_needs_force_and_history_says_it_was_forced(
-    ok, run, fails, state, prompt_repo
+    ok, run, fails, state, repo
 ):
     ok("promote", "summarize@v1", "--env", "development")
-    prompt_repo.commit("break summarize", {"prompts/summarize.prompt": BROKEN})
+    repo.commit("break summarize", {"prompts/summarize.prompt": BROKEN})
     before = state()
 
     fails(run("promote", "summarize@v2", "--env", "development"), "fails lint")

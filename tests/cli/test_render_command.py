@@ -98,8 +98,8 @@ def test_a_vars_file_must_hold_a_json_object(promptctl, tmp_path, fails):
     fails(promptctl("render", "summarize", "--vars-file", str(a_list)), "must hold a JSON object")
 
 
-def test_a_sandbox_escape_in_a_prompt_is_refused_cleanly(promptctl, prompt_repo, fails):
-    prompt_repo.write("prompts/evil.prompt", "{{ cycler.__init__.__globals__.os }}")
+def test_a_sandbox_escape_in_a_prompt_is_refused_cleanly(promptctl, repo, fails):
+    repo.write("prompts/evil.prompt", "{{ cycler.__init__.__globals__.os }}")
     fails(promptctl("render", "evil"), "prompts/evil.prompt:1: blocked by the sandbox")
 
 

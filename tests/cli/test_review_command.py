@@ -1,6 +1,6 @@
 """`promptctl review`: the report on stdout or in a file, and the exit code CI gates on.
 
-Branches are made with `git` on top of the `prompt_repo` fixture: support/triage (chat,
+Branches are made with `git` on top of the `repo` fixture: support/triage (chat,
 includes partials/tone.j2) at v3 and summarize (text) at v1 on `main`.
 """
 
@@ -29,16 +29,16 @@ def edited(repo, relpath: str, old: str, new: str) -> str:
 
 
 @pytest.fixture
-def clean(prompt_repo) -> str:
-    branch(prompt_repo, "clean", {SUMMARIZE: "Summarise in one short line:\n{{ article }}\n"})
+def clean(repo) -> str:
+    branch(repo, "clean", {SUMMARIZE: "Summarise in one short line:\n{{ article }}\n"})
     return "clean"
 
 
 @pytest.fixture
-def breaking(prompt_repo) -> str:
+def breaking(repo) -> str:
     """triage gets a required variable without a default."""
     triage = edited(
-        prompt_repo,
+        repo,
         TRIAGE,
         "  urgent: {type: boolean, default: false}\n",
         "  urgent: {type: boolean, default: false}\n  locale: {type: string}\n",
@@ -46,18 +46,18 @@ def breaking(prompt_repo) -> str:
     triage = triage.replace("tier: pro}", "tier: pro, locale: en}")
     triage = triage.replace("tags: [outage]}", "tags: [outage], locale: de}")
     triage = triage.replace("Tier: {{ tier }}.", "Tier: {{ tier }}. Locale: {{ locale }}.")
-    branch(prompt_repo, "breaking", {TRIAGE: triage})
+    branch(repo, "breaking", {TRIAGE: triage})
     return "breaking"
 
 
 @pytest.fixture
-def lint_error(prompt_repo) -> str:
+def lint_error(repo) -> str:
     """triage uses a variable it does not declare, and also breaks callers."""
-    triage = edited(prompt_repo, TRIAGE, "Tier: {{ tier }}.", "Tier: {{ tier }} for {{ team }}.")
+    triage = edited(repo, TRIAGE, "Tier: {{ tier }}.", "Tier: {{ tier }} for {{ team }}.")
     triage = triage.replace("  urgent: {type: boolean, default: false}\n", "")
     triage = triage.replace("{% if urgent %}\nURGENT.\n{% endif %}\n", "")
     triage = triage.replace(", urgent: true", "")
-    branch(prompt_repo, "lint-error", {TRIAGE: triage})
+    branch(repo, "lint-error", {TRIAGE: triage})
     return "lint-error"
 
 
@@ -80,9 +80,9 @@ def test_a_clean_change_exits_0_with_a_passing_result_line(promptctl, clean):
 
 
 def test_the_base_defaults_to_the_tracked_branch_and_the_head_to_head(
-    promptctl, prompt_repo, clean
+    promptctl, repo, clean
 ):
-    prompt_repo.git("checkout", "-q", clean)
+    repo.git("checkout", "-q", clean)
     data = json.loads(promptctl("review", "--format", "json").stdout)
     assert (data["base"]["ref"], data["head"]["ref"]) == ("main", "HEAD")
     assert [p["name"] for p in data["prompts"]] == ["summarize"]
@@ -205,9 +205,9 @@ def test_an_unknown_head_is_one_clear_line(promptctl, fails):
     fails(promptctl("review", "--base", "main", "--head", "no-such-branch"), "no-such-branch")
 
 
-def test_a_base_that_is_not_an_ancestor_works_and_the_report_says_so(promptctl, prompt_repo):
-    branch(prompt_repo, "left", {SUMMARIZE: "Left summary:\n{{ article }}\n"})
-    branch(prompt_repo, "right", {"prompts/partials/tone.j2": "Be very brief.\n"})
+def test_a_base_that_is_not_an_ancestor_works_and_the_report_says_so(promptctl, repo):
+    branch(repo, "left", {SUMMARIZE: "Left summary:\n{{ article }}\n"})
+    branch(repo, "right", {"prompts/partials/tone.j2": "Be very brief.\n"})
     as_json = promptctl("review", "--base", "left", "--head", "right", "--format", "json")
     assert as_json.exit_code == 0, as_json.stderr
     data = json.loads(as_json.stdout)
@@ -243,13 +243,13 @@ def test_a_repository_without_commits_is_one_clear_line(promptctl, make_git_repo
 
 
 def test_a_binary_prompt_file_is_reported_for_that_prompt_without_a_traceback(
-    promptctl, prompt_repo
+    promptctl, repo
 ):
-    prompt_repo.git("checkout", "-q", "-b", "binary")
-    (prompt_repo.path / "prompts" / "logo.prompt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
-    (prompt_repo.path / "prompts" / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
-    prompt_repo.commit("an image where a prompt should be")
-    prompt_repo.git("checkout", "-q", "main")
+    repo.git("checkout", "-q", "-b", "binary")
+    (repo.path / "prompts" / "logo.prompt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    (repo.path / "prompts" / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    repo.commit("an image where a prompt should be")
+    repo.git("checkout", "-q", "main")
     result = promptctl("review", "--base", "main", "--head", "binary")
     assert result.exit_code == 1
     assert result.exception is None or isinstance(result.exception, SystemExit)
@@ -266,13 +266,13 @@ def test_a_binary_prompt_file_is_reported_for_that_prompt_without_a_traceback(
     assert [p["name"] for p in data["prompts"]] == ["logo"]  # logo.png is not a prompt
 
 
-def test_an_undecodable_prompt_file_is_reported_with_its_line(promptctl, prompt_repo):
-    prompt_repo.git("checkout", "-q", "-b", "latin1")
-    (prompt_repo.path / "prompts" / "cafe.prompt").write_bytes(
+def test_an_undecodable_prompt_file_is_reported_with_its_line(promptctl, repo):
+    repo.git("checkout", "-q", "-b", "latin1")
+    (repo.path / "prompts" / "cafe.prompt").write_bytes(
         "Line one.\nCaf\xe9 au lait.\n".encode("latin-1")
     )
-    prompt_repo.commit("a latin-1 prompt")
-    prompt_repo.git("checkout", "-q", "main")
+    repo.commit("a latin-1 prompt")
+    repo.git("checkout", "-q", "main")
     result = promptctl("review", "--base", "main", "--head", "latin1", "--format", "json")
     assert result.exit_code == 1
     [cafe] = json.loads(result.stdout)["prompts"]
@@ -283,24 +283,12 @@ def test_an_undecodable_prompt_file_is_reported_with_its_line(promptctl, prompt_
 # -- what runs today ------------------------------------------------------------------
 
 
-@pytest.fixture
-def with_db(promptctl, database_url):
-    """Run promptctl against the test's release database (its schema upgraded first)."""
-
-    def run(*args: str):
-        return promptctl("--database-url", database_url, *args)
-
-    upgraded = run("db", "upgrade")
-    assert upgraded.exit_code == 0, upgraded.output
-    return run
-
-
-def test_a_released_prompt_shows_what_runs_today(with_db, prompt_repo, json_of):
-    promoted = with_db("promote", "summarize", "--env", "staging")
+def test_a_released_prompt_shows_what_runs_today(run, repo, json_of):
+    promoted = run("promote", "summarize", "--env", "staging")
     assert promoted.exit_code == 0, promoted.stderr
-    digest = json_of(with_db("status", "summarize", "--json"))[0]["stable"]["digest"]
+    digest = json_of(run("status", "summarize", "--json"))[0]["stable"]["digest"]
     branch(
-        prompt_repo,
+        repo,
         "both",
         {
             SUMMARIZE: "Summarise in one short line:\n{{ article }}\n",
@@ -308,7 +296,7 @@ def test_a_released_prompt_shows_what_runs_today(with_db, prompt_repo, json_of):
         },
     )
     data = json.loads(
-        with_db("review", "--base", "main", "--head", "both", "--format", "json").stdout
+        run("review", "--base", "main", "--head", "both", "--format", "json").stdout
     )
     prompts = {p["name"]: p for p in data["prompts"]}
     [row] = prompts["summarize"]["releases"]
@@ -316,7 +304,7 @@ def test_a_released_prompt_shows_what_runs_today(with_db, prompt_repo, json_of):
     assert row["stable"] == f"v1 ({digest[:12]})"
     assert row["canary"] is None
     assert prompts["support/triage"]["releases"] == []
-    markdown = with_db("review", "--base", "main", "--head", "both")
+    markdown = run("review", "--base", "main", "--head", "both")
     assert markdown.exit_code == 0, markdown.stderr
     lines = markdown.stdout.splitlines()
     assert "**Running today**" in lines
@@ -328,62 +316,62 @@ def test_a_released_prompt_shows_what_runs_today(with_db, prompt_repo, json_of):
     assert "**Released:** nowhere yet." in lines
 
 
-def test_a_canary_shows_with_its_weight(with_db, prompt_repo):
-    assert with_db("promote", "summarize", "--env", "staging").exit_code == 0
-    branch(prompt_repo, "canary", {SUMMARIZE: "Summarise in one short line:\n{{ article }}\n"})
-    started = with_db("promote", "summarize@canary", "--env", "staging", "--canary", "12.5")
+def test_a_canary_shows_with_its_weight(run, repo):
+    assert run("promote", "summarize", "--env", "staging").exit_code == 0
+    branch(repo, "canary", {SUMMARIZE: "Summarise in one short line:\n{{ article }}\n"})
+    started = run("promote", "summarize@canary", "--env", "staging", "--canary", "12.5")
     assert started.exit_code == 0, started.stderr
     data = json.loads(
-        with_db("review", "--base", "main", "--head", "canary", "--format", "json").stdout
+        run("review", "--base", "main", "--head", "canary", "--format", "json").stdout
     )
     [summarize] = data["prompts"]
     [row] = summarize["releases"]
-    head = prompt_repo.git("rev-parse", "canary")
+    head = repo.git("rev-parse", "canary")
     assert row["stable"].startswith("v1 (")
     assert row["canary"] == (
         f"{summarize['new']['digest'][:12]} (preview of canary@{head[:10]}) @ 12.5%"
     )
 
 
-def test_a_removed_prompt_that_is_released_is_a_breaking_change(with_db, prompt_repo):
-    assert with_db("promote", "summarize", "--env", "staging").exit_code == 0
-    prompt_repo.git("checkout", "-q", "-b", "drop-summarize")
-    prompt_repo.git("rm", "-q", SUMMARIZE)
-    prompt_repo.commit("drop summarize")
-    prompt_repo.git("checkout", "-q", "main")
-    result = with_db("review", "--base", "main", "--head", "drop-summarize", "--format", "json")
+def test_a_removed_prompt_that_is_released_is_a_breaking_change(run, repo):
+    assert run("promote", "summarize", "--env", "staging").exit_code == 0
+    repo.git("checkout", "-q", "-b", "drop-summarize")
+    repo.git("rm", "-q", SUMMARIZE)
+    repo.commit("drop summarize")
+    repo.git("checkout", "-q", "main")
+    result = run("review", "--base", "main", "--head", "drop-summarize", "--format", "json")
     assert result.exit_code == 1
     assert "1 breaking change(s)" in result.stderr
     [summarize] = json.loads(result.stdout)["prompts"]
     assert summarize["change"] == "removed"
     assert summarize["breaking"] == ["'summarize' is removed but released in staging"]
-    accepted = with_db("review", "--base", "main", "--head", "drop-summarize", "--allow-breaking")
+    accepted = run("review", "--base", "main", "--head", "drop-summarize", "--allow-breaking")
     assert accepted.exit_code == 0
     assert "- ⚠️ 'summarize' is removed but released in staging" in accepted.stdout
 
 
 def test_without_a_database_there_is_no_release_section_and_nothing_is_created(
-    promptctl, prompt_repo, clean
+    promptctl, repo, clean
 ):
-    before = sorted(p.name for p in prompt_repo.path.iterdir())
+    before = sorted(p.name for p in repo.path.iterdir())
     markdown = promptctl("review", "--base", "main", "--head", clean)
     as_json = promptctl("review", "--base", "main", "--head", clean, "--format", "json")
     assert markdown.exit_code == 0
     assert "Running today" not in markdown.stdout
     assert "Released:" not in markdown.stdout
     assert json.loads(as_json.stdout)["prompts"][0]["releases"] is None
-    assert not (prompt_repo.path / ".promptctl").exists()
-    assert sorted(p.name for p in prompt_repo.path.iterdir()) == before
+    assert not (repo.path / ".promptctl").exists()
+    assert sorted(p.name for p in repo.path.iterdir()) == before
 
 
-def test_the_review_shows_the_metrics_of_what_runs_today(with_db, prompt_repo, database_url):
+def test_the_review_shows_the_metrics_of_what_runs_today(run, repo, database_url):
     from fastapi.testclient import TestClient
 
     from promptctl.server.app import create_app
     from promptctl.server.settings import ServerSettings
 
-    assert with_db("promote", "summarize", "--env", "staging").exit_code == 0
-    settings = ServerSettings(repo=prompt_repo.path, database_url=database_url)
+    assert run("promote", "summarize", "--env", "staging").exit_code == 0
+    settings = ServerSettings(repo=repo.path, database_url=database_url)
     with TestClient(create_app(settings)) as api:
         digest = api.get("/v1/prompts/summarize/resolve", params={"env": "staging"}).json()
         events = [
@@ -400,8 +388,8 @@ def test_the_review_shows_the_metrics_of_what_runs_today(with_db, prompt_repo, d
             for i in range(20)
         ]
         assert api.post("/v1/metrics", json={"events": events}).json()["accepted"] == 20
-    branch(prompt_repo, "shorter", {SUMMARIZE: "Summarise in five words:\n{{ article }}\n"})
-    result = with_db("review", "--base", "main", "--head", "shorter", "--format", "json")
+    branch(repo, "shorter", {SUMMARIZE: "Summarise in five words:\n{{ article }}\n"})
+    result = run("review", "--base", "main", "--head", "shorter", "--format", "json")
     assert result.stdout, result.stderr
     [summarize] = [p for p in json.loads(result.stdout)["prompts"] if p["name"] == "summarize"]
     [row] = summarize["releases"]
@@ -409,6 +397,6 @@ def test_the_review_shows_the_metrics_of_what_runs_today(with_db, prompt_repo, d
     assert row["metrics"]["error_rate"] == pytest.approx(0.1)
     assert row["metrics"]["mean_cost_usd"] == pytest.approx(0.002)
     assert row["metrics"]["mean_quality"] == pytest.approx(0.5)
-    markdown = with_db("review", "--base", "main", "--head", "shorter").stdout
+    markdown = run("review", "--base", "main", "--head", "shorter").stdout
     assert "| staging | v1 (" in markdown
     assert "| 20 | 10.0% |" in markdown

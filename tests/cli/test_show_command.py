@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 
-def test_show_prints_where_the_version_comes_from_and_its_file(promptctl, prompt_repo):
+def test_show_prints_where_the_version_comes_from_and_its_file(promptctl, repo):
     result = promptctl("show", "support/triage")
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    sha = prompt_repo.git("rev-parse", "HEAD")
+    sha = repo.git("rev-parse", "HEAD")
     assert lines[0].startswith("# support/triage v3  digest ")
     assert lines[1] == "# from working tree"
     assert lines[2].startswith(f"# first appeared in {sha[:10]} by Test Author on ")
@@ -17,7 +17,7 @@ def test_show_prints_where_the_version_comes_from_and_its_file(promptctl, prompt
     assert lines[3] == "# partials: partials/tone.j2"
     assert lines[4] == "# file: prompts/support/triage.prompt"
     assert "\n".join(lines[5:]) + "\n" == (
-        prompt_repo.path / "prompts/support/triage.prompt"
+        repo.path / "prompts/support/triage.prompt"
     ).read_text()
 
 
@@ -32,10 +32,10 @@ def test_show_accepts_every_reference_form_after_the_at_sign(promptctl, ref, lab
     assert result.stdout.startswith(f"# support/triage {label}  digest ")
 
 
-def test_show_accepts_a_digest_prefix_and_a_commit_sha(promptctl, prompt_repo, json_of):
+def test_show_accepts_a_digest_prefix_and_a_commit_sha(promptctl, repo, json_of):
     digest = json_of(promptctl("show", "support/triage@v2", "--json"))["digest"]
     assert json_of(promptctl("show", f"support/triage@{digest[:7]}", "--json"))["label"] == "v2"
-    sha = prompt_repo.git("rev-parse", "HEAD~2")
+    sha = repo.git("rev-parse", "HEAD~2")
     data = json_of(promptctl("show", f"support/triage@{sha}", "--json"))
     assert (data["label"], data["commit"]["sha"]) == ("v1", sha)
 
@@ -63,18 +63,18 @@ def test_show_body_only_prints_the_template_body(promptctl):
     assert result.stdout == "Summarise in one line:\n{{ article }}\n"
 
 
-def test_an_uncommitted_version_is_shown_without_a_number(promptctl, prompt_repo):
-    prompt_repo.write("prompts/summarize.prompt", "Shorter: {{ article }}\n")
+def test_an_uncommitted_version_is_shown_without_a_number(promptctl, repo):
+    repo.write("prompts/summarize.prompt", "Shorter: {{ article }}\n")
     lines = promptctl("show", "summarize").stdout.splitlines()
     assert lines[0].startswith("# summarize ")
     assert "v1" not in lines[0]
     assert lines[2] == "# not on branch 'main' yet: no version number"
 
 
-def test_a_version_only_on_a_branch_is_shown_without_a_number(promptctl, prompt_repo, json_of):
-    prompt_repo.git("checkout", "-q", "-b", "feature")
-    prompt_repo.commit("feature work", {"prompts/summarize.prompt": "Feature {{ article }}"})
-    prompt_repo.git("checkout", "-q", "main")
+def test_a_version_only_on_a_branch_is_shown_without_a_number(promptctl, repo, json_of):
+    repo.git("checkout", "-q", "-b", "feature")
+    repo.commit("feature work", {"prompts/summarize.prompt": "Feature {{ article }}"})
+    repo.git("checkout", "-q", "main")
     data = json_of(promptctl("show", "summarize@feature", "--json"))
     assert data["version"] is None
     assert data["label"] == data["digest"][:12]

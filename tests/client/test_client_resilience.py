@@ -283,6 +283,7 @@ def test_a_server_answering_errors_or_garbage_leaves_the_client_serving_stale(
 # -- slow servers ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_silent_server_never_holds_a_first_get_beyond_the_timeout(
     silent_server: SilentServer, bundle: Path, transport: RecordingTransport
 ) -> None:
@@ -342,6 +343,7 @@ def test_a_hanging_refresh_never_delays_a_cached_get(
 # -- tokens ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_revoked_token_leaves_the_client_serving_its_prompts(
     prompt_repo: Path, tmp_path: Path, start_server: Callable[..., ServerProcess]
 ) -> None:

@@ -6,22 +6,24 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from promptctl.server.app import create_app
-from promptctl.server.settings import ServerSettings
-
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
-def strict_api(git_repo, database_url):
+def repo(git_repo):
+    """greet v1 and v2."""
     git_repo.commit("greet", {"prompts/greet.prompt": "Hello.\n"})
     git_repo.commit("greet 2", {"prompts/greet.prompt": "Hello again.\n"})
-    app = create_app(ServerSettings(repo=git_repo.path, database_url=database_url))
-    with TestClient(app) as client:
-        for body in ({"ref": "HEAD~1"}, {"ref": "HEAD", "canary_weight": 5}):
-            promoted = client.post("/v1/prompts/greet/promote", json={"env": "staging", **body})
-            assert promoted.status_code == 200, promoted.text
-        yield client
+    return git_repo
+
+
+@pytest.fixture
+def strict_api(client: TestClient) -> TestClient:
+    """The client, with greet v1 stable and v2 a 5% canary in staging."""
+    for body in ({"ref": "HEAD~1"}, {"ref": "HEAD", "canary_weight": 5}):
+        promoted = client.post("/v1/prompts/greet/promote", json={"env": "staging", **body})
+        assert promoted.status_code == 200, promoted.text
+    return client
 
 
 @sqlite_only

@@ -38,6 +38,7 @@ server maps them in one handler and the CLI in one place, without knowing the cl
         AlreadyStable
         AlreadyCanary
         WeightUnchanged
+        NeverStableHere
         NothingToRollBack
         ReleaseConflict
         RevisionMismatch                412  (HTTP If-Match)
@@ -88,6 +89,7 @@ __all__ = [
     "NoStableForCanary",
     "NotARepository",
     "NotFound",
+    "NeverStableHere",
     "NothingToRollBack",
     "ObjectMissing",
     "OtherEnvironment",
@@ -559,6 +561,22 @@ class WeightUnchanged(ReleaseError):
         self.environment = environment
         self.weight = weight
         super().__init__(f"the canary is already at {weight}")
+
+
+class NeverStableHere(ReleaseError):
+    """A rollback target that was never stable in that environment (promote it instead)."""
+
+    status = 409
+    title = "Invalid release action"
+
+    def __init__(self, prompt: str, environment: str, label: str) -> None:
+        self.prompt = prompt
+        self.environment = environment
+        self.label = label
+        super().__init__(
+            f"{label} of '{prompt}' was never stable in {environment}: rollback only goes back "
+            "to an earlier stable version; promote it instead (with its checks)"
+        )
 
 
 class NothingToRollBack(ReleaseError):

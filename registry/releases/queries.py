@@ -94,18 +94,27 @@ def environment_infos(session: Session) -> list[EnvironmentInfo]:
 
 def stable_stack(session: Session, prompt: str, environment: str) -> list[str]:
     """Replay the log: promotions push the new stable version, rollbacks pop it."""
+    return stable_history(session, prompt, environment)[0]
+
+
+def stable_history(
+    session: Session, prompt: str, environment: str
+) -> tuple[list[str], frozenset[str]]:
+    """Replay the log: the stack of stable versions, and every version ever stable there."""
     rows = session.execute(
         select(ReleaseLog.action, ReleaseLog.to_digest)
         .where(ReleaseLog.prompt == prompt, ReleaseLog.environment == environment)
         .order_by(ReleaseLog.id)
     ).all()
     stack: list[str] = []
+    ever: set[str] = set()
     for action, to_digest in rows:
         if action in PUSHES and to_digest:
             stack.append(to_digest)
+            ever.add(to_digest)
         elif action == "rollback" and stack:
             stack.pop()
-    return stack
+    return stack, frozenset(ever)
 
 
 def release_states(

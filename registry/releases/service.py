@@ -23,6 +23,7 @@ from promptctl.registry.errors import (
     InvalidEnvironmentName,
     InvalidWeight,
     LintFailed,
+    NeverStableHere,
     NoCanary,
     NoStableForCanary,
     NothingToRollBack,
@@ -47,7 +48,7 @@ from promptctl.registry.releases.queries import (
     read_snapshots,
     release_fingerprint,
     release_states,
-    stable_stack,
+    stable_history,
     store_snapshot,
     write_release,
     written_state,
@@ -85,6 +86,7 @@ class _Observed:
 class _Current:
     release: Release | None
     stack: list[str]
+    ever_stable: frozenset[str]  # every version stable here at some point
 
 
 class ReleaseService:
@@ -387,7 +389,8 @@ class ReleaseService:
         """Abort a canary; without one, put back the stable version before the last change.
 
         Rolling back twice goes back two releases: the stable versions form a stack that
-        promotions push and rollbacks pop. `to` rolls back to a given version instead.
+        promotions push and rollbacks pop. `to` rolls back to a given version instead, one
+        that was stable in this environment before (anything else is a promotion).
         Rollback is always immediate, so it needs no confirmation in protected environments.
         """
         observed = self._observe(prompt, environment, expected_revision, True)
@@ -409,6 +412,10 @@ class ReleaseService:
             if to is not None:
                 if to.digest == release.stable_digest:
                     raise AlreadyStable(prompt, environment, to.label, "rollback")
+                # Going back needs no checks only because the version passed them when it
+                # was promoted here; anything else must go through promote and its guards.
+                if to.digest not in current.ever_stable:
+                    raise NeverStableHere(prompt, environment, to.label)
                 return _Change("rollback_to", to.digest, None, 0, release.stable_digest, to.digest)
             if len(current.stack) < 2:
                 raise NothingToRollBack(prompt, environment)
@@ -470,7 +477,7 @@ class ReleaseService:
                     if observed.explicit:
                         raise RevisionMismatch(prompt, environment, observed.revision, actual)
                     raise ReleaseConflict(prompt, environment)
-                new = change(_Current(release, stable_stack(session, prompt, environment)))
+                new = change(_Current(release, *stable_history(session, prompt, environment)))
                 if snapshot is not None:
                     store_snapshot(session, snapshot)
                 now = utcnow()

@@ -476,12 +476,23 @@ def test_rollback_after_rollback_to_returns_to_what_was_stable_before_it(release
     assert released(state) == ("v3", None, 0, 5)
 
 
-def test_rollback_to_a_version_never_released_snapshots_it(releases, library):
+def test_rollback_to_a_version_never_stable_there_is_refused_and_changes_nothing(
+    releases, library
+):
     promote(releases, greet(library, "v2"))
+
+    with refused(releases, ReleaseError, "v1 of 'greet' was never stable in development"):
+        releases.rollback("greet", "development", actor=ACTOR, to=greet(library, "v1"))
+
+
+def test_rollback_to_an_earlier_stable_version_restores_it(releases, library):
+    promote(releases, greet(library, "v1"))
+    promote(releases, greet(library, "v2"))
+    promote(releases, greet(library, "v3"))
 
     state = releases.rollback("greet", "development", actor=ACTOR, to=greet(library, "v1"))
 
-    assert released(state) == ("v1", None, 0, 2)
+    assert released(state) == ("v1", None, 0, 4)
     assert releases.snapshot("greet", greet(library, "v1").digest).files()["greet.prompt"] == (
         greeting(1)
     )

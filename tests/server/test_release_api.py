@@ -100,6 +100,7 @@ def test_rollback_with_a_canary_aborts_it(client):
 
 
 def test_rollback_to_a_given_version_makes_it_stable(client):
+    ok(act(client, "promote", {"env": "staging", "ref": "v1"}))
     ok(act(client, "promote", {"env": "staging", "ref": "v3"}))
     rolled = ok(act(client, "rollback", {"env": "staging", "to": "release-1"}))
     assert rolled["stable"]["label"] == "v1"
@@ -293,3 +294,15 @@ def test_a_history_limit_that_is_not_a_positive_number_is_a_422_problem(client, 
     ok(act(client, "promote", {"env": "staging", "ref": "v1"}))
     response = client.get(f"/v1/prompts/{TRIAGE}/history", params={"limit": limit})
     assert "limit" in problem_of(response, 422)["detail"]
+
+
+def test_rollback_to_an_unmerged_branch_is_refused_even_in_production(client, repo):
+    ok(act(client, "promote", {"env": "production", "ref": "v1", "confirm": True}))
+    ok(act(client, "promote", {"env": "production", "ref": "v2", "confirm": True}))
+    repo.git("checkout", "-q", "-b", "feature")
+    repo.commit("unreviewed", {"prompts/support/triage.prompt": "{{ broken\n"})
+    repo.git("checkout", "-q", "main")
+    answer = act(client, "rollback", {"env": "production", "to": "feature"})
+    assert answer.status_code == 409
+    assert "was never stable in production" in answer.json()["detail"]
+    assert state(client, "production")["stable"]["label"] == "v2"

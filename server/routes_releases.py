@@ -37,6 +37,9 @@ if TYPE_CHECKING:
     from promptctl.registry.auth import TokenInfo
 
 router = APIRouter(prefix="/v1", tags=["releases"])
+# The most log entries one request may ask for: a bound, so that a huge number is a 422
+# rather than an integer the database cannot hold.
+MAX_HISTORY = 10_000
 
 
 def _expected_revision(request: Request) -> int | None:
@@ -160,7 +163,9 @@ def history(
     request: Request,
     ctx: ContextDep,
     env: str | None = None,
-    limit: int | None = Query(default=None, ge=1, description="At most this many entries."),
+    limit: int | None = Query(
+        default=None, ge=1, le=MAX_HISTORY, description="At most this many entries."
+    ),
 ) -> list[dict[str, Any]]:
     ctx.authorize(request, "read", env)
     return [e.to_json() for e in ctx.registry.history(name, env, limit=limit)]

@@ -194,11 +194,11 @@ def parse_time(text: str | None, now: datetime | None = None) -> datetime | None
     if value == "now":
         return now
     parts = _RELATIVE.findall(value)
-    if parts and _RELATIVE.sub("", value).strip() == "":
-        return now - timedelta(seconds=sum(int(n) * _UNITS[unit] for n, unit in parts))
     try:
+        if parts and _RELATIVE.sub("", value).strip() == "":
+            return now - timedelta(seconds=sum(int(n) * _UNITS[unit] for n, unit in parts))
         moment = datetime.fromisoformat(text.strip())
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # OverflowError: further back than year 1
         raise UsageError(
             f"'{text}' is not a time: use ISO 8601 (2026-11-23T10:00Z) or a duration ago "
             "(15m, 24h, 7d)"

@@ -154,6 +154,12 @@ def test_a_window_bound_that_is_not_a_time_is_a_usage_error():
         parse_time("yesterday", NOW)
 
 
+@pytest.mark.parametrize("text", ["999999d", "9999999999d", "1" + "0" * 20 + "m"])
+def test_a_duration_ago_beyond_the_calendar_is_a_usage_error(text):
+    with pytest.raises(UsageError, match="not a time"):
+        parse_time(text, NOW)
+
+
 DIGEST = "a" * 64
 
 

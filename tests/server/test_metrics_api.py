@@ -218,6 +218,8 @@ def test_summary_problems(client, promote, problem_of):
     )
     bad_time = problem_of(client.get(url, params={"env": "staging", "since": "soon"}), 400)
     assert "'soon' is not a time" in bad_time["detail"]
+    too_far = problem_of(client.get(url, params={"env": "staging", "until": "10" * 12 + "d"}), 400)
+    assert "is not a time" in too_far["detail"]
     empty = problem_of(
         client.get(url, params={"env": "staging", "since": "now", "until": "1h"}), 400
     )

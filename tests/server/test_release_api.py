@@ -289,8 +289,10 @@ def test_unprotecting_an_environment_drops_the_confirmation(client):
     ok(act(client, "promote", {"env": "production", "ref": "v1"}))
 
 
-@pytest.mark.parametrize("limit", [-1, 0, "many"])
-def test_a_history_limit_that_is_not_a_positive_number_is_a_422_problem(client, problem_of, limit):
+@pytest.mark.parametrize("limit", [-1, 0, "many", 10_001, 10**20])
+def test_a_history_limit_that_is_not_a_number_from_1_to_10000_is_a_422_problem(
+    client, problem_of, limit
+):
     ok(act(client, "promote", {"env": "staging", "ref": "v1"}))
     response = client.get(f"/v1/prompts/{TRIAGE}/history", params={"limit": limit})
     assert "limit" in problem_of(response, 422)["detail"]

@@ -311,6 +311,9 @@ def render_command(
     version = options.library.get(name, ref)
     variables = _collect_variables(version.prompt, pairs, vars_file, sample)
     rendered = version.render(variables)
+    if rendered.ignored:
+        names = ", ".join(rendered.ignored)
+        click.echo(f"warning: {name}@{version.label} does not declare {names}: ignored", err=True)
     if as_json:
         emit_json(
             {

@@ -14,7 +14,6 @@ from jinja2.exceptions import TemplateSyntaxError
 from promptctl.registry.errors import InvalidPromptFile, RegistryError
 from promptctl.registry.prompts.library import PromptLibrary, PromptVersion, Snapshot
 from promptctl.registry.prompts.rendering import make_environment
-from promptctl.registry.prompts.variables import validate_variables
 from promptctl.registry.prompts.versions import normalize_include
 
 ERROR = "error"
@@ -206,8 +205,7 @@ def _lint_loaded(
     for index, sample in enumerate(prompt.samples):
         line = prompt.line_of(f"samples[{index}]")
         try:
-            values = validate_variables(name, prompt.inputs, sample)
-            version.render(values)
+            rendered = version.render(sample)
         except RegistryError as exc:
             detail = exc.detail if isinstance(exc, InvalidPromptFile) else str(exc)
             where = (
@@ -216,6 +214,16 @@ def _lint_loaded(
                 else ""
             )
             add(prompt.path, line, ERROR, "sample-fails", f"sample {index + 1}: {detail}{where}")
+            continue
+        if rendered.ignored:
+            names = ", ".join(f"'{n}'" for n in rendered.ignored)
+            add(
+                prompt.path,
+                line,
+                WARNING,
+                "sample-undeclared",
+                f"sample {index + 1} passes {names}, not declared in 'input': ignored",
+            )
     return out
 
 

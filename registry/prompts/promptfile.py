@@ -38,8 +38,9 @@ _KNOWN_KEYS: dict[str, tuple[type, ...]] = {
     "tags": (list,),
     "samples": (list,),
     "roles": (list,),
+    "strict": (bool,),
 }
-_TYPE_NAMES = {str: "a string", dict: "a mapping", list: "a list"}
+_TYPE_NAMES = {str: "a string", dict: "a mapping", list: "a list", bool: "true or false"}
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,11 @@ class PromptFile:
         """The roles a message block may take from data: `roles:`, else user and assistant."""
         roles = self.front_matter.get("roles")
         return tuple(roles) if roles else DEFAULT_DATA_ROLES
+
+    @property
+    def strict(self) -> bool:
+        """`strict: true`: a variable the prompt does not declare is an error, not ignored."""
+        return self.front_matter.get("strict") is True
 
     @property
     def samples(self) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ from promptctl.registry.prompts.rendering import (
     make_environment,
     render_compiled,
 )
-from promptctl.registry.prompts.variables import validate_variables
+from promptctl.registry.prompts.variables import undeclared, validate_variables
 
 if TYPE_CHECKING:
     from promptctl.registry.prompts.gitstore import CommitInfo
@@ -90,9 +90,14 @@ class PromptVersion:
     def render(
         self, variables: Mapping[str, Any], *, limits: RenderLimits | None = None
     ) -> Rendered:
-        """Validate the variables and render this version within `limits` (else its own)."""
-        values = validate_variables(self.name, self.prompt.inputs, variables)
-        return render_compiled(
+        """Validate the variables and render this version within `limits` (else its own).
+
+        Variables the version does not declare are left out and named in `ignored`, unless
+        the prompt says `strict: true` (then they are an error).
+        """
+        inputs, strict = self.prompt.inputs, self.prompt.strict
+        values = validate_variables(self.name, inputs, variables, strict=strict)
+        rendered = render_compiled(
             self.template,
             values,
             chat=self.is_chat,
@@ -100,6 +105,8 @@ class PromptVersion:
             limits=limits or self.limits,
             data_roles=self.prompt.data_roles,
         )
+        ignored = () if strict else undeclared(inputs, variables)
+        return replace(rendered, ignored=ignored) if ignored else rendered
 
     def to_json(self, *, content: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {

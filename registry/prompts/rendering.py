@@ -52,19 +52,28 @@ class Message:
 
 @dataclass(frozen=True)
 class Rendered:
-    """The result of rendering: chat messages, or text for a body without message blocks."""
+    """The result of rendering: chat messages, or text for a body without message blocks.
+
+    `ignored` names the variables the caller gave that the version does not declare: they
+    were left out of the rendering (a `strict: true` prompt refuses them instead).
+    """
 
     messages: tuple[Message, ...] | None
     text: str | None
+    ignored: tuple[str, ...] = ()
 
     @property
     def is_chat(self) -> bool:
         return self.messages is not None
 
     def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any]
         if self.messages is not None:
-            return {"messages": [m.to_dict() for m in self.messages]}
-        return {"text": self.text}
+            out = {"messages": [m.to_dict() for m in self.messages]}
+        else:
+            out = {"text": self.text}
+        out["ignored"] = list(self.ignored)
+        return out
 
 
 class _Collector:

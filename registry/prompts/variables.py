@@ -116,19 +116,25 @@ def _json_type(value: Any) -> str:
 
 
 def validate_variables(
-    name: str, inputs: dict[str, InputSpec] | None, given: Mapping[str, Any]
+    name: str,
+    inputs: dict[str, InputSpec] | None,
+    given: Mapping[str, Any],
+    *,
+    strict: bool = False,
 ) -> dict[str, Any]:
     """Check variables against the declarations and return them with defaults filled in.
 
-    A prompt without an `input` section accepts any variables. With one, an undeclared
-    variable is an error: a caller passing it is most likely out of date.
+    A prompt without an `input` section accepts any variables. With one, a variable it
+    does not declare is left out of the values (see `undeclared`), so one caller can serve
+    a stable and a canary that differ by an optional variable; with `strict` (the prompt's
+    `strict: true`) it is an error instead.
     """
     if inputs is None:
         return dict(given)
     problems = []
     values: dict[str, Any] = {}
-    for key in given:
-        if key not in inputs:
+    if strict:
+        for key in undeclared(inputs, given):
             declared = ", ".join(sorted(inputs)) or "none"
             problems.append(f"'{key}' is not declared (declared: {declared})")
     for key, spec in inputs.items():
@@ -145,6 +151,14 @@ def validate_variables(
     if problems:
         raise VariablesInvalid(name, problems)
     return values
+
+
+def undeclared(inputs: Mapping[str, InputSpec] | None, given: Mapping[str, Any]) -> tuple[str, ...]:
+    """Return the names among `given` that `inputs` does not declare, in the order given
+    (none when there is no `input` section: such a prompt takes any variables)."""
+    if inputs is None:
+        return ()
+    return tuple(str(key) for key in given if key not in inputs)
 
 
 def coerce_text(spec: InputSpec | None, raw: str) -> Any:

@@ -77,7 +77,6 @@ def test_a_variable_value_cannot_forge_a_message(promptctl, json_of):
         (["--var", "ticket=t", "--var", "tier=gold"], "'tier': \"gold\" is not one of"),
         (["--var", "ticket=t", "--var", "urgent=maybe"], "'urgent': expected boolean, got string"),
         (["--var", "ticket=t", "--var", "tags=a,b"], "'tags': expected array, got string"),
-        (["--var", "ticket=t", "--var", "mood=happy"], "'mood' is not declared"),
         (["--var", "ticket"], "--var 'ticket': expected KEY=VALUE"),
         (["--var", "=x"], "--var '=x': expected KEY=VALUE"),
         (["--sample", "3"], "--sample 3: prompts/support/triage.prompt has 2 sample(s)"),
@@ -86,6 +85,17 @@ def test_a_variable_value_cannot_forge_a_message(promptctl, json_of):
 )
 def test_bad_variables_are_one_clear_error_line(promptctl, fails, args, message):
     fails(promptctl("render", "support/triage", *args), message)
+
+
+def test_an_undeclared_variable_is_ignored_with_a_warning(promptctl):
+    result = promptctl("render", "support/triage", "--var", "ticket=t", "--var", "mood=happy")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.endswith("[user]\nt\n")
+    assert result.stderr == "warning: support/triage@v3 does not declare mood: ignored\n"
+    data = json.loads(promptctl(
+        "render", "support/triage", "--var", "ticket=t", "--var", "mood=happy", "--json"
+    ).stdout)
+    assert data["ignored"] == ["mood"]
 
 
 def test_a_vars_file_must_hold_a_json_object(promptctl, tmp_path, fails):

@@ -41,7 +41,8 @@ def test_message_blocks_render_to_role_and_content_pairs():
         "messages": [
             {"role": "system", "content": "You help with Acme."},
             {"role": "user", "content": "Where is my invoice?"},
-        ]
+        ],
+        "ignored": [],
     }
 
 
@@ -50,7 +51,7 @@ def test_a_body_without_message_blocks_renders_to_stripped_text():
     rendered = render(body, {"article": "it", "n": 5})
     assert not rendered.is_chat
     assert rendered.text == "Summarise it in 5 words."
-    assert rendered.to_json() == {"text": "Summarise it in 5 words."}
+    assert rendered.to_json() == {"text": "Summarise it in 5 words.", "ignored": []}
 
 
 @pytest.mark.parametrize(

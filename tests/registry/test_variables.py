@@ -11,6 +11,7 @@ from promptctl.registry.prompts.variables import (
     INPUT_TYPES,
     InputSpec,
     coerce_text,
+    undeclared,
     validate_variables,
 )
 
@@ -25,9 +26,9 @@ INPUTS = {
 }
 
 
-def problems_of(inputs, given):
+def problems_of(inputs, given, *, strict=False):
     with pytest.raises(VariablesInvalid) as caught:
-        validate_variables("support/triage", inputs, given)
+        validate_variables("support/triage", inputs, given, strict=strict)
     return caught.value.problems
 
 
@@ -40,14 +41,21 @@ def test_a_missing_required_variable_is_named():
     assert problems_of(INPUTS, {}) == ["'ticket' is required"]
 
 
-def test_an_undeclared_variable_is_refused_and_the_declared_ones_listed():
-    problems = problems_of(INPUTS, {"ticket": "t", "tone": "warm"})
+def test_an_undeclared_variable_is_left_out_and_named():
+    given_values = {"ticket": "t", "tone": "warm", "mood": "calm"}
+    values = validate_variables("support/triage", INPUTS, given_values)
+    assert values == {"ticket": "t", "tier": "free"}
+    assert undeclared(INPUTS, given_values) == ("tone", "mood")
+
+
+def test_strict_refuses_an_undeclared_variable_and_lists_the_declared_ones():
+    problems = problems_of(INPUTS, {"ticket": "t", "tone": "warm"}, strict=True)
     assert problems == ["'tone' is not declared (declared: retries, tags, ticket, tier)"]
 
 
 def test_every_problem_is_reported_at_once_in_the_message():
     with pytest.raises(VariablesInvalid) as caught:
-        validate_variables("support/triage", INPUTS, {"tier": "gold", "extra": 1})
+        validate_variables("support/triage", INPUTS, {"tier": "gold", "extra": 1}, strict=True)
     assert len(caught.value.problems) == 3
     assert str(caught.value).startswith("invalid variables for 'support/triage': ")
 
@@ -108,8 +116,14 @@ def test_a_prompt_without_input_section_accepts_any_variables():
     }
 
 
-def test_an_empty_input_section_accepts_no_variables():
-    assert problems_of({}, {"x": 1}) == ["'x' is not declared (declared: none)"]
+def test_an_empty_input_section_ignores_every_variable_or_refuses_them_when_strict():
+    assert validate_variables("p", {}, {"x": 1}) == {}
+    assert undeclared({}, {"x": 1}) == ("x",)
+    assert problems_of({}, {"x": 1}, strict=True) == ["'x' is not declared (declared: none)"]
+
+
+def test_a_prompt_without_input_section_ignores_nothing():
+    assert undeclared(None, {"anything": 1}) == ()
 
 
 @pytest.mark.parametrize(
@@ -163,15 +177,20 @@ def _specs(draw):
 @given(
     st.dictionaries(st.sampled_from(["a", "b", "c"]), _specs(), max_size=3),
     st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), _json, max_size=4),
+    st.booleans(),
 )
-def test_validation_never_raises_anything_but_variables_invalid(inputs, given_values):
+def test_validation_never_raises_anything_but_variables_invalid(inputs, given_values, strict):
     try:
-        values, problems = validate_variables("p", inputs, given_values), []
+        values = validate_variables("p", inputs, given_values, strict=strict)
+        problems = []
     except VariablesInvalid as exc:
         values, problems = None, exc.problems
     if values is None:
         assert problems
-    else:
-        assert set(given_values) <= set(inputs)
-        assert set(values) >= set(given_values)
-        assert set(values) <= set(inputs)
+        return
+    ignored = undeclared(inputs, given_values)
+    assert set(ignored) == set(given_values) - set(inputs)
+    if strict:
+        assert not ignored
+    assert set(values) >= set(given_values) - set(ignored)
+    assert set(values) <= set(inputs)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from promptctl.registry.errors import PromptNotFound, RegistryError, RepositoryError
+from promptctl.registry.errors import PromptNotFound, RepositoryError, RepositoryUnreadable
 from promptctl.registry.prompts.gitstore import GitStore
 from promptctl.registry.prompts.library import WORKTREE, PromptLibrary
 from promptctl.registry.prompts.lint import ERROR
@@ -208,19 +208,23 @@ class Registry:
         """Return the version a reference names: from git, else from what is released.
 
         The release snapshots answer `vN` and digest prefixes when git does not know the
-        version or cannot be read, so a server keeps answering with its clone away.
+        version or cannot be read, so a server keeps answering with its clone away. A file
+        git has but that is no prompt (binary, not UTF-8, bad front matter) is that error.
         """
-        from promptctl.registry.errors import VersionNotFound
+        from promptctl.registry.errors import ConfigError, NotFound, VersionNotFound
         from promptctl.registry.releases.lookup import match_released
 
+        unreadable: RepositoryUnreadable | None = None
         try:
             with self.git() as library:
                 return library.get(name, ref)
-        except RegistryError:
-            pass  # unknown to git, or no readable repository: the snapshots may know it
+        except RepositoryUnreadable as exc:
+            unreadable = exc  # unless the snapshots know the version, git's state is the answer
+        except (NotFound, RepositoryError, ConfigError):
+            pass  # unknown to git, or no repository configured: the snapshots may know it
         found = match_released(name, ref, self._released_versions(name))
         if found is None:
-            raise VersionNotFound(name, ref)
+            raise unreadable or VersionNotFound(name, ref)
         return found
 
     def _released_versions(self, name: str) -> list[PromptVersion]:

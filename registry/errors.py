@@ -23,6 +23,7 @@ server maps them in one handler and the CLI in one place, without knowing the cl
         BranchNotFound
         ObjectMissing
         HistoryUnreadable
+        RepositoryUnreadable            503  with Retry-After: gone, moved or unreadable now
       InvalidPromptFile                 422
         FileTooLarge
         TemplateError
@@ -102,6 +103,7 @@ __all__ = [
     "ReleaseNotFound",
     "RenderLimitExceeded",
     "RepositoryError",
+    "RepositoryUnreadable",
     "RevisionMismatch",
     "RevisionNotFound",
     "SchemaOutOfDate",
@@ -357,6 +359,23 @@ class HistoryUnreadable(RepositoryError):
         self.sha = sha
         self.error = error
         super().__init__(f"cannot read the history of commit {sha}: {error}")
+
+
+class RepositoryUnreadable(RepositoryError):
+    """The repository cannot be opened or read now: its folder is gone, moved or unreadable.
+
+    A 503, unlike the other repository errors: the request was fine and the server's clone
+    is what failed, so the caller may try again once it is back.
+    """
+
+    status = 503
+    title = "Repository unavailable"
+    retry_after = 10
+
+    def __init__(self, path: str, error: str) -> None:
+        self.path = path
+        self.error = error
+        super().__init__(f"cannot read the git repository at '{path}': {error}")
 
 
 class InvalidPromptFile(RegistryError):

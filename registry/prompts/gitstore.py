@@ -1,17 +1,22 @@
 """The one module that talks to pygit2.
 
 It hands out plain values (`CommitInfo`, hex ids, bytes) and turns every pygit2 error into
-a registry error, so no library type or exception crosses into the rest of the code.
+a registry error, so no library type or exception crosses into the rest of the code. A
+repository that cannot be read any more (its clone deleted, moved or made unreadable while
+in use) is RepositoryUnreadable, a 503, never a missing revision or object, nor an OSError.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pygit2
 
@@ -19,7 +24,9 @@ from promptctl.registry.errors import (
     HistoryUnreadable,
     NotARepository,
     ObjectMissing,
+    RegistryError,
     RepositoryError,
+    RepositoryUnreadable,
     RevisionNotFound,
 )
 
@@ -28,6 +35,44 @@ _BLOB_MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE)
 # wrong kind (its ValueErrors are GitErrors too), or unreadable (GitError).
 _LOOKUP_ERRORS = (KeyError, ValueError, pygit2.GitError)
 _Object = TypeVar("_Object", bound=pygit2.Object)
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _reads(method: _Method) -> _Method:
+    """Guard a GitStore method that reads the repository (see `_reading`)."""
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def walk(self: GitStore, *args: Any, **kwargs: Any) -> Any:
+            with _reading(self):
+                yield from method(self, *args, **kwargs)
+
+        return walk  # type: ignore[return-value]
+
+    @functools.wraps(method)
+    def read(self: GitStore, *args: Any, **kwargs: Any) -> Any:
+        with _reading(self):
+            return method(self, *args, **kwargs)
+
+    return read  # type: ignore[return-value]
+
+
+@contextmanager
+def _reading(store: GitStore) -> Iterator[None]:
+    """Turn an OSError or GitError that escaped into RepositoryUnreadable, and a lookup that
+    failed (RevisionNotFound, ObjectMissing, ...) too when the repository's folders are gone:
+    with the clone away every object looks missing, and saying so would mislead."""
+    try:
+        yield
+    except RepositoryUnreadable:
+        raise
+    except RegistryError as exc:
+        gone = store.unreadable()
+        if gone is None:
+            raise
+        raise gone from exc
+    except (OSError, pygit2.GitError) as exc:
+        raise RepositoryUnreadable(str(store.git_dir), str(exc)) from exc
 
 
 @dataclass(frozen=True)
@@ -69,14 +114,18 @@ class GitStore:
         try:
             found = pygit2.discover_repository(str(path))
         except (pygit2.GitError, OSError) as exc:
-            raise RepositoryError(f"cannot open a git repository at '{path}': {exc}") from exc
+            raise RepositoryUnreadable(str(path), str(exc)) from exc
         if found is None:
             raise NotARepository(str(path))
         try:
             self._repo = pygit2.Repository(found)
-        except pygit2.GitError as exc:
-            raise RepositoryError(f"cannot open the git repository at '{found}': {exc}") from exc
+        except (pygit2.GitError, OSError) as exc:
+            raise RepositoryUnreadable(found, str(exc)) from exc
         self._infos: dict[str, CommitInfo] = {}
+        # What must stay readable: the git folder, and the object database where it has one
+        # (a linked worktree's objects live in the main repository's folder).
+        objects = self.git_dir / "objects"
+        self._folders = [self.git_dir, *([objects] if objects.is_dir() else [])]
 
     @property
     def workdir(self) -> Path | None:
@@ -87,10 +136,20 @@ class GitStore:
     def git_dir(self) -> Path:
         return Path(self._repo.path)
 
+    def unreadable(self) -> RepositoryUnreadable | None:
+        """Why the repository cannot be read any more (a folder of it is gone or unreadable),
+        or None while it can."""
+        for folder in self._folders:
+            if not os.access(folder, os.R_OK | os.X_OK):
+                return RepositoryUnreadable(str(self.git_dir), f"'{folder}' is gone or unreadable")
+        return None
+
+    @_reads
     def has_commits(self) -> bool:
         """Tell whether HEAD points at a commit (false in a new, empty repository)."""
         return not (self._repo.is_empty or self._repo.head_is_unborn)
 
+    @_reads
     def head_description(self) -> str:
         """Describe HEAD for messages: the branch name, or 'detached HEAD at <sha>'."""
         if self._repo.head_is_unborn:
@@ -99,19 +158,27 @@ class GitStore:
             return f"detached HEAD at {self._repo.head.target}"[:30]
         return self._repo.head.shorthand
 
+    @_reads
     def branches(self) -> list[str]:
         return sorted(self._repo.branches.local)
 
+    @_reads
     def branch_tip(self, branch: str) -> str | None:
         """Return the commit sha a local branch points at, or None when it does not exist."""
         ref = self._repo.branches.local.get(branch)
-        if ref is None:
-            return None
-        try:
-            return str(ref.peel(pygit2.Commit).id)
-        except _LOOKUP_ERRORS:
-            return None
+        tip = None
+        if ref is not None:
+            try:
+                tip = str(ref.peel(pygit2.Commit).id)
+            except _LOOKUP_ERRORS:
+                tip = None
+        if tip is None:  # with the repository gone, every branch looks missing
+            gone = self.unreadable()
+            if gone is not None:
+                raise gone
+        return tip
 
+    @_reads
     def resolve(self, rev: str) -> str:
         """Return the commit sha a revision (`HEAD~2`, a tag, a branch, a sha) names."""
         if not self.has_commits() and rev.startswith("HEAD"):
@@ -129,6 +196,7 @@ class GitStore:
         except _LOOKUP_ERRORS as exc:
             raise RevisionNotFound(sha) from exc
 
+    @_reads
     def commit_info(self, sha: str) -> CommitInfo:
         """Return the author, time and summary of a commit."""
         info = self._infos.get(sha)
@@ -146,6 +214,7 @@ class GitStore:
             self._infos[sha] = info
         return info
 
+    @_reads
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         """Tell whether `ancestor` is `descendant` or in its history."""
         if ancestor == descendant:
@@ -159,6 +228,7 @@ class GitStore:
     def _root_tree(self, sha: str, root: str) -> pygit2.Tree | None:
         return _subtree(self._commit(sha).tree, root)
 
+    @_reads
     def files_at(self, sha: str, root: str) -> dict[str, str]:
         """Return {path below root: blob id} for every regular file below `root` at a commit."""
         tree = self._root_tree(sha, root)
@@ -175,15 +245,20 @@ class GitStore:
             elif entry.filemode in _BLOB_MODES:
                 out[path] = str(entry.id)
 
+    @_reads
     def blob_at(self, sha: str, repo_path: str) -> str | None:
         """Return the blob id of a file at a commit, or None when there is none."""
         tree = self._commit(sha).tree
         try:
             entry = tree[repo_path]
         except _LOOKUP_ERRORS:
+            gone = self.unreadable()
+            if gone is not None:
+                raise gone from None
             return None
         return str(entry.id) if entry.filemode in _BLOB_MODES else None
 
+    @_reads
     def read_blob(self, blob_id: str) -> bytes:
         """Return a blob's content, or raise ObjectMissing."""
         return self._object(blob_id, pygit2.Blob, "blob").data
@@ -213,6 +288,7 @@ class GitStore:
         chain.reverse()
         return chain
 
+    @_reads
     def first_parent_changes(self, tip: str, root: str) -> Iterator[tuple[str, list[FileChange]]]:
         """Yield (commit sha, changes below root) oldest first along first parents from `tip`.
 
@@ -241,6 +317,7 @@ class GitStore:
             previous = tree
             yield str(commit.id), changes
 
+    @_reads
     def first_parent_lookups(
         self, tip: str, root: str
     ) -> Iterator[tuple[str, Callable[[str], str | None]]]:
@@ -260,6 +337,7 @@ class GitStore:
             previous = tree_id
             yield str(commit.id), _blob_lookup(tree)
 
+    @_reads
     def workdir_files(self, root: str) -> dict[str, Path]:
         """Return {path below root: file} for the working tree, leaving out ignored files."""
         top = self.workdir
@@ -284,6 +362,7 @@ class GitStore:
                 out[full[base_prefix:].replace(os.sep, "/")] = Path(full)
         return out
 
+    @_reads
     def user_identity(self) -> str | None:
         """Return git's `user.name <user.email>`, or None when it is not configured."""
         try:

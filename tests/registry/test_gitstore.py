@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from promptctl.registry.errors import (
     HistoryUnreadable,
     ObjectMissing,
     RepositoryError,
+    RepositoryUnreadable,
     RevisionNotFound,
 )
 from promptctl.registry.prompts.gitstore import CommitInfo, GitStore
@@ -300,3 +302,27 @@ def test_a_history_with_a_missing_commit_is_history_unreadable(pygit_repo):
         list(store.first_parent_changes(tip, "prompts"))
     with pytest.raises(HistoryUnreadable, match=tip):
         store.is_ancestor(first, tip)
+
+
+@pytest.mark.parametrize("removed", ["", "objects"])
+def test_a_repository_that_went_away_while_open_is_unreadable_not_missing(pygit_repo, removed):
+    """Every read says the repository cannot be read (a 503), never that a branch, revision
+    or object does not exist, and no OSError gets out."""
+    sha = pygit_repo.commit("one", {"prompts/a.prompt": "1"})
+    blob = str(pygit2.hash(b"1"))
+    store = GitStore(pygit_repo.path)  # opened, nothing read yet: pygit2 keeps what it read
+    shutil.rmtree(pygit_repo.path / removed)
+    reads = {
+        "branch_tip": lambda: store.branch_tip("main"),
+        "resolve": lambda: store.resolve("main"),
+        "commit_info": lambda: store.commit_info(sha),
+        "files_at": lambda: store.files_at(sha, "prompts"),
+        "blob_at": lambda: store.blob_at(sha, "prompts/a.prompt"),
+        "read_blob": lambda: store.read_blob(blob),
+        "first_parent_changes": lambda: list(store.first_parent_changes(sha, "prompts")),
+    }
+    for name, read in reads.items():
+        with pytest.raises(RepositoryUnreadable, match="cannot read the git repository") as caught:
+            read()
+        assert caught.value.status == 503, name
+        assert caught.value.retry_after, name

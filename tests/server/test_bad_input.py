@@ -84,6 +84,28 @@ UNKNOWN_ENVIRONMENT = [
 ]
 
 
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"---\ndescription: x\n---\nhello \x00\x01\x02\n", "binary file"),
+        ("---\ndescription: caf\u00e9\n---\nhello\n".encode("latin-1"), "not valid UTF-8"),
+    ],
+)
+def test_a_prompt_file_that_is_not_utf8_text_is_a_422_problem_naming_it(
+    client, repo, problem_of, content, problem
+):
+    (repo.path / "prompts" / "broken.prompt").write_bytes(content)
+    repo.commit("a prompt that is not text")
+    for response in (
+        client.get("/v1/prompts/broken/versions/HEAD"),
+        client.post("/v1/prompts/broken/render", json={"version": "HEAD", "variables": {}}),
+    ):
+        document = problem_of(response, 422)
+        assert document["title"] == "Invalid prompt file"
+        assert "broken.prompt" in document["detail"]
+        assert problem in document["detail"]
+
+
 def test_an_unknown_environment_is_a_404_problem_naming_the_known_ones(staged, problem_of):
     for method, path, body in UNKNOWN_ENVIRONMENT:
         document = problem_of(staged.request(method, path, json=body), 404)

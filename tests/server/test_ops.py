@@ -73,6 +73,32 @@ def test_released_prompts_are_served_while_the_repository_is_unreadable(client, 
     assert rendered.status_code == 200
 
 
+@sqlite_only
+@pytest.mark.parametrize("removed", ["", ".git", ".git/objects"])
+def test_reading_git_while_the_repository_is_gone_is_a_503_with_retry_after(
+    client, repo, problem_of, removed
+):
+    """The clone deleted, its .git or its object database: what needs git is a 503 (try
+    again once the clone is back), never a 500 nor a 404 for a version git cannot look at."""
+    assert client.get(f"/v1/prompts/{TRIAGE}/versions").status_code == 200
+    shutil.rmtree(repo.path / removed)
+    # Without its object database the branch is still there, and the numbered versions
+    # already read answer from memory; every read of content fails.
+    numbering = [] if removed == ".git/objects" else [f"/v1/prompts/{TRIAGE}/versions"]
+    for method, path, body in (
+        *(("GET", path, None) for path in numbering),
+        ("GET", f"/v1/prompts/{TRIAGE}/versions/v2", None),
+        ("POST", f"/v1/prompts/{TRIAGE}/promote", {"env": "staging", "ref": "v2"}),
+        ("POST", f"/v1/prompts/{TRIAGE}/render", {"version": "v2", "variables": {"ticket": "x"}}),
+    ):
+        response = client.request(method, path, json=body)
+        document = problem_of(response, 503)
+        assert document["title"] == "Repository unavailable", path
+        assert "cannot read the git repository" in document["detail"]
+        assert int(response.headers["retry-after"]) > 0
+    assert client.get("/v1/prompts").status_code == 200  # lists what is released
+
+
 def test_metrics_count_requests_by_route_template_and_status(client):
     client.post(f"/v1/prompts/{TRIAGE}/promote", json={"env": "staging", "ref": "v1"})
     for _ in range(3):

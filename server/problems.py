@@ -2,7 +2,9 @@
 
 This module is the one place that writes problem responses. Routes raise domain errors
 (registry.errors) or one of the transport errors below; the body-size middleware, which
-answers before the app runs, writes its 413 through `transport_problem` too.
+answers before the app runs, writes its 413 through `transport_problem` too. An exception
+nothing expected is a 500 problem written by `UnexpectedErrors`, which keeps the
+connection open.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from promptctl.registry.errors import RegistryError
 
@@ -109,12 +112,42 @@ def install(app: FastAPI) -> None:
             detail = f"no endpoint at {request.url.path}"
         return problem(exc.status_code, titles.get(exc.status_code, "Error"), detail, request)
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return problem(
-            500, "Internal error", f"unexpected {type(exc).__name__}; see server log", request
-        )
+    app.add_middleware(UnexpectedErrors)
+
+
+class UnexpectedErrors:
+    """Answer an exception that no handler took with a 500 problem, and log it.
+
+    Not an exception handler for Exception: Starlette calls that one from its outermost
+    middleware and raises the exception again once it has answered, so that the server logs
+    it, and uvicorn then drops the connection, keep-alive or not. Here the error stops.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except TransportError:  # the body-size middleware's, from where no handler ran
+            raise
+        except Exception as exc:
+            if started:  # half an answer went out: only the server can end it
+                raise
+            request = Request(scope)
+            log.exception("unexpected error on %s %s", request.method, request.url.path)
+            detail = f"unexpected {type(exc).__name__}; see server log"
+            await problem(500, "Internal error", detail, request)(scope, receive, send)
 
 
 def _describe(error: dict[str, Any]) -> str:

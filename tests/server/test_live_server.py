@@ -110,6 +110,28 @@ def test_a_served_app_answers_health_readiness_resolve_and_metrics_over_a_socket
     assert 'promptctl_http_requests_total{method="GET",route="unmatched",status="404"} 1' in text
 
 
+@sqlite_only
+def test_a_500_answers_a_problem_and_leaves_the_keep_alive_connection_open(make_settings):
+    app = create_app(make_settings())
+
+    def broken() -> list:
+        raise RuntimeError("a bug")
+
+    app.state.ctx.registry.environments = broken
+    with serving(app) as base, httpx.Client(base_url=base, timeout=10) as http:
+        failed = http.get("/v1/environments")
+        assert failed.status_code == 500
+        assert failed.headers["content-type"] == "application/problem+json"
+        assert failed.json()["detail"] == "unexpected RuntimeError; see server log"
+        assert failed.headers.get("connection") != "close"
+        local = failed.extensions["network_stream"].get_extra_info("client_addr")
+        for _ in range(3):
+            after = http.get("/healthz")
+            assert after.status_code == 200
+            # the same socket: the server did not close it after the 500
+            assert after.extensions["network_stream"].get_extra_info("client_addr") == local
+
+
 def test_cli_release_commands_act_through_the_server(
     serve_in_thread, remote, monkeypatch, repo
 ):

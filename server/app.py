@@ -21,6 +21,7 @@ from promptctl.server import (
     routes_releases,
 )
 from promptctl.server.deps import AppContext
+from promptctl.server.guards import JsonWrites
 from promptctl.server.settings import ServerSettings
 from promptctl.server.telemetry import (
     BodyLimitMiddleware,
@@ -75,6 +76,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(routes_metrics.router)
     app.include_router(routes_ops.router)
     routes_docs.install(app)
+    app.add_middleware(JsonWrites, router=app.router)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(TelemetryMiddleware, telemetry=telemetry)
     return app

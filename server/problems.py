@@ -59,6 +59,20 @@ class PayloadTooLarge(TransportError):
         super().__init__(f"the request body is over the limit of {limit} bytes")
 
 
+class UnsupportedMediaType(TransportError):
+    """A write whose body is not declared JSON (see server/guards.py)."""
+
+    status = 415
+    title = "Unsupported media type"
+
+    def __init__(self, method: str, content_type: str) -> None:
+        self.content_type = content_type
+        got = f"'{content_type}'" if content_type else "none"
+        super().__init__(
+            f"{method} takes a JSON body: send 'Content-Type: application/json' (got {got})"
+        )
+
+
 def problem(
     status: int, title: str, detail: str, request: Request | None = None, **extra: Any
 ) -> JSONResponse:

@@ -205,6 +205,58 @@ def test_a_body_under_the_size_limit_is_served(small_limit_api):
     assert response.status_code == 200, response.text
 
 
+WRITES = ("post", "put", "patch", "delete")
+
+
+def write_operations(client: TestClient) -> list[tuple[str, str]]:
+    """Every write in the OpenAPI document, as (method, a path that names a real thing)."""
+    paths = client.get("/openapi.json").json()["paths"]
+    filled = {"/v1/environments/{name}": "/v1/environments/staging"}
+    return [
+        (method.upper(), filled.get(path, path.replace("{name}", TRIAGE)))
+        for path, operations in paths.items()
+        for method in operations
+        if method in WRITES
+    ]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"],
+)
+def test_every_write_without_a_json_content_type_is_a_415_problem(
+    staged, problem_of, content_type
+):
+    """What a web page can send to a local server without a CORS preflight is refused, so a
+    browser cannot be made to change releases or push metrics (CSRF)."""
+    writes = write_operations(staged)
+    assert len(writes) >= 10
+    body = b'{"env": "staging", "ref": "v2", "confirm": true, "events": []}'  # JSON all the same
+    headers = {"content-type": content_type} if content_type else {}
+    for method, path in writes:
+        response = staged.request(method, path, content=body, headers=headers)
+        document = problem_of(response, 415)
+        assert document["title"] == "Unsupported media type"
+        assert "Content-Type: application/json" in document["detail"], path
+    [state] = staged.get("/v1/releases", params={"env": "staging"}).json()
+    assert (state["stable"]["label"], state["revision"]) == ("v1", 1)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json; charset=utf-8", "Application/JSON", "application/merge-patch+json"],
+)
+def test_a_json_content_type_with_parameters_or_a_json_suffix_is_accepted(
+    staged, content_type
+):
+    response = staged.post(
+        f"/v1/prompts/{TRIAGE}/promote",
+        content=b'{"env": "staging", "ref": "v2"}',
+        headers={"content-type": content_type},
+    )
+    assert response.status_code == 200, response.text
+
+
 def test_an_unknown_route_is_a_404_problem(client, problem_of):
     document = problem_of(client.get("/v2/nothing/here"), 404)
     assert document["detail"] == "no endpoint at /v2/nothing/here"

@@ -116,7 +116,7 @@ def test_a_body_that_is_not_a_batch_is_a_problem_not_a_500(client, problem_of, p
         if path.endswith("scores"):
             body = body.replace(b'"events"', b'"scores"')
             detail = detail.replace('"events"', '"scores"')
-        response = client.post(path, content=body, headers={"content-type": "x/y"})
+        response = client.post(path, content=body, headers={"content-type": "application/json"})
         document = problem_of(response, status)
         assert document["title"] == title, body[:40]
         assert detail in document["detail"], body[:40]

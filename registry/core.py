@@ -12,9 +12,10 @@ from __future__ import annotations
 import getpass
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -22,7 +23,15 @@ from promptctl.registry.errors import PromptNotFound, RepositoryError, Repositor
 from promptctl.registry.prompts.gitstore import GitStore
 from promptctl.registry.prompts.library import WORKTREE, PromptLibrary
 from promptctl.registry.prompts.lint import ERROR
-from promptctl.registry.releases.actions import Abort, Complete, Promote, Ramp, Rollback
+from promptctl.registry.releases.actions import (
+    DEFAULT_REF,
+    Abort,
+    Complete,
+    Promote,
+    Ramp,
+    ReleaseAction,
+    Rollback,
+)
 from promptctl.registry.settings import Settings
 
 if TYPE_CHECKING:
@@ -30,10 +39,11 @@ if TYPE_CHECKING:
     from promptctl.registry.metrics.service import MetricsService
     from promptctl.registry.metrics.summary import MetricsSummary
     from promptctl.registry.prompts.diff import PromptDiff
+    from promptctl.registry.prompts.follow import GitStatus, RemoteFollower
     from promptctl.registry.prompts.lint import Finding
     from promptctl.registry.prompts.promptversion import PromptVersion
     from promptctl.registry.prompts.rendering import Rendered
-    from promptctl.registry.releases.actions import PromoteAll, ReleaseAction, ReleaseBackend
+    from promptctl.registry.releases.actions import PromoteAll, ReleaseBackend
     from promptctl.registry.releases.batch import Promotion, PromptPromotion
     from promptctl.registry.releases.routing import Variant
     from promptctl.registry.releases.service import ReleaseService
@@ -137,6 +147,18 @@ class Registry:
         return ServingCache(self.releases, self.tokens)
 
     @_Built
+    def follower(self) -> RemoteFollower:
+        """The remote this repository follows (PROMPTCTL_GIT_REMOTE, else the clone's origin).
+
+        Only a server builds it (create_app): a registry without it never fetches, so the
+        CLI never touches the user's remotes or branches.
+        """
+        from promptctl.registry.prompts.follow import RemoteFollower
+
+        s = self.settings
+        return RemoteFollower(getattr(s, "git_remote", None), getattr(s, "git_fetch_interval", 0))
+
+    @_Built
     def metrics(self) -> MetricsService:
         """Ingest (which reads releases from the serving cache), scores and summaries.
 
@@ -169,7 +191,7 @@ class Registry:
 
     @property
     def tracked_branch(self) -> str:
-        """The branch that numbers versions (what a server promotes when given no ref)."""
+        """The branch that numbers versions (the one a server's clone follows)."""
         return self.library.layout.branch
 
     def missing_database_file(self) -> Path | None:
@@ -197,6 +219,31 @@ class Registry:
         """The git library, to one caller at a time."""
         with self._git_lock:
             yield self.library
+
+    def fetch_remote(self, *, since: float | None = None) -> GitStatus:
+        """Fetch the followed remote and fast-forward the tracked branch; return the status.
+
+        Raises NoRemote or FetchFailed (also recorded in the status); serving goes on
+        either way. With `since` (time.monotonic()), a fetch started after it counts.
+        """
+        with self.git() as library:
+            branch = library.layout.branch
+            self.follower.fetch(library.store, branch, since=since)
+            return self.follower.status(library.store, branch)
+
+    def git_status(self) -> GitStatus:
+        """Which commit the repository has on the tracked branch; how following goes."""
+        with self.git() as library:
+            return self.follower.status(library.store, library.layout.branch)
+
+    def check_push_webhook(self, body: bytes, signature: str | None) -> None:
+        """Raise WebhookSignatureInvalid unless `signature` (X-Hub-Signature-256) signs
+        `body` with PROMPTCTL_GIT_WEBHOOK_SECRET."""
+        from promptctl.registry.prompts.follow import check_push_signature
+
+        secret = getattr(self.settings, "git_webhook_secret", None)
+        plain = secret.get_secret_value() if hasattr(secret, "get_secret_value") else secret
+        check_push_signature(plain, body, signature)
 
     def close(self) -> None:
         if "database" in self.__dict__:
@@ -374,7 +421,7 @@ class Registry:
             )
         elif isinstance(action, Promote):
             state = releases.promote(
-                self._version(prompt, action.ref or "HEAD"),
+                self._promoted_version(action),
                 environment,
                 canary_bp=action.canary_bp,
                 force=action.force,
@@ -391,7 +438,7 @@ class Registry:
         elif isinstance(action, Abort):
             state = releases.abort(prompt, environment, **common)
         elif isinstance(action, Rollback):
-            to = self._version(prompt, action.to_ref) if action.to_ref else None
+            to = self._rollback_target(action) if action.to_ref else None
             state = releases.rollback(prompt, environment, to=to, **common)
         else:
             raise TypeError(f"not a release action: {action!r}")
@@ -402,7 +449,7 @@ class Registry:
         """Promote through `backend` (default: here), saying whether anything changed."""
         from promptctl.registry.releases.batch import promote
 
-        return promote(backend or self, action)
+        return promote(backend or self, self.pin(action))
 
     def promote_all(
         self, request: PromoteAll, backend: ReleaseBackend | None = None
@@ -439,9 +486,110 @@ class Registry:
 
         return self.serving.token(hash_token(secret))
 
-    def _version(self, name: str, ref: str) -> PromptVersion:
-        with self.git() as library:
-            return library.get(name, ref)
+    def pin(self, action: ReleaseAction) -> ReleaseAction:
+        """Name the content an action means as read in this repository, so that wherever
+        it is carried out (here, or on a server with a clone of its own) it acts on that
+        content: a promotion's reference (default HEAD) becomes its digest and commit, a
+        rollback target its digest. Without a repository here, or for a rollback target
+        git does not know, the reference goes as given, for the server to read."""
+        from promptctl.registry.errors import NotARepository, RegistryError
+
+        if isinstance(action, Promote) and action.source is None and action.digest is None:
+            ref = action.ref or DEFAULT_REF
+            try:
+                version = self._version(action.prompt, ref)
+            except NotARepository:
+                return action
+            commit = version.commit.sha if version.commit else None
+            return replace(action, ref=ref, digest=version.digest, commit=commit)
+        if isinstance(action, Rollback) and action.to_ref:
+            try:
+                version = self._version(action.prompt, action.to_ref)
+            except RegistryError:
+                return action  # maybe known to the release snapshots
+            return replace(action, to_ref=version.digest)
+        return action
+
+    def _version(self, name: str, ref: str, *, fetch: bool = False) -> PromptVersion:
+        """The version `ref` names in git. With `fetch`, a reference git does not know
+        makes a registry that follows a remote (a server) fetch it and look again."""
+        from promptctl.registry.errors import VersionNotFound
+
+        asked = time.monotonic()
+        try:
+            with self.git() as library:
+                return library.get(name, ref)
+        except (VersionNotFound, PromptNotFound):
+            outcome = self._fetch_for(asked) if fetch else None
+            if outcome is None:
+                raise
+        try:
+            with self.git() as library:
+                return library.get(name, ref)
+        except VersionNotFound as exc:
+            hint = "; ".join(part for part in (exc.hint, outcome) if part)
+            raise VersionNotFound(name, ref, hint) from None
+
+    def _promoted_version(self, action: Promote) -> PromptVersion:
+        """What a promotion promotes: exactly its digest, else what its ref names."""
+        if action.digest is None:
+            return self._version(action.prompt, action.ref or DEFAULT_REF, fetch=True)
+        from promptctl.registry.errors import VersionNotOnServer
+        from promptctl.registry.releases.lookup import find_digest
+
+        name, digest = action.prompt, action.digest.lower()
+        asked = time.monotonic()
+        outcome = None
+        while True:
+            with self.git() as library:
+                found = find_digest(library, name, digest, action.commit, action.ref)
+            if found.version is not None:
+                return found.version
+            released = [v for v in self._released_versions(name) if v.digest == digest]
+            if released:
+                return released[0]
+            if outcome is not None:
+                break
+            outcome = self._fetch_for(asked) or "the server follows no remote to fetch it from"
+        raise VersionNotOnServer(
+            name,
+            digest,
+            ref=action.ref,
+            commit=action.commit,
+            has=found.has,
+            branch=found.branch,
+            tip=found.tip,
+            at_commit=found.at_commit,
+            fetch=outcome,
+        )
+
+    def _fetch_for(self, asked: float) -> str | None:
+        """Fetch for content a request named and git lacks; say how it went (None when
+        this registry follows no remote)."""
+        from promptctl.registry.errors import FetchFailed, NoRemote
+
+        if "follower" not in self.__dict__:
+            return None
+        try:
+            status = self.fetch_remote(since=asked)
+        except NoRemote:
+            return None
+        except FetchFailed as exc:
+            return str(exc)
+        return f"fetched {status.remote} just now: still not there (was it pushed?)"
+
+    def _rollback_target(self, action: Rollback) -> PromptVersion:
+        """The version `--to` names: in git, else among released versions. A full digest
+        (as a CLI sends) that none has was never stable here."""
+        from promptctl.registry.errors import NeverStableHere, VersionNotFound
+
+        ref = action.to_ref or ""
+        try:
+            return self.find_version(action.prompt, ref)
+        except VersionNotFound:
+            if len(ref) == 64 and all(c in "0123456789abcdef" for c in ref.lower()):
+                raise NeverStableHere(action.prompt, action.environment, ref[:12]) from None
+            raise
 
     def _release_changed(self, prompt: str, environment: str) -> None:
         if "serving" in self.__dict__:

@@ -44,11 +44,15 @@ server maps them in one handler and the CLI in one place, without knowing the cl
         ReleaseConflict
         RevisionMismatch                412  (HTTP If-Match)
       UnmergedVersion                   409
+      VersionNotOnServer                409  a digest the server's repository lacks, fetched or not
+      NoRemote                          409  a fetch asked of a clone that follows no remote
+      FetchFailed                       502  the followed remote cannot be fetched or followed
       Unauthorized                      401
       Forbidden                         403
         InsufficientScope
         OtherEnvironment
         ProtectedNeedsEnvironmentToken
+      WebhookSignatureInvalid           401
       ProtectedEnvironment              403
       DatabaseError                     503
         DatabaseUnreachable
@@ -74,6 +78,7 @@ __all__ = [
     "DatabaseUnreachable",
     "EnvironmentExists",
     "EnvironmentNotFound",
+    "FetchFailed",
     "FileTooLarge",
     "Forbidden",
     "HistoryUnreadable",
@@ -87,6 +92,7 @@ __all__ = [
     "LintFailed",
     "NeverReleased",
     "NoCanary",
+    "NoRemote",
     "NoStableForCanary",
     "NotARepository",
     "NotFound",
@@ -115,6 +121,8 @@ __all__ = [
     "UsageError",
     "VariablesInvalid",
     "VersionNotFound",
+    "VersionNotOnServer",
+    "WebhookSignatureInvalid",
     "WeightUnchanged",
 ]
 
@@ -165,6 +173,7 @@ class VersionNotFound(NotFound):
     def __init__(self, name: str, ref: str, hint: str = "") -> None:
         self.name = name
         self.ref = ref
+        self.hint = hint
         extra = f" ({hint})" if hint else ""
         super().__init__(f"prompt '{name}' has no version '{ref}'{extra}")
 
@@ -654,6 +663,101 @@ class UnmergedVersion(RegistryError):
         )
 
 
+class VersionNotOnServer(RegistryError):
+    """A release request's digest that the server's repository does not have, even after
+    fetching its remote; says what it has instead."""
+
+    status = 409
+    title = "Version not on the server"
+
+    def __init__(
+        self,
+        prompt: str,
+        digest: str,
+        *,
+        ref: str | None = None,
+        commit: str | None = None,
+        has: str | None = None,
+        branch: str | None = None,
+        tip: str | None = None,
+        at_commit: str | None = None,
+        fetch: str | None = None,
+    ) -> None:
+        self.prompt = prompt
+        self.digest = digest
+        self.ref = ref
+        self.commit = commit
+        self.has = has
+        self.branch = branch
+        self.tip = tip
+        self.at_commit = at_commit
+        self.fetch = fetch
+        asked = " ".join(
+            part
+            for part in (ref, f"from commit {commit[:10]}" if commit else None)
+            if part
+        )
+        message = f"{prompt} {digest[:12]}" + (f" ({asked})" if asked else "")
+        message += " is not in the server's repository"
+        where = f" on {branch}@{tip[:10]}" if branch and tip else ""
+        if has:
+            message += f", which has {prompt} at {has}{where}"
+        elif where:
+            message += f", which has no '{prompt}'{where}"
+        if at_commit and commit:
+            message += (
+                f"; its commit {commit[:10]} has {prompt} at {at_commit[:12]}, not {digest[:12]}"
+                " (do the CLI and the server read the same promptctl.toml?)"
+            )
+        if fetch:
+            message += f"; {fetch}"
+        super().__init__(message)
+
+
+class NoRemote(RegistryError):
+    """A fetch asked of a repository that follows no remote."""
+
+    status = 409
+    title = "No remote"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the server's repository follows no remote: set PROMPTCTL_GIT_REMOTE (a remote's "
+            "name or URL), or give its clone an 'origin'"
+        )
+
+
+class FetchFailed(RegistryError):
+    """The remote a server's clone follows cannot be fetched, or its branch not followed.
+
+    A 502: the request was fine, the remote failed. Serving goes on from what is there.
+    """
+
+    status = 502
+    title = "Fetch failed"
+    _MESSAGES = {
+        "unreachable": "cannot fetch from {remote}: it is unreachable ({error})",
+        "authentication": (
+            "cannot fetch from {remote}: authentication failed ({error}); put the credentials "
+            "in the remote's URL (https://user:token@host/...) or in the SSH agent"
+        ),
+        "no branch": "fetched {remote}, but it has no branch '{branch}'",
+        "diverged": (
+            "fetched {remote}, but its '{branch}' does not descend from ours ({error}): "
+            "a rewritten history is not followed"
+        ),
+        "failed": "cannot fetch from {remote}: {error}",
+    }
+
+    def __init__(self, remote: str, problem: str, error: str = "", branch: str = "") -> None:
+        self.remote = remote
+        self.problem = problem
+        self.error = error
+        self.branch = branch
+        template = self._MESSAGES[problem]
+        super().__init__(template.format(remote=remote, error=error, branch=branch))
+
+
 # -- access ---------------------------------------------------------------------------
 
 
@@ -709,6 +813,28 @@ class ProtectedNeedsEnvironmentToken(Forbidden):
             f"{environment} is protected: it needs an admin token or a release token "
             f"limited to {environment}"
         )
+
+
+class WebhookSignatureInvalid(Unauthorized):
+    """A push webhook whose X-Hub-Signature-256 is missing, malformed or does not match."""
+
+    status = 401
+    title = "Unauthorized"
+    _MESSAGES = {
+        "no secret": (
+            "this server takes no webhooks: it has no PROMPTCTL_GIT_WEBHOOK_SECRET to check "
+            "X-Hub-Signature-256 with; nothing fetched"
+        ),
+        "malformed": "X-Hub-Signature-256 must be 'sha256=<hex digest>'; nothing fetched",
+        "mismatch": (
+            "X-Hub-Signature-256 does not match the body: nothing fetched (is the webhook's "
+            "secret the server's PROMPTCTL_GIT_WEBHOOK_SECRET?)"
+        ),
+    }
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        super().__init__(self._MESSAGES[problem])
 
 
 class ProtectedEnvironment(RegistryError):

@@ -11,16 +11,19 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import pygit2
 
 from promptctl.registry.errors import (
+    FetchFailed,
     HistoryUnreadable,
     NotARepository,
     ObjectMissing,
@@ -35,6 +38,25 @@ _BLOB_MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE)
 # wrong kind (its ValueErrors are GitErrors too), or unreadable (GitError).
 _LOOKUP_ERRORS = (KeyError, ValueError, pygit2.GitError)
 _Object = TypeVar("_Object", bound=pygit2.Object)
+# Where a fetch from a URL or path (not a configured remote) keeps the remote's branches.
+URL_REMOTE = "promptctl"
+# libgit2 waits for a silent remote forever by default; a fetch holds the registry's git
+# lock, so it must give up (milliseconds; set once per process, see _bound_network_waits).
+_CONNECT_TIMEOUT_MS = 10_000
+_SERVER_TIMEOUT_MS = 60_000
+# What libgit2 says when the remote cannot be reached at all.
+_UNREACHABLE = (
+    "failed to connect",
+    "could not resolve",
+    "timed out",
+    "connection refused",
+    "network is unreachable",
+    "unsupported url protocol",
+    "could not find repository",
+    "not found",
+    "does not appear to be a git repository",
+)
+_SCP_LIKE = re.compile(r"[\w.-]+@[\w.-]+:")
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 
 
@@ -97,6 +119,15 @@ class CommitInfo:
             "time": self.time.isoformat(),
             "summary": self.summary,
         }
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What a fetch brought: the remote as shown (credentials hidden), and the commit its
+    branch points at (None when the remote has no such branch)."""
+
+    remote: str
+    tip: str | None
 
 
 @dataclass(frozen=True)
@@ -363,6 +394,87 @@ class GitStore:
         return out
 
     @_reads
+    # -- following a remote (a server's clone) -----------------------------------------
+
+    def remote_names(self) -> list[str]:
+        """Return the names of the remotes configured in the repository."""
+        return sorted(self._repo.remotes.names())
+
+    def describe_remote(self, remote: str) -> str:
+        """Show a remote as messages name it: `origin (its URL)`, or the URL; never a password."""
+        if remote in self._repo.remotes.names():
+            url = self._repo.remotes[remote].url or ""
+            return f"{remote} ({redact_url(url)})" if url else remote
+        return redact_url(remote)
+
+    def fetch(self, remote: str, branch: str) -> Fetched:
+        """Fetch every branch and tag of `remote`: a configured remote's name, or a URL or path.
+
+        Uses pygit2's `Remote.fetch`. The remote's branches land in refs/remotes/<name>/
+        (refs/remotes/promptctl/ for a URL or path) and its tags in refs/tags/, forced: the
+        clone mirrors the remote. No local branch moves here (see set_branch). Credentials
+        are the user and password in the URL (https://user:token@host/...), else the SSH
+        agent's keys. Every failure is a FetchFailed saying whether the remote was
+        unreachable, refused the credentials, or failed otherwise.
+        """
+        shown = self.describe_remote(remote)
+        named = remote in self._repo.remotes.names()
+        prefix = remote if named else URL_REMOTE
+        try:
+            if named:
+                handle = self._repo.remotes[remote]
+                url = handle.url or remote
+            else:
+                url = remote
+                if _is_local_path(remote) and not Path(remote).exists():
+                    raise FetchFailed(shown, "unreachable", "no repository at that path")
+                handle = self._repo.remotes.create_anonymous(remote)
+        except (KeyError, ValueError, pygit2.GitError) as exc:
+            raise FetchFailed(shown, "failed", _hide(str(exc), url)) from exc
+        _bound_network_waits()
+        refspecs = [f"+refs/heads/*:refs/remotes/{prefix}/*", "+refs/tags/*:refs/tags/*"]
+        try:
+            handle.fetch(
+                refspecs,
+                message=f"promptctl: fetch {redact_url(url)}",
+                callbacks=_Credentials(url),
+                prune=pygit2.enums.FetchPrune.NO_PRUNE,
+            )
+        except _CredentialsRejected as exc:
+            raise FetchFailed(shown, "authentication", str(exc)) from exc
+        except pygit2.GitError as exc:  # AuthError is one
+            text = _hide(str(exc), url)
+            problem = "authentication" if isinstance(exc, pygit2.AuthError) else "failed"
+            if problem == "failed" and any(w in text.lower() for w in _UNREACHABLE):
+                problem = "unreachable"
+            raise FetchFailed(shown, problem, text) from exc
+        except OSError as exc:
+            raise FetchFailed(shown, "unreachable", str(exc)) from exc
+        tracking = self._repo.references.get(f"refs/remotes/{prefix}/{branch}")
+        tip = None
+        if tracking is not None:
+            try:
+                tip = str(tracking.peel(pygit2.Commit).id)
+            except _LOOKUP_ERRORS:
+                tip = None
+        return Fetched(shown, tip)
+
+    def set_branch(self, branch: str, sha: str, message: str) -> None:
+        """Point local `branch` at commit `sha` (creating it), even while HEAD is on it.
+
+        Only the reference moves: a working tree, if any, stays as it was checked out.
+        """
+        oid = self._commit(sha).id
+        name = f"refs/heads/{branch}"
+        try:
+            found = self._repo.references.get(name)
+            if found is None:
+                self._repo.references.create(name, oid, message=message)
+            else:
+                found.set_target(oid, message)
+        except (ValueError, pygit2.GitError) as exc:
+            raise RepositoryError(f"cannot move branch '{branch}' to {sha[:10]}: {exc}") from exc
+
     def user_identity(self) -> str | None:
         """Return git's `user.name <user.email>`, or None when it is not configured."""
         try:
@@ -394,6 +506,70 @@ def _blob_lookup(tree: pygit2.Tree | None) -> Callable[[str], str | None]:
         return str(entry.id) if entry.filemode in _BLOB_MODES else None
 
     return blob_of
+
+
+class _CredentialsRejected(Exception):
+    """The remote asked for credentials again (the ones given were refused), or for a kind
+    we have none of."""
+
+
+class _Credentials(pygit2.RemoteCallbacks):
+    """Answers a remote's first request for credentials: the user and password in its URL,
+    else the SSH agent's keys. Asked again, it gives up: libgit2 would replay the refused
+    credentials many times over."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self._url = url
+        self._asked = False
+
+    def credentials(
+        self, url: str, username_from_url: str | None, allowed_types: pygit2.enums.CredentialType
+    ) -> pygit2.UserPass | pygit2.KeypairFromAgent:
+        if self._asked:
+            raise _CredentialsRejected("the remote refused the credentials")
+        self._asked = True
+        kinds = pygit2.enums.CredentialType
+        parts = urlsplit(self._url) if "://" in self._url else None
+        if allowed_types & kinds.USERPASS_PLAINTEXT and parts and parts.password is not None:
+            return pygit2.UserPass(unquote(parts.username or ""), unquote(parts.password))
+        if allowed_types & kinds.SSH_KEY:
+            return pygit2.KeypairFromAgent(username_from_url or "git")
+        raise _CredentialsRejected("the remote asks for credentials and the URL carries none")
+
+
+def _bound_network_waits() -> None:
+    """Give libgit2 connect and read timeouts unless this process set its own."""
+    if not pygit2.settings.server_connect_timeout:
+        pygit2.settings.server_connect_timeout = _CONNECT_TIMEOUT_MS
+    if not pygit2.settings.server_timeout:
+        pygit2.settings.server_timeout = _SERVER_TIMEOUT_MS
+
+
+def _is_local_path(remote: str) -> bool:
+    return "://" not in remote and not _SCP_LIKE.match(remote)
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by `***` (tokens travel in https URLs)."""
+    if "://" not in url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _hide(text: str, url: str) -> str:
+    """`text` with the URL's password (if any) hidden, wherever libgit2 repeated it."""
+    redacted = redact_url(url)
+    if redacted == url:
+        return text
+    password = urlsplit(url).password or ""
+    return text.replace(url, redacted).replace(password, "***") if password else text
 
 
 def init_repository(path: str | Path, branch: str = "main") -> GitStore:

@@ -3,6 +3,10 @@
 `Registry.perform` carries one out on the release database; the CLI's remote backend sends
 the same value to a server, whose routes build it from a request body. An action's fields
 are written here once, whichever transport carries it.
+
+A promotion names the content it means: the CLI reads its reference in the user's own
+repository (`Registry.pin`) and sends the digest and commit with it, and whoever carries it
+out promotes exactly that digest or refuses.
 """
 
 from __future__ import annotations
@@ -13,6 +17,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 if TYPE_CHECKING:
     from promptctl.registry.metrics.summary import MetricsSummary
     from promptctl.registry.releases.values import EnvironmentInfo, LogEntry, ReleaseState
+
+# What a promotion without a reference means: HEAD (what is committed) of the repository the
+# reference is read in. The CLI reads it in the user's repository, locally and through a
+# server alike, and sends the digest; only an API request that names nothing is read in the
+# server's clone, whose HEAD is the tracked branch it follows.
+DEFAULT_REF = "HEAD"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,12 +49,16 @@ class Promote(ReleaseAction):
     """Make the version `ref` names stable, or start it as canary at `canary_bp`.
 
     With `source`, what is stable in that environment is promoted (no git needed). With
-    `if_changed`, promoting the version that is already stable changes nothing.
+    `if_changed`, promoting the version that is already stable changes nothing. With
+    `digest`, exactly that content is promoted, found at `commit` when given (`ref` then
+    only says what the user asked for); without it, `ref` (default DEFAULT_REF) is read.
     """
 
     verb: ClassVar[str] = "promote"
 
     ref: str | None = None
+    digest: str | None = None
+    commit: str | None = None
     source: str | None = None
     canary_bp: int | None = None
     force: bool = False

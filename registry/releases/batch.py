@@ -6,7 +6,7 @@ remote backend), so the decisions are the same whichever carries the actions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from promptctl.registry.errors import RegistryError
@@ -65,8 +65,9 @@ def promote_all(
 ) -> list[PromptPromotion]:
     """Promote every prompt at `request.ref` whose version is not stable in the environment.
 
-    The versions are read from `library`, the promotions carried by `backend`. A prompt
-    that fails is reported, and the others go on.
+    The versions are read from `library`, the promotions carried by `backend` with the
+    digest and commit read here, so a server promotes exactly them or refuses; each line
+    reports what the backend stored. A prompt that fails is reported, and the others go on.
     """
     ref = request.ref
     stable = {s.prompt: s.stable.digest for s in backend.status(None, request.environment)}
@@ -77,7 +78,13 @@ def promote_all(
             if stable.get(name) == version.digest:
                 results.append(PromptPromotion(name, "unchanged", version=version.label))
                 continue
-            state = backend.perform(request.action(name))
+            commit = version.commit.sha if version.commit else None
+            action = replace(request.action(name), digest=version.digest, commit=commit)
+            state = backend.perform(action)
+            if state.stable.digest != version.digest:  # a backend that ignored the digest
+                stored = f"stored {state.stable.describe()}, not {version.digest[:12]}"
+                results.append(PromptPromotion(name, "failed", error=stored))
+                continue
             results.append(PromptPromotion(name, "promoted", version=state.stable.describe()))
         except RegistryError as exc:
             results.append(PromptPromotion(name, "failed", error=str(exc)))

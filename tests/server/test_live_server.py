@@ -188,9 +188,10 @@ def test_cli_errors_from_the_server_are_one_line_with_exit_1(
     nothing = remote("rollback", TRIAGE, "--env", "staging")
     assert nothing.exit_code == 1
     assert nothing.stderr == f"error: server: '{TRIAGE}' has no release in staging\n"
+    # The CLI reads the reference in its own repository, so an unknown one is its own error.
     unknown = remote("promote", f"{TRIAGE}@v9", "--env", "staging")
     assert unknown.exit_code == 1
-    assert unknown.stderr.startswith("error: server: prompt 'support/triage' has no version 'v9'")
+    assert unknown.stderr.startswith("error: prompt 'support/triage' has no version 'v9'")
     assert len(unknown.stderr.splitlines()) == 1
     confirmed = remote("promote", f"{TRIAGE}@v1", "--env", "production", "--yes")
     assert confirmed.exit_code == 0, confirmed.output

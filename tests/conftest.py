@@ -128,8 +128,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture(scope="session")
-def _migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An SQLite file migrated to head once per session; tests start from copies of it."""
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite file migrated to head once per session; tests start from copies of it
+    (`migrated_database_url`), never write it."""
     from promptctl.registry.store.database import make_engine, upgrade
 
     path = tmp_path_factory.mktemp("migrated") / "registry.db"
@@ -140,7 +141,7 @@ def _migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def migrated_database_url(database_url: str, _migrated_sqlite: Path) -> str:
+def migrated_database_url(database_url: str, migrated_sqlite: Path) -> str:
     """`database_url` with its schema at the newest migration, as `promptctl db upgrade`
     leaves it: a copy of the session's migrated SQLite file, or PostgreSQL's fresh schema
     upgraded (the service never upgrades PostgreSQL by itself)."""
@@ -150,7 +151,7 @@ def migrated_database_url(database_url: str, _migrated_sqlite: Path) -> str:
 
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
-        shutil.copyfile(_migrated_sqlite, url.database)
+        shutil.copyfile(migrated_sqlite, url.database)
     else:
         engine = make_engine(database_url)
         upgrade(engine)

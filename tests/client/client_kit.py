@@ -11,8 +11,9 @@ Starting a server costs seconds (an interpreter importing FastAPI, SQLAlchemy an
 pygit2), so the tests that only read share one server per session (`shared_server`, on
 SQLite), and isolate what they write by working in an environment of their own
 (`fresh_env`). Tests that stop, restart or reconfigure a server start their own
-(`start_server`, `server`), on the `database_url` fixture: SQLite, and PostgreSQL too
-when PROMPTCTL_TEST_POSTGRES_URL is exported. The fixtures are in conftest.py.
+(`start_server`, `server`), on the test's migrated database (`migrated_database_url`):
+SQLite, and PostgreSQL too when PROMPTCTL_TEST_POSTGRES_URL is exported. The fixtures are in
+conftest.py.
 """
 
 from __future__ import annotations

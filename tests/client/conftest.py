@@ -16,7 +16,6 @@ from client_kit import (
     RecordingTransport,
     ServerProcess,
     build_example_repo,
-    run_promptctl,
 )
 from support import refused_port
 
@@ -37,15 +36,15 @@ def prompt_repo(example_repo: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def shared_server(
-    example_repo: Path, tmp_path_factory: pytest.TempPathFactory
+    example_repo: Path, migrated_sqlite: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
     """One server for the tests that only read, on SQLite, with every example released in
     production (v1) and triage v2 as a 30 % canary. Never stopped before the session ends."""
     workdir = tmp_path_factory.mktemp("shared-server")
     repo = workdir / "repo"
     shutil.copytree(example_repo, repo, symlinks=True)
+    shutil.copyfile(migrated_sqlite, workdir / "registry.db")
     server = ServerProcess(repo, f"sqlite:///{workdir / 'registry.db'}", workdir)
-    server.promptctl("db", "upgrade")
     server.start()
     try:
         server.release_examples(ENV)
@@ -83,12 +82,11 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
 
 @pytest.fixture
 def server(
-    prompt_repo: Path, database_url: str, start_server: Callable[..., ServerProcess]
+    prompt_repo: Path, migrated_database_url: str, start_server: Callable[..., ServerProcess]
 ) -> ServerProcess:
-    """A server of this test's own on `database_url`, with the examples released."""
-    # The service never upgrades PostgreSQL by itself: do what an operator does first.
-    run_promptctl(prompt_repo, database_url, "db", "upgrade")
-    started = start_server(prompt_repo, database_url)
+    """A server of this test's own on this test's database, migrated (the service never
+    upgrades PostgreSQL by itself), with the examples released."""
+    started = start_server(prompt_repo, migrated_database_url)
     started.release_examples(ENV)
     return started
 

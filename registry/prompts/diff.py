@@ -6,6 +6,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
+from promptctl.registry.prompts.contract import Conflict, incompatibilities
 from promptctl.registry.prompts.promptversion import PromptVersion
 
 _MISSING = object()
@@ -36,6 +37,9 @@ class PromptDiff:
     variables_changed: list[str] = field(default_factory=list)
     body: str = ""
     partials: dict[str, str] = field(default_factory=dict)
+    # What in `new` breaks callers of `old` (registry.prompts.contract); against what runs
+    # in an environment, when the diff is of what promoting there would change.
+    breaking: list[Conflict] = field(default_factory=list)
 
     @property
     def unchanged(self) -> bool:
@@ -62,6 +66,7 @@ class PromptDiff:
             },
             "body": self.body,
             "partials": self.partials,
+            "breaking": [c.to_json() for c in self.breaking],
         }
 
 
@@ -98,6 +103,8 @@ def diff_versions(name: str, old: PromptVersion | None, new: PromptVersion | Non
         before, after = old_parts.get(relpath) or "", new_parts.get(relpath) or ""
         if before != after:
             result.partials[relpath] = unified(before, after, f"a/{relpath}", f"b/{relpath}")
+    if old is not None and new is not None:
+        result.breaking = [Conflict(old.label, found) for found in incompatibilities(old, new)]
     return result
 
 

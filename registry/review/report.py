@@ -18,7 +18,6 @@ from promptctl.registry.prompts.library import PromptLibrary, PromptVersion, Sna
 from promptctl.registry.prompts.lint import ERROR, Finding, lint_version
 from promptctl.registry.prompts.rendering import Rendered
 from promptctl.registry.prompts.tokencount import count_tokens, describe
-from promptctl.registry.prompts.variables import InputSpec
 
 RENAME_SIMILARITY = 0.75
 
@@ -318,7 +317,9 @@ def _sample_changes(before: PromptVersion, after: PromptVersion) -> list[SampleC
 
 
 def _breaking(review: PromptReview) -> list[str]:
-    """Name the changes that break callers of the prompt."""
+    """Name the changes that break callers of the prompt: a removed or renamed prompt that
+    is released, and what the diff found by the rules of `contract` (which the release gate
+    applies too)."""
     out: list[str] = []
     old, new = review.old, review.new
     released = [r["environment"] for r in (review.releases or [])]
@@ -329,39 +330,4 @@ def _breaking(review: PromptReview) -> list[str]:
         )
     if old is None or new is None:
         return out
-    old_inputs = old.prompt.inputs or {}
-    new_inputs = new.prompt.inputs or {}
-    for var in review.diff.variables_added:
-        spec = new_inputs[var]
-        if spec.required and not spec.has_default:
-            out.append(
-                f"new required variable '{var}' without a default: callers do not send it yet"
-            )
-    if new.prompt.inputs is not None:
-        for var in review.diff.variables_removed:
-            out.append(f"variable '{var}' was removed: callers still passing it get an error")
-    for var in review.diff.variables_changed:
-        out.extend(_spec_break(var, old_inputs[var], new_inputs[var]))
-    old_output = old.prompt.front_matter.get("output")
-    new_output = new.prompt.front_matter.get("output")
-    if old_output != new_output:
-        out.append("the output format or schema changed: parsers of its answers may break")
-    if old.is_chat != new.is_chat:
-        out.append(f"the prompt now renders to {'messages' if new.is_chat else 'text'}")
-    return out
-
-
-def _spec_break(var: str, old: InputSpec, new: InputSpec) -> list[str]:
-    out = []
-    if old.type != new.type and new.type is not None:
-        out.append(f"variable '{var}' changed type from {old.type or 'any'} to {new.type}")
-    if new.required and not new.has_default and not (old.required and not old.has_default):
-        out.append(f"variable '{var}' became required")
-    if new.enum is not None:
-        dropped = [v for v in (old.enum or ()) if v not in new.enum]
-        if dropped:
-            out.append(f"variable '{var}' no longer accepts {', '.join(map(str, dropped))}")
-        elif old.enum is None:
-            allowed = ", ".join(map(str, new.enum))
-            out.append(f"variable '{var}' now accepts only {allowed}")
-    return out
+    return out + [str(conflict.incompatibility) for conflict in review.diff.breaking]

@@ -52,11 +52,9 @@ def breaking(repo) -> str:
 
 @pytest.fixture
 def lint_error(repo) -> str:
-    """triage uses a variable it does not declare, and also breaks callers."""
+    """triage uses a variable it does not declare, and also breaks callers (a narrower enum)."""
     triage = edited(repo, TRIAGE, "Tier: {{ tier }}.", "Tier: {{ tier }} for {{ team }}.")
-    triage = triage.replace("  urgent: {type: boolean, default: false}\n", "")
-    triage = triage.replace("{% if urgent %}\nURGENT.\n{% endif %}\n", "")
-    triage = triage.replace(", urgent: true", "")
+    triage = triage.replace("enum: [free, pro, enterprise]", "enum: [free, pro]")
     branch(repo, "lint-error", {TRIAGE: triage})
     return "lint-error"
 
@@ -140,9 +138,7 @@ def test_lint_errors_exit_1_even_with_allow_breaking(promptctl, lint_error):
     assert [f["code"] for f in triage["lint"] if f["severity"] == "error"] == [
         "undeclared-variable"
     ]
-    assert triage["breaking"] == [
-        "variable 'urgent' was removed: callers still passing it get an error"
-    ]
+    assert triage["breaking"] == ["variable 'tier' no longer accepts enterprise"]
 
 
 def test_lint_errors_and_breaking_changes_are_both_named(promptctl, lint_error):

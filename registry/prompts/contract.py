@@ -1,0 +1,239 @@
+"""A version's contract with its callers, and the changes to it that break them.
+
+The contract is what a caller relies on: the variables a version takes (which it requires,
+their types and allowed values, whether it refuses the ones it does not declare), whether
+it renders to chat messages or text, and its declared `output`. `incompatibilities(old,
+new)` names every way `new` breaks a caller written for `old`, or served in one
+environment alongside it (a canary and its stable get the same calls).
+
+These rules are written once: `review` reports them as breaking changes between base and
+head, the release service refuses a canary with any of them against what serves (unless
+the release allows breaking), and `diff --env` shows them against what runs there.
+
+Variables a version does not declare are ignored when it renders, unless the prompt says
+`strict: true`; so removing a variable breaks no caller of a tolerant prompt, and only a
+strict one turns the variables it does not declare into errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from promptctl.registry.prompts.promptversion import PromptVersion
+from promptctl.registry.prompts.variables import InputSpec
+
+# The kinds of change, in the order they are reported.
+REQUIRED = "required-variable"  # a new variable it requires, without a default
+BECAME_REQUIRED = "became-required"  # a variable it declared as optional is now required
+TYPE_CHANGED = "type-changed"  # a shared variable's type changed
+ENUM_NARROWED = "enum-narrowed"  # a shared variable lost allowed values (or gained an enum)
+REMOVED = "variable-removed"  # a strict prompt no longer declares a variable
+BECAME_STRICT = "became-strict"  # it now refuses what it does not declare
+REFUSED_BY_OLD = "refused-by-old"  # a new variable the old, strict version refuses
+OUTPUT_CHANGED = "output-changed"  # the declared `output` contract
+KIND_CHANGED = "kind-changed"  # chat messages <-> text
+
+CODES = (
+    REQUIRED,
+    BECAME_REQUIRED,
+    TYPE_CHANGED,
+    ENUM_NARROWED,
+    REMOVED,
+    BECAME_STRICT,
+    REFUSED_BY_OLD,
+    OUTPUT_CHANGED,
+    KIND_CHANGED,
+)
+
+
+@dataclass(frozen=True)
+class Incompatibility:
+    """One way a version breaks callers of another; `variable` is None for the whole prompt.
+
+    A variable inside another is named by its path: `customer.plan` (a key of an object),
+    `tags[]` (the items of an array).
+    """
+
+    code: str
+    message: str
+    variable: str | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "variable": self.variable, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """An incompatibility of a version with one that serves: `against` says which
+    (`v6 (stable)`)."""
+
+    against: str
+    incompatibility: Incompatibility
+
+    def __str__(self) -> str:
+        return f"against {self.against}: {self.incompatibility}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"against": self.against, **self.incompatibility.to_json()}
+
+
+def incompatibilities(old: PromptVersion, new: PromptVersion) -> list[Incompatibility]:
+    """Name what in `new` breaks a caller written for `old`, or served alongside it."""
+    out: list[Incompatibility] = []
+    old_inputs, new_inputs = old.prompt.inputs, new.prompt.inputs
+    if new_inputs is not None:  # without an `input` section a version takes anything
+        old_strict = old.prompt.strict and old_inputs is not None
+        new_strict = new.prompt.strict
+        if new_strict and not old_strict:
+            out.append(
+                Incompatibility(
+                    BECAME_STRICT,
+                    "the prompt became strict: callers passing variables it does not "
+                    "declare get an error",
+                )
+            )
+        out.extend(
+            _declarations(
+                old_inputs or {}, new_inputs, old_strict=old_strict, new_strict=new_strict
+            )
+        )
+    if old.prompt.front_matter.get("output") != new.prompt.front_matter.get("output"):
+        out.append(
+            Incompatibility(
+                OUTPUT_CHANGED,
+                "the output format or schema changed: parsers of its answers may break",
+            )
+        )
+    if old.is_chat != new.is_chat:
+        out.append(
+            Incompatibility(
+                KIND_CHANGED, f"the prompt now renders to {'messages' if new.is_chat else 'text'}"
+            )
+        )
+    order = {code: index for index, code in enumerate(CODES)}
+    return sorted(out, key=lambda i: order[i.code])  # stable: variables stay sorted per code
+
+
+def conflicts(
+    new: PromptVersion, serving: Iterable[tuple[str, PromptVersion]]
+) -> list[Conflict]:
+    """The incompatibilities of `new` with each version that serves (described, version)."""
+    return [
+        Conflict(described, found)
+        for described, version in serving
+        if version.digest != new.digest
+        for found in incompatibilities(version, new)
+    ]
+
+
+def _needed(spec: InputSpec) -> bool:
+    """A caller must send it: required, and no default stands in."""
+    return spec.required and not spec.has_default
+
+
+def _declarations(
+    old: Mapping[str, InputSpec],
+    new: Mapping[str, InputSpec],
+    *,
+    old_strict: bool,
+    new_strict: bool,
+    parent: str | None = None,
+) -> list[Incompatibility]:
+    """Compare two sets of declarations: a prompt's variables, or an object's keys (which
+    always refuse what they do not declare)."""
+    out: list[Incompatibility] = []
+    for name in sorted(set(old) | set(new)):
+        path = name if parent is None else f"{parent}.{name}"
+        what = f"variable '{name}'" if parent is None else f"key '{name}' of '{parent}'"
+        if name not in old:
+            if _needed(new[name]):
+                out.append(
+                    Incompatibility(
+                        REQUIRED,
+                        f"new required {what} without a default: callers do not "
+                        "send it yet",
+                        path,
+                    )
+                )
+            elif old_strict:
+                out.append(
+                    Incompatibility(
+                        REFUSED_BY_OLD,
+                        f"new {what} is refused by the old version, which does "
+                        "not declare it: while both serve, callers sending it get an error",
+                        path,
+                    )
+                )
+        elif name not in new:
+            if new_strict:
+                out.append(
+                    Incompatibility(
+                        REMOVED,
+                        f"{what} was removed: callers still passing it get an error",
+                        path,
+                    )
+                )
+        elif old[name] != new[name]:
+            out.extend(_spec(path, old[name], new[name]))
+    return out
+
+
+def _spec(path: str, old: InputSpec, new: InputSpec) -> list[Incompatibility]:
+    """Compare one variable's two declarations, and what they declare inside it."""
+    out: list[Incompatibility] = []
+    if old.type != new.type and new.type is not None:
+        out.append(
+            Incompatibility(
+                TYPE_CHANGED,
+                f"variable '{path}' changed type from {old.type or 'any'} to {new.type}",
+                path,
+            )
+        )
+    if _needed(new) and not _needed(old):
+        out.append(Incompatibility(BECAME_REQUIRED, f"variable '{path}' became required", path))
+    if new.enum is not None:
+        dropped = [v for v in (old.enum or ()) if v not in new.enum]
+        if dropped:
+            values = ", ".join(map(str, dropped))
+            out.append(
+                Incompatibility(
+                    ENUM_NARROWED, f"variable '{path}' no longer accepts {values}", path
+                )
+            )
+        elif old.enum is None:
+            allowed = ", ".join(map(str, new.enum))
+            out.append(
+                Incompatibility(
+                    ENUM_NARROWED, f"variable '{path}' now accepts only {allowed}", path
+                )
+            )
+    if new.items is not None and old.type == new.type:
+        if old.items is None:
+            out.extend(_spec(f"{path}[]", InputSpec(path), new.items))
+        elif old.items != new.items:
+            out.extend(_spec(f"{path}[]", old.items, new.items))
+    if new.properties is not None and old.properties is None and old.type == new.type:
+        keys = ", ".join(sorted(new.properties)) or "none"
+        out.append(
+            Incompatibility(
+                TYPE_CHANGED, f"variable '{path}' now accepts only the keys {keys}", path
+            )
+        )
+    if new.properties is not None and old.type == new.type:
+        # Keys are checked like variables of a strict prompt: an object refuses the keys
+        # it does not declare. An object that declared none accepted any.
+        out.extend(
+            _declarations(
+                old.properties or {},
+                new.properties,
+                old_strict=old.properties is not None,
+                new_strict=True,
+                parent=path,
+            )
+        )
+    return out

@@ -140,8 +140,10 @@ def promote_command(
 ) -> None:
     """Make a version stable in an environment, or start it as a canary.
 
-    REF defaults to HEAD (what is committed). With --from, the version stable in that
-    environment is promoted and no git access is needed.
+    REF defaults to HEAD (what is committed). It is read in this repository, also with
+    --server: the server is sent the digest (and commit) and promotes exactly that content,
+    fetching its remote first if it lacks it, or refuses. With --from, the version stable
+    in that environment is promoted and no git access is needed.
     """
     if all_at is not None:
         if spec or source or canary:
@@ -269,7 +271,8 @@ def rollback_command(
     action = Rollback(
         prompt=name, environment=environment, to_ref=to_ref, reason=reason, actor=actor
     )
-    state = options.backend.perform(action)
+    # --to names the version as this repository reads it (a server gets its digest).
+    state = options.backend.perform(options.registry.pin(action))
     _done(
         as_json,
         state.to_json(),

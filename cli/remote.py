@@ -117,6 +117,7 @@ def _request_body(action: ReleaseAction) -> dict[str, Any]:
     if isinstance(action, Promote):
         canary = action.canary_bp / 100 if action.canary_bp is not None else None
         body.update(ref=action.ref, from_env=action.source, canary_weight=canary)
+        body.update(digest=action.digest, commit=action.commit)  # what Registry.pin read
         body.update(force=action.force, if_changed=action.if_changed)
     elif isinstance(action, Ramp):
         body["weight"] = action.weight_bp / 100

@@ -12,9 +12,11 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from promptctl.registry.core import Registry
+from promptctl.registry.errors import NoRemote, RegistryError
 from promptctl.server import (
     problems,
     routes_docs,
+    routes_git,
     routes_metrics,
     routes_ops,
     routes_prompts,
@@ -43,6 +45,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     registry.database.ensure_schema()
     cache = registry.serving
     cache.load_all()
+    registry.follower  # noqa: B018 - a server follows its clone's remote (see routes_git)
     telemetry = Telemetry()
     for name in ("hits", "misses", "reloads"):
         telemetry.gauges[f"cache_{name}"] = gauge_reader(cache, name)
@@ -50,13 +53,17 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        poller = asyncio.create_task(_poll(cache, settings.poll_interval))
+        tasks = [asyncio.create_task(_poll(cache, settings.poll_interval))]
+        if settings.git_fetch_interval > 0:
+            tasks.append(asyncio.create_task(_follow(registry, settings.git_fetch_interval)))
         try:
             yield
         finally:
-            poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             registry.close()
 
     app = FastAPI(
@@ -73,6 +80,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     problems.install(app)
     routes_prompts.install(app)
     app.include_router(routes_releases.router)
+    app.include_router(routes_git.router)
     app.include_router(routes_metrics.router)
     app.include_router(routes_ops.router)
     routes_docs.install(app)
@@ -90,3 +98,20 @@ async def _poll(cache: ServingCache, interval: float) -> None:
             await run_in_threadpool(cache.refresh_if_changed)
         except Exception:  # the database may be away for a while; keep serving from memory
             log.warning("could not refresh releases from the database", exc_info=True)
+
+
+async def _follow(registry: Registry, interval: float) -> None:
+    """Fetch the clone's remote now and every `interval` seconds, in a worker thread.
+
+    A failure is logged and kept for /readyz and GET /v1/git; serving goes on.
+    """
+    while True:
+        try:
+            await run_in_threadpool(registry.fetch_remote)
+        except NoRemote:
+            return  # nothing to follow; POST /v1/git/fetch says so
+        except RegistryError as exc:
+            log.warning("could not follow the repository's remote: %s", exc)
+        except Exception:
+            log.warning("could not follow the repository's remote", exc_info=True)
+        await asyncio.sleep(interval)

@@ -33,8 +33,14 @@ def readyz(ctx: ContextDep) -> JSONResponse:
     except RegistryError as exc:
         checks["repository"] = f"error: {exc}"
     ready = all(v == "ok" for v in checks.values())
+    # Which commit the clone has and how following its remote goes: information, never a
+    # readiness check (a failed fetch leaves the server serving what it has).
+    try:
+        git: dict[str, Any] = ctx.registry.git_status().to_json()
+    except RegistryError as exc:
+        git = {"error": str(exc)}
     return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks},
+        {"status": "ready" if ready else "not ready", "checks": checks, "git": git},
         status_code=200 if ready else 503,
     )
 

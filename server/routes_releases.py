@@ -102,10 +102,10 @@ def promote(name: str, body: PromoteRequest, request: Request, ctx: ContextDep) 
     granted = _act(ctx, request, body)
     canary_bp = parse_percent(body.canary_weight) if body.canary_weight is not None else None
     expected = _expected_revision(request)
-    if body.from_env is not None and body.ref is not None:
-        raise UsageError("give either 'ref' or 'from_env', not both")
-    # Without a ref a server promotes its tracked branch's tip (a CLI, its HEAD).
-    ref = body.ref or (ctx.registry.tracked_branch if body.from_env is None else None)
+    if body.from_env is not None and (body.ref or body.digest) is not None:
+        raise UsageError("give either 'ref' (or 'digest') or 'from_env', not both")
+    if body.commit is not None and body.digest is None:
+        raise UsageError("'commit' says where to find a 'digest': give the digest too")
     return _perform(
         ctx,
         Promote,
@@ -113,7 +113,9 @@ def promote(name: str, body: PromoteRequest, request: Request, ctx: ContextDep) 
         body,
         granted,
         expected,
-        ref=ref,
+        ref=body.ref,
+        digest=body.digest,
+        commit=body.commit,
         source=body.from_env,
         canary_bp=canary_bp,
         force=body.force,

@@ -33,7 +33,20 @@ class ActionBase(Strict):
 class PromoteRequest(ActionBase):
     ref: str | None = Field(
         default=None,
-        description="Version to promote (default: the tracked branch's tip). Not with from_env.",
+        description="Version to promote: vN, a digest prefix or a git revision (default: HEAD "
+        "of the server's clone, its tracked branch). With 'digest', only what the user asked "
+        "for. Not with from_env.",
+    )
+    digest: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Promote exactly this content (the full SHA-256 digest, as the CLI sends "
+        "it); the server fetches its remote when it lacks it, else answers 409.",
+    )
+    commit: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$",
+        description="The commit the digest was read at (where to find it).",
     )
     from_env: str | None = Field(default=None, description="Promote what is stable there.")
     canary_weight: float | None = Field(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
 from promptctl.registry.core import Settings
 
@@ -28,3 +28,9 @@ class ServerSettings(Settings):
     # time limit) can hold at most these workers; a render that waits longer is a 503.
     render_workers: int = Field(default=4, gt=0)
     render_queue_seconds: float = Field(default=5.0, gt=0)
+    # The remote the server's clone follows: a remote's name or a URL (default: the clone's
+    # `origin`, if it has one); how often it fetches in the background (seconds, 0: only on
+    # demand); the secret that signs GitHub push webhooks (X-Hub-Signature-256).
+    git_remote: str | None = None
+    git_fetch_interval: float = Field(default=30.0, ge=0)
+    git_webhook_secret: SecretStr | None = None

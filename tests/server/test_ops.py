@@ -28,13 +28,15 @@ def test_healthz_answers_ok(client):
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
 
 
-def test_readyz_is_200_when_database_and_repository_answer(client):
+def test_readyz_is_200_when_database_and_repository_answer(client, repo):
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {
-        "status": "ready",
-        "checks": {"database": "ok", "repository": "ok"},
-    }
+    body = response.json()
+    assert (body["status"], body["checks"]) == ("ready", {"database": "ok", "repository": "ok"})
+    # Which commit the clone has: information, not a check (this clone follows no remote).
+    git = body["git"]
+    assert (git["branch"], git["commit"]) == ("main", repo.git("rev-parse", "main"))
+    assert (git["remote"], git["last_fetch_at"], git["last_error"]) == (None, None, None)
 
 
 @sqlite_only

@@ -377,7 +377,8 @@ def diff_command(
     """Compare two versions of a prompt (default: the last commit against the working tree).
 
     A and B are version references: vN, a digest prefix or a git revision. With --env,
-    the stable version released there is compared with A (default HEAD).
+    the stable version released there is compared with A (default HEAD), and the breaking
+    changes are those the release gate finds against every version serving there.
     """
     result = options.registry.diff(name, old_ref, new_ref, environment=environment)
     if as_json:
@@ -396,6 +397,8 @@ def diff_command(
         click.echo(f"  - variable {var}")
     for var in result.variables_changed:
         click.echo(f"  ~ variable {var}")
+    for conflict in result.breaking:
+        click.echo(f"  ! breaking {conflict}")
     if result.body:
         click.echo("")
         click.echo(result.body, nl=False)

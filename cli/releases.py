@@ -115,6 +115,12 @@ def env_unprotect(options: Options, name: str, as_json: bool) -> None:
 )
 @click.option("--force", is_flag=True, help="Promote even though the version fails lint.")
 @click.option(
+    "--allow-breaking",
+    is_flag=True,
+    help="Promote even though the version breaks callers of one serving beside it (a new "
+    "required variable, a changed type, enum, kind or output); the log records it.",
+)
+@click.option(
     "--if-changed",
     is_flag=True,
     help="Do nothing (exit 0) when the version is already stable: for CI after merge.",
@@ -132,6 +138,7 @@ def promote_command(
     source: str | None,
     canary: str | None,
     force: bool,
+    allow_breaking: bool,
     if_changed: bool,
     reason: str | None,
     actor: str | None,
@@ -156,6 +163,7 @@ def promote_command(
             reason=reason,
             actor=actor,
             force=force,
+            allow_breaking=allow_breaking,
             confirmed=confirmed,
         )
         _promoted_all(options.registry.promote_all(request, options.backend), environment, as_json)
@@ -175,6 +183,7 @@ def promote_command(
         source=source,
         canary_bp=canary_bp,
         force=force,
+        allow_breaking=allow_breaking,
         if_changed=if_changed,
         reason=reason,
         actor=actor,
@@ -339,6 +348,8 @@ def history_command(
 
 def _history_row(e: LogEntry) -> list[Any]:
     reason = (e.reason or "") + (" [forced past lint errors]" if e.forced else "")
+    if e.allowed_breaking:
+        reason += f" [allowed breaking: {'; '.join(e.allowed_breaking)}]"
     return [
         f"{e.time:%Y-%m-%d %H:%M:%S}",
         e.environment,

@@ -119,6 +119,8 @@ def _request_body(action: ReleaseAction) -> dict[str, Any]:
         body.update(ref=action.ref, from_env=action.source, canary_weight=canary)
         body.update(digest=action.digest, commit=action.commit)  # what Registry.pin read
         body.update(force=action.force, if_changed=action.if_changed)
+        if action.allow_breaking:  # only when set: a server without the gate refuses the field
+            body["allow_breaking"] = True
     elif isinstance(action, Ramp):
         body["weight"] = action.weight_bp / 100
     elif isinstance(action, Rollback):

@@ -317,17 +317,22 @@ class Registry:
         """Compare two versions (default: the last commit against the working tree).
 
         With `environment`, what is stable there is compared with `old_ref` (default HEAD):
-        what promoting it would change.
+        what promoting it would change; its breaking changes are what the release gate
+        finds against every version serving there (stable, and a running canary).
         """
         from promptctl.registry.errors import UsageError
+        from promptctl.registry.prompts.contract import conflicts
         from promptctl.registry.prompts.diff import diff_versions
 
         library = self.library
         if environment is not None:
             if new_ref is not None:
                 raise UsageError("with --env, give at most one reference (what would be promoted)")
-            old = self.releases.released_version(name, environment)
+            serving = self.releases.serving_versions(name, environment)
             new = library.get(name, old_ref or "HEAD")
+            result = diff_versions(name, serving[0][1], new)
+            result.breaking = conflicts(new, serving)
+            return result
         else:
             # Before the first commit there is no HEAD: the working tree's prompt is all new.
             no_head = old_ref is None and not library.store.has_commits()
@@ -416,6 +421,7 @@ class Registry:
                 action.source,
                 environment,
                 canary_bp=action.canary_bp,
+                allow_breaking=action.allow_breaking,
                 confirmed=action.confirmed,
                 **common,
             )
@@ -425,6 +431,7 @@ class Registry:
                 environment,
                 canary_bp=action.canary_bp,
                 force=action.force,
+                allow_breaking=action.allow_breaking,
                 confirmed=action.confirmed,
                 skip_unchanged=action.if_changed,
                 **common,

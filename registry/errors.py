@@ -41,6 +41,7 @@ server maps them in one handler and the CLI in one place, without knowing the cl
         WeightUnchanged
         NeverStableHere
         NothingToRollBack
+        IncompatibleVersion                  a canary whose inputs break callers of what serves
         ReleaseConflict
         RevisionMismatch                412  (HTTP If-Match)
       UnmergedVersion                   409
@@ -67,6 +68,9 @@ A status left blank is the parent's. The errors that name one condition of a gen
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 __all__ = [
     "AlreadyCanary",
     "AlreadyStable",
@@ -82,6 +86,7 @@ __all__ = [
     "FileTooLarge",
     "Forbidden",
     "HistoryUnreadable",
+    "IncompatibleVersion",
     "InsufficientScope",
     "InvalidBatch",
     "InvalidConfigFile",
@@ -619,6 +624,34 @@ class NothingToRollBack(ReleaseError):
         super().__init__(
             f"nothing to roll back to: the stable version of '{prompt}' in "
             f"{environment} is its first release (use --to REF)"
+        )
+
+
+class IncompatibleVersion(ReleaseError):
+    """A version that would serve beside another (a canary and its stable get the same
+    calls) but breaks that one's callers; each conflict says against which version and what
+    (registry.prompts.contract). A release that says allow_breaking goes ahead."""
+
+    status = 409
+    title = "Incompatible version"
+
+    def __init__(
+        self, prompt: str, environment: str, label: str, role: str, conflicts: Sequence[Any]
+    ) -> None:
+        self.prompt = prompt
+        self.environment = environment
+        self.label = label
+        self.role = role
+        self.conflicts = list(conflicts)
+        what = (
+            "start as canary"
+            if role == "canary"
+            else "become stable while a canary runs"
+        )
+        found = "; ".join(str(c) for c in self.conflicts)
+        super().__init__(
+            f"{prompt}@{label} cannot {what} in {environment}: {found} "
+            "(--allow-breaking to release it anyway)"
         )
 
 

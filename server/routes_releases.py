@@ -119,6 +119,7 @@ def promote(name: str, body: PromoteRequest, request: Request, ctx: ContextDep) 
         source=body.from_env,
         canary_bp=canary_bp,
         force=body.force,
+        allow_breaking=body.allow_breaking,
         if_changed=body.if_changed,
     )
 

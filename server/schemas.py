@@ -53,6 +53,12 @@ class PromoteRequest(ActionBase):
         default=None, ge=0, le=100, description="Start as a canary at this percentage."
     )
     force: bool = False
+    allow_breaking: bool = Field(
+        default=False,
+        description="Promote even though the version breaks callers of one serving beside it "
+        "(a canary and its stable get the same calls); the release log records what was let "
+        "through. Without it such a promotion is a 409 naming each incompatibility.",
+    )
     if_changed: bool = Field(
         default=False, description="Do nothing when the version is already stable (CI use)."
     )

@@ -63,6 +63,9 @@ class Promote(ReleaseAction):
     canary_bp: int | None = None
     force: bool = False
     if_changed: bool = False
+    # Go ahead even though the version breaks callers of one that serves beside it (a
+    # canary and its stable get the same calls); the release log records what was allowed.
+    allow_breaking: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,6 +109,7 @@ class PromoteAll:
     reason: str | None = None
     actor: str | None = None
     force: bool = False
+    allow_breaking: bool = False
     confirmed: bool = False
 
     def action(self, prompt: str) -> Promote:

@@ -296,6 +296,7 @@ def log_entry(row: ReleaseLog, numbers: dict) -> LogEntry:
         reason=row.reason,
         forced=row.forced,
         time=as_utc(row.created_at),
+        allowed_breaking=tuple(row.allowed_breaking or ()),
     )
 
 

@@ -20,6 +20,7 @@ from promptctl.registry.errors import (
     AlreadyStable,
     ConfigError,
     EnvironmentExists,
+    IncompatibleVersion,
     InvalidEnvironmentName,
     InvalidWeight,
     LintFailed,
@@ -35,6 +36,7 @@ from promptctl.registry.errors import (
     UsageError,
     WeightUnchanged,
 )
+from promptctl.registry.prompts.contract import Conflict, conflicts
 from promptctl.registry.prompts.layout import check_name
 from promptctl.registry.prompts.lint import ERROR, lint_version
 from promptctl.registry.prompts.promptversion import PromptVersion
@@ -72,6 +74,7 @@ class _Change:
     from_digest: str | None
     to_digest: str | None
     log_weight: int | None = None
+    allowed_breaking: tuple[str, ...] = ()  # the incompatibilities a release let through
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class _Current:
     release: Release | None
     stack: list[str]
     ever_stable: frozenset[str]  # every version stable here at some point
+    read: Callable[[str], PromptVersion]  # a released version's content, by digest
 
 
 class ReleaseService:
@@ -179,6 +183,15 @@ class ReleaseService:
             for state in states
         ]
 
+    def serving_versions(self, prompt: str, environment: str) -> list[tuple[str, PromptVersion]]:
+        """What serves a prompt in an environment, stable first, each described as the
+        release gate names it (`v6 (stable)`)."""
+        served = self.served_releases(prompt, environment)
+        if not served:
+            raise ReleaseNotFound(prompt, environment)
+        _, stable, canary = served[0]
+        return _described([("stable", stable), ("canary", canary)])
+
     def contents(self, states: list[ReleaseState]) -> dict[tuple[str, str], PromptVersion]:
         """Return {(prompt, digest): version} for the versions these releases run, in bulk."""
         wanted = {
@@ -212,6 +225,7 @@ class ReleaseService:
         canary_bp: int | None = None,
         reason: str | None = None,
         force: bool = False,
+        allow_breaking: bool = False,
         confirmed: bool = False,
         expected_revision: int | None = None,
         skip_unchanged: bool = False,
@@ -220,6 +234,15 @@ class ReleaseService:
 
         With `skip_unchanged`, promoting the version that is already stable (and no canary
         runs) returns the release as it is, so a CI job can run it after every merge.
+
+        A version that would serve beside others must accept their callers' calls
+        (`registry.prompts.contract`): a canary is checked against the stable version; a
+        stable promotion over a running canary, against the stable version and the canary,
+        whose callers get it at once. Any incompatibility refuses the promotion
+        (IncompatibleVersion) unless `allow_breaking`, and then the log records them. A
+        stable promotion with no canary running replaces one version with another, which is
+        what `review` judges; ramping and completing a canary change no contract, so the
+        check at its start covers them.
         """
         if skip_unchanged and canary_bp is None:
             current = self.release(version.name, environment)
@@ -231,13 +254,28 @@ class ReleaseService:
         _check_weight(canary_bp)
         digest = version.digest
 
+        def gate(current: _Current, role: str) -> tuple[str, ...]:
+            """The incompatibilities with what serves beside the version, if allowed."""
+            found = _conflicts(current, version, role)
+            if found and not allow_breaking:
+                raise IncompatibleVersion(
+                    version.name, environment, version.label, role, found
+                )
+            return tuple(str(c) for c in found)
+
         def change(current: _Current) -> _Change:
             release = current.release
             if canary_bp is None:
                 if release is not None and release.stable_digest == digest:
                     raise AlreadyStable(version.name, environment, version.label, "promote")
                 return _Change(
-                    "promote", digest, None, 0, release.stable_digest if release else None, digest
+                    "promote",
+                    digest,
+                    None,
+                    0,
+                    release.stable_digest if release else None,
+                    digest,
+                    allowed_breaking=gate(current, "stable"),
                 )
             if release is None:
                 raise NoStableForCanary(version.name, environment)
@@ -253,6 +291,7 @@ class ReleaseService:
                 release.stable_digest,
                 digest,
                 canary_bp,
+                allowed_breaking=gate(current, "canary"),
             )
 
         return self._apply(
@@ -275,10 +314,12 @@ class ReleaseService:
         actor: str,
         canary_bp: int | None = None,
         reason: str | None = None,
+        allow_breaking: bool = False,
         confirmed: bool = False,
         expected_revision: int | None = None,
     ) -> ReleaseState:
-        """Promote what is stable in `source` into `environment`."""
+        """Promote what is stable in `source` into `environment` (with promote's checks of
+        what serves there)."""
         if source == environment:
             raise UsageError("--from and --env name the same environment")
         version = self.released_version(prompt, source, "stable")
@@ -289,6 +330,7 @@ class ReleaseService:
             canary_bp=canary_bp,
             reason=reason or f"from {source}",
             force=True,
+            allow_breaking=allow_breaking,
             confirmed=confirmed,
             expected_revision=expected_revision,
         )
@@ -477,7 +519,9 @@ class ReleaseService:
                     if observed.explicit:
                         raise RevisionMismatch(prompt, environment, observed.revision, actual)
                     raise ReleaseConflict(prompt, environment)
-                new = change(_Current(release, *stable_history(session, prompt, environment)))
+                history = stable_history(session, prompt, environment)
+                current = _Current(release, *history, lambda d: read_snapshot(session, prompt, d))
+                new = change(current)
                 if snapshot is not None:
                     store_snapshot(session, snapshot)
                 now = utcnow()
@@ -503,6 +547,7 @@ class ReleaseService:
                         actor=actor,
                         reason=reason,
                         forced=forced,
+                        allowed_breaking=list(new.allowed_breaking) or None,
                         created_at=now,
                     )
                 )
@@ -516,6 +561,27 @@ class ReleaseService:
 def _check_weight(weight_bp: int | None) -> None:
     if weight_bp is not None and not 0 <= weight_bp <= BUCKETS:
         raise InvalidWeight(f"{weight_bp / 100}%")
+
+
+def _conflicts(current: _Current, version: PromptVersion, role: str) -> list[Conflict]:
+    """What in `version` breaks callers of the versions that serve beside it: as canary,
+    the stable one; as stable over a running canary (other than itself), both."""
+    release = current.release
+    if release is None:
+        return []
+    if role == "canary":
+        serving = [("stable", release.stable_digest)]
+    elif release.canary_digest and release.canary_digest != version.digest:
+        serving = [("stable", release.stable_digest), ("canary", release.canary_digest)]
+    else:
+        return []
+    return conflicts(version, _described([(v, current.read(d)) for v, d in serving]))
+
+
+def _described(
+    serving: list[tuple[str, PromptVersion | None]],
+) -> list[tuple[str, PromptVersion]]:
+    return [(f"{v.label} ({variant})", v) for variant, v in serving if v is not None]
 
 
 def _with_canary(current: _Current, prompt: str, environment: str, what: str) -> Release:

@@ -121,6 +121,7 @@ class LogEntry:
     reason: str | None
     forced: bool
     time: datetime
+    allowed_breaking: tuple[str, ...] = ()  # incompatibilities let through (--allow-breaking)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -135,6 +136,7 @@ class LogEntry:
             "actor": self.actor,
             "reason": self.reason,
             "forced": self.forced,
+            "allowed_breaking": list(self.allowed_breaking),
             "time": self.time.isoformat(),
         }
 
@@ -153,4 +155,5 @@ class LogEntry:
             reason=data.get("reason"),
             forced=data.get("forced", False),
             time=datetime.fromisoformat(data["time"]),
+            allowed_breaking=tuple(data.get("allowed_breaking") or ()),
         )

@@ -116,6 +116,9 @@ class ReleaseLog(Base):
     actor: Mapped[str] = mapped_column(String(255))
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The incompatibilities with versions serving beside it that a promotion let through
+    # (`--allow-breaking`); None when there were none.
+    allowed_breaking: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 
 import click
@@ -13,15 +12,6 @@ from promptctl.registry.auth import SCOPES
 from promptctl.registry.errors import UsageError
 
 log = logging.getLogger("promptctl.server")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @cli.command("serve")
@@ -50,19 +40,15 @@ def serve_command(
     from promptctl.server.app import create_app
     from promptctl.server.settings import ServerSettings
 
-    if not tokens and not is_loopback(host):
-        raise UsageError(
-            f"refusing to listen on {host} without tokens: anyone could change releases. "
-            "Use --tokens (create one with 'promptctl token create'), or bind to 127.0.0.1"
-        )
+    given = options.settings.model_dump(exclude_none=True)
+    settings = ServerSettings(**{**given, "host": host, "port": port, "tokens": tokens})
+    settings.check_exposure()  # create_app's own rule, said before the database check
     database = options.registry.missing_database_file()
     if database is not None and not create:
         raise UsageError(
             f"no database at {database}: run 'promptctl db upgrade' to create it (or serve "
             "with --create); if it was moved, point --database-url at it"
         )
-    given = options.settings.model_dump(exclude_none=True)
-    settings = ServerSettings(**{**given, "host": host, "port": port, "tokens": tokens})
     app = create_app(settings)
     if not tokens:
         banner = (

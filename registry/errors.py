@@ -18,6 +18,7 @@ server maps them in one handler and the CLI in one place, without knowing the cl
       ConfigError                       422  promptctl.toml, a layout option, a database URL
         InvalidConfigFile
         InvalidPromptName
+        UnguardedHost                        a server without tokens asked off loopback
       RepositoryError                   422  the git repository cannot be read as asked
         NotARepository
         BranchNotFound
@@ -121,6 +122,7 @@ __all__ = [
     "ServiceBusy",
     "TemplateError",
     "TokenNotFound",
+    "UnguardedHost",
     "Unauthorized",
     "UnmergedVersion",
     "UsageError",
@@ -312,6 +314,21 @@ class InvalidPromptName(ConfigError):
         super().__init__(
             f"invalid prompt name '{name}': use lower-case letters, digits, '_', '.', '-' "
             "and '/' between parts"
+        )
+
+
+class UnguardedHost(ConfigError):
+    """A server without API tokens asked to listen on an address other than loopback."""
+
+    status = 422
+    title = "Configuration error"
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        super().__init__(
+            f"refusing to listen on {host} without tokens: anyone could change releases. "
+            "Use --tokens (PROMPTCTL_TOKENS=true; create one with 'promptctl token create'), "
+            "or bind to 127.0.0.1"
         )
 
 

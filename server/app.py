@@ -41,6 +41,7 @@ log = logging.getLogger("promptctl.server")
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
     """Build the service over one repository and one release database."""
     settings = settings or ServerSettings()
+    settings.check_exposure()
     registry = Registry(settings)
     registry.database.ensure_schema()
     cache = registry.serving

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from pydantic import BaseModel, Field, SecretStr
 
 from promptctl.registry.core import Settings
+from promptctl.registry.errors import UnguardedHost
 
 
 class ModelPrice(BaseModel):
@@ -12,6 +15,19 @@ class ModelPrice(BaseModel):
 
     input: float = Field(ge=0)
     output: float = Field(ge=0)
+
+
+def is_loopback(host: str) -> bool:
+    """Tell whether `host` reaches this machine only: `localhost` or a loopback address."""
+    name = host.strip().removeprefix("[").removesuffix("]")
+    if name.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 is loopback too
+    return (mapped or address).is_loopback
 
 
 class ServerSettings(Settings):
@@ -34,3 +50,9 @@ class ServerSettings(Settings):
     git_remote: str | None = None
     git_fetch_interval: float = Field(default=30.0, ge=0)
     git_webhook_secret: SecretStr | None = None
+
+    def check_exposure(self) -> None:
+        """Raise UnguardedHost when tokens are off and `host` is not loopback: without
+        tokens, anyone who can connect may read prompts and change releases."""
+        if not self.tokens and not is_loopback(self.host):
+            raise UnguardedHost(self.host)

@@ -4,6 +4,7 @@ takes effect within the poll interval, and the CLI stores only the hash."""
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from support import wait_until
 
 from promptctl.cli.main import cli
 from promptctl.registry.auth import TokenService
+from promptctl.registry.errors import ConfigError
 from promptctl.registry.store.models import ApiToken
 from promptctl.server.app import create_app
 
@@ -86,6 +88,33 @@ def test_an_unknown_or_malformed_token_is_401(guarded, problem_of):
         response = guarded.get("/v1/prompts", headers={"Authorization": header})
         problem_of(response, 401)
         assert response.headers["www-authenticate"].startswith("Bearer"), header
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    "host", ["0.0.0.0", "::", "192.0.2.10", "::ffff:192.0.2.10", "example.com", ""]
+)
+def test_an_app_without_tokens_refuses_any_host_but_loopback(make_settings, host):
+    """The rule is the app's own, so an application that builds it for uvicorn or gunicorn
+    itself cannot open it to the network by mistake (`promptctl serve` says the same)."""
+    refused = f"refusing to listen on {re.escape(host)} without tokens"
+    with pytest.raises(ConfigError, match=refused) as caught:
+        create_app(make_settings(host=host))
+    assert "--tokens" in str(caught.value)
+    assert caught.value.status == 422
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "127.8.9.10", "::1", "[::1]", "::ffff:127.0.0.1", "localhost"]
+)
+def test_an_app_without_tokens_listens_on_loopback(make_settings, host):
+    create_app(make_settings(host=host)).state.ctx.registry.close()
+
+
+@sqlite_only
+def test_an_app_with_tokens_may_listen_on_any_host(make_settings):
+    create_app(make_settings(host="0.0.0.0", tokens=True)).state.ctx.registry.close()
 
 
 def test_operations_endpoints_need_no_token(guarded):

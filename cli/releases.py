@@ -190,11 +190,14 @@ def promote_command(
         confirmed=confirmed,
     )
     promotion = options.registry.promote(action, options.backend)
+    for warning in promotion.warnings:
+        click.echo(f"warning: {warning}", err=True)
     state = promotion.state
+    data = {**state.to_json(), "warnings": list(promotion.warnings)}
     if not promotion.changed:
         _done(
             as_json,
-            state.to_json(),
+            data,
             f"{name}: {state.stable.describe()} is already stable in {environment}; unchanged",
         )
         return
@@ -204,7 +207,7 @@ def promote_command(
         message = (
             f"{name}: canary {_canary(state)} in {environment}, stable {state.stable.describe()}"
         )
-    _done(as_json, state.to_json(), message)
+    _done(as_json, data, message)
 
 
 @cli.command("canary")

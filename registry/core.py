@@ -453,10 +453,37 @@ class Registry:
         return state
 
     def promote(self, action: Promote, backend: ReleaseBackend | None = None) -> Promotion:
-        """Promote through `backend` (default: here), saying whether anything changed."""
+        """Promote through `backend` (default: here), saying whether anything changed.
+
+        Promoting HEAD (the default) from a working tree where the prompt or a partial it
+        includes differs from HEAD promotes HEAD all the same, and the promotion's
+        `warnings` say so: the edits are not what goes out.
+        """
         from promptctl.registry.releases.batch import promote
 
-        return promote(backend or self, self.pin(action))
+        pinned = self.pin(action)
+        warnings = self._uncommitted(action, pinned)
+        return replace(promote(backend or self, pinned), warnings=warnings)
+
+    def _uncommitted(self, asked: Promote, pinned: ReleaseAction) -> tuple[str, ...]:
+        """The warning for a promotion of HEAD whose files have uncommitted changes."""
+        from promptctl.registry.errors import RegistryError
+
+        if asked.source is not None or asked.digest is not None:
+            return ()
+        if (asked.ref or DEFAULT_REF) != DEFAULT_REF:
+            return ()
+        try:
+            with self.git() as library:
+                changed = library.uncommitted(asked.prompt)
+        except RegistryError:
+            return ()  # nothing here to compare with; a warning never stops a promotion
+        if not changed:
+            return ()
+        commit = getattr(pinned, "commit", None)
+        where = f" (commit {commit[:10]})" if commit else ""
+        verb = "has" if len(changed) == 1 else "have"
+        return (f"{', '.join(changed)} {verb} uncommitted changes; promoting HEAD{where}",)
 
     def promote_all(
         self, request: PromoteAll, backend: ReleaseBackend | None = None

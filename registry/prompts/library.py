@@ -267,6 +267,25 @@ class PromptLibrary:
             limits=self.limits,
         )
 
+    def uncommitted(self, name: str) -> list[str]:
+        """Return the files of a prompt (it and every partial it includes, at HEAD or in the
+        working tree) whose working-tree content differs from HEAD, as repository paths.
+
+        None in a bare repository or before the first commit: there is nothing to compare.
+        """
+        if self.store.workdir is None or not self.store.has_commits():
+            return []
+        relpath = self.layout.relpath_of(name)
+        worktree, head = self.snapshot(None), self.snapshot("HEAD")
+        paths = {relpath}
+        for snapshot in (worktree, head):
+            paths |= set(dependency_closure(relpath, lambda p, s=snapshot: _includes(s, p)))
+        return [
+            self.layout.repo_path(path)
+            for path in sorted(paths, key=lambda p: (p != relpath, p))
+            if worktree.read(path) != head.read(path)
+        ]
+
     def render(
         self, name: str, ref: str | None, variables: Mapping[str, Any]
     ) -> tuple[PromptVersion, Rendered]:

@@ -19,10 +19,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Promotion:
-    """A promotion carried out, and whether it changed the release (`--if-changed`)."""
+    """A promotion carried out, whether it changed the release (`--if-changed`), and what
+    the person promoting should know (uncommitted changes that were not promoted)."""
 
     state: ReleaseState
     changed: bool
+    warnings: tuple[str, ...] = ()
 
 
 def promote(backend: ReleaseBackend, action: Promote) -> Promotion:

@@ -116,10 +116,6 @@ class ServerProcess:
         assert self.port is not None, "the server was never started"
         return f"http://127.0.0.1:{self.port}"
 
-    @property
-    def starts(self) -> int:
-        return len(self.processes)
-
     # -- the process -----------------------------------------------------------------
 
     def start(self) -> ServerProcess:

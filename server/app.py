@@ -76,6 +76,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         # package. Installed after the API routes: a resolve no longer tries them first.
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,  # routes_docs serves it, behind the operations endpoints' guard
     )
     app.state.ctx = ctx
     problems.install(app)

@@ -85,6 +85,13 @@ class AppContext:
         token.check(scope, environment, protected=protected)
         return token
 
+    def authorize_ops(self, request: Request) -> None:
+        """Check the token of a request to an operations endpoint (metrics, readiness, API
+        docs): none needed unless tokens are on and PROMPTCTL_OPEN_OPS is false, then any
+        valid token that may read."""
+        if not self.settings.open_ops:
+            self.authorize(request, "read")
+
 
 async def get_context(request: Request) -> AppContext:
     # async on purpose: FastAPI runs a plain `def` dependency in the thread pool, a thread
@@ -93,3 +100,11 @@ async def get_context(request: Request) -> AppContext:
 
 
 ContextDep = Annotated[AppContext, Depends(get_context)]
+
+
+async def _guard_ops(request: Request, ctx: ContextDep) -> None:
+    ctx.authorize_ops(request)
+
+
+# For the routes of operations endpoints: `dependencies=[OpsGuard]`.
+OpsGuard = Depends(_guard_ops)

@@ -17,8 +17,10 @@ from fastapi.openapi.docs import (
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
+
+from promptctl.server.deps import OpsGuard
 
 STATIC = Path(__file__).parent / "static"
 # The files served under /static/, and nothing else there (not the README or licences).
@@ -53,14 +55,28 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
-def install(app: FastAPI) -> None:
-    """Add /docs, its OAuth2 redirect, /redoc and the assets they load."""
-    # No token check: the pages and assets stay as reachable as FastAPI's own pages were.
+def install(app: FastAPI, openapi_url: str | None = "/openapi.json") -> None:
+    """Add the OpenAPI document at `openapi_url`, /docs, its OAuth2 redirect, /redoc and the
+    assets they load.
+
+    They are operations endpoints: open, unless tokens are on and PROMPTCTL_OPEN_OPS is
+    false (OpsGuard). Hence the document too is served here rather than by FastAPI (built
+    with openapi_url=None), whose route could not check a token.
+    """
     # API routes rather than the plain routes FastAPI uses for its pages: only an API route
     # names itself to TelemetryMiddleware, which counts anything else as "unmatched".
-    openapi_url = app.openapi_url
+    app.openapi_url = openapi_url
     if not openapi_url:  # as FastAPI does: no document, nothing to show
         return
+
+    async def openapi(request: Request) -> JSONResponse:
+        # As FastAPI's own route: behind a proxy, the document names the prefix it is under.
+        root = _root_path(request)
+        schema = app.openapi()
+        servers = schema.get("servers", [])
+        if root and app.root_path_in_servers and root not in {s.get("url") for s in servers}:
+            schema = {**schema, "servers": [{"url": root}, *servers]}
+        return JSONResponse(schema)
 
     async def swagger_ui(request: Request) -> HTMLResponse:
         root = _root_path(request)
@@ -94,13 +110,20 @@ def install(app: FastAPI) -> None:
         return page
 
     pages = {
+        openapi_url: openapi,
         "/docs": swagger_ui,
         OAUTH2_REDIRECT: swagger_ui_redirect,
         "/redoc": redoc,
         "/static/{asset:path}": static_asset,
     }
     for path, endpoint in pages.items():
-        app.add_api_route(path, endpoint, methods=["GET", "HEAD"], include_in_schema=False)
+        app.add_api_route(
+            path,
+            endpoint,
+            methods=["GET", "HEAD"],
+            include_in_schema=False,
+            dependencies=[OpsGuard],
+        )
 
 
 async def static_asset(asset: str) -> FileResponse:

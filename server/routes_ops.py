@@ -1,4 +1,8 @@
-"""Operations: liveness, readiness and Prometheus metrics."""
+"""Operations: liveness, readiness and Prometheus metrics.
+
+/healthz is always open; readiness and metrics are too unless tokens are on and
+PROMPTCTL_OPEN_OPS is false (see AppContext.authorize_ops).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from promptctl.registry.errors import RegistryError
-from promptctl.server.deps import ContextDep
+from promptctl.server.deps import ContextDep, OpsGuard
 
 router = APIRouter(tags=["operations"])
 
@@ -18,7 +22,11 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: database reachable, repository readable")
+@router.get(
+    "/readyz",
+    summary="Readiness: database reachable, repository readable",
+    dependencies=[OpsGuard],
+)
 def readyz(ctx: ContextDep) -> JSONResponse:
     checks: dict[str, Any] = {}
     try:
@@ -45,7 +53,12 @@ def readyz(ctx: ContextDep) -> JSONResponse:
     )
 
 
-@router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    summary="Prometheus metrics",
+    dependencies=[OpsGuard],
+)
 def metrics(ctx: ContextDep) -> PlainTextResponse:
     return PlainTextResponse(
         ctx.telemetry.render(), media_type="text/plain; version=0.0.4; charset=utf-8"

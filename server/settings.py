@@ -44,6 +44,10 @@ class ServerSettings(Settings):
     # time limit) can hold at most these workers; a render that waits longer is a 503.
     render_workers: int = Field(default=4, gt=0)
     render_queue_seconds: float = Field(default=5.0, gt=0)
+    # With tokens on, whether /metrics, /readyz, the API docs and /openapi.json stay open
+    # (for Prometheus and load balancers on a private network) or need a `read` token.
+    # /healthz is open either way.
+    open_ops: bool = True
     # The remote the server's clone follows: a remote's name or a URL (default: the clone's
     # `origin`, if it has one); how often it fetches in the background (seconds, 0: only on
     # demand); the secret that signs GitHub push webhooks (X-Hub-Signature-256).

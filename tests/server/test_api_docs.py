@@ -88,8 +88,8 @@ def test_only_the_listed_assets_are_served(client, problem_of):
 
 
 def test_docs_need_no_token_and_are_counted_under_their_own_routes(make_settings, open_client):
-    # Today's policy, kept as it was with FastAPI's own pages: the docs and the document are
-    # public, the API is not. Deciding otherwise is a change of its own.
+    # By default (PROMPTCTL_OPEN_OPS) the docs and the document are public, the API is not;
+    # test_tokens covers them behind a token.
     client = open_client(create_app(make_settings(tokens=True)))
     swagger = client.get("/docs")
     for url in [*referenced(swagger.text), *referenced(client.get("/redoc").text)]:

@@ -117,10 +117,49 @@ def test_an_app_with_tokens_may_listen_on_any_host(make_settings):
     create_app(make_settings(host="0.0.0.0", tokens=True)).state.ctx.registry.close()
 
 
-def test_operations_endpoints_need_no_token(guarded):
-    assert guarded.get("/healthz").status_code == 200
-    assert guarded.get("/readyz").status_code == 200
-    assert guarded.get("/metrics").status_code == 200
+# The operations endpoints besides /healthz: scrapers, load balancers and API docs.
+OPS = [
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/redoc",
+    "/static/favicon.svg",
+]
+
+
+def test_operations_endpoints_need_no_token_by_default(guarded):
+    for path in ["/healthz", *OPS]:
+        assert guarded.get(path).status_code == 200, path
+
+
+@sqlite_only
+def test_with_open_ops_off_operations_endpoints_need_a_token_with_read(
+    make_settings, open_client, problem_of
+):
+    app = create_app(make_settings(tokens=True, open_ops=False))
+    client = open_client(app)
+    assert client.get("/healthz").status_code == 200  # liveness stays open
+    for path in OPS:
+        response = client.get(path)
+        assert "needs an API token" in problem_of(response, 401)["detail"], path
+        assert response.headers["www-authenticate"].startswith("Bearer"), path
+    allowed = [("read", None), ("read", "staging"), ("release", "production"), ("admin", None)]
+    for scope, env in allowed:
+        headers = bearer(issue(app, scope, env, name=f"{scope}-{env}"))
+        for path in OPS:
+            assert client.get(path, headers=headers).status_code == 200, (scope, env, path)
+    metrics_only = bearer(issue(app, "metrics:write"))
+    for path in OPS:
+        problem_of(client.get(path, headers=metrics_only), 403)
+
+
+@sqlite_only
+def test_open_ops_off_changes_nothing_without_tokens(make_settings, open_client):
+    client = open_client(create_app(make_settings(open_ops=False)))
+    for path in OPS:
+        assert client.get(path).status_code == 200, path
 
 
 def test_a_read_token_reads_but_may_not_release(guarded_app, guarded, problem_of):

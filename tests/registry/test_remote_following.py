@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -227,3 +228,14 @@ def test_a_push_webhook_signature_is_checked_with_the_shared_secret():
         with pytest.raises(WebhookSignatureInvalid, match=problem) as raised:
             check_push_signature(secret, body, header)
         assert raised.value.status == 401
+
+
+def test_requests_that_miss_content_together_fetch_once(server, remotes):
+    asked = time.monotonic()
+    remotes.laptop.version(5)
+    first = server.fetch_remote(since=asked)
+    remotes.laptop.version(6)
+    again = server.fetch_remote(since=asked)  # a fetch started after `asked` stands in
+    assert again.last_attempt_at == first.last_attempt_at
+    assert again.commit == first.commit
+    assert server.fetch_remote().commit == remotes.laptop.git("rev-parse", "HEAD")

@@ -144,3 +144,22 @@ def test_the_cli_says_in_one_line_when_the_server_cannot_fetch(
             # What the clone has still promotes.
             kept = laptop("promote", f"{NAME}@v4", "--env", "development", server=base)
             assert kept.exit_code == 0, kept.output
+
+
+@sqlite_only
+def test_without_a_repository_here_the_cli_lets_the_server_read_the_ref(
+    remotes, migrated_database_url, tmp_path
+):
+    settings = ServerSettings(
+        repo=remotes.server.path, database_url=migrated_database_url, git_fetch_interval=0
+    )
+    nowhere = tmp_path / "not-a-repository"
+    nowhere.mkdir()
+    with serving(create_app(settings)) as base:
+        promoted = CliRunner().invoke(
+            cli,
+            ["--repo", str(nowhere), "promote", f"{NAME}@v3", "--env", "staging"],
+            env={"PROMPTCTL_SERVER": base},
+        )
+    assert promoted.exit_code == 0, promoted.output
+    assert promoted.stdout.startswith(f"{NAME}: v3 (")

@@ -12,6 +12,8 @@ conftest.py, on sys.path.
   free port and binds it later (another process could take it in between).
 - `refused_port` is a port on which connections are refused, held for as long as a test
   needs "a server that is down".
+- `promptctl_command` is the installed `promptctl` beside this interpreter (else
+  `python -m promptctl`), for tests that run the command as a subprocess.
 """
 
 from __future__ import annotations
@@ -20,14 +22,23 @@ import asyncio
 import re
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
+
+
+def promptctl_command() -> list[str]:
+    """The `promptctl` command as a subprocess argument list."""
+    beside = Path(sys.executable).parent / "promptctl"
+    return [str(beside)] if beside.exists() else [sys.executable, "-m", "promptctl"]
+
 
 STARTUP_TIMEOUT = 60.0  # a guard against a server that never starts, never a measurement
 STARTED = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import promptctl_command
 
 from promptctl.registry.errors import InvalidPromptFile
 from promptctl.registry.prompts.promptfile import (
@@ -95,8 +94,7 @@ def test_any_front_matter_parses_or_is_refused_cleanly(value):
 
 def test_lint_names_the_bomb_and_ends(git_repo):
     git_repo.commit("bomb", {"prompts/bomb.prompt": ALIAS_BOMB, "prompts/ok.prompt": "Hi.\n"})
-    beside = Path(sys.executable).parent / "promptctl"
-    command = [str(beside)] if beside.exists() else [sys.executable, "-m", "promptctl"]
+    command = promptctl_command()
     # The timeout only guards the suite against a hang; no duration is asserted.
     result = subprocess.run(
         [*command, "--repo", str(git_repo.path), "lint"],
@@ -131,8 +129,7 @@ def test_a_version_over_its_total_limit_is_refused(git_repo, make_library):
 
 def test_promote_refuses_a_prompt_over_the_size_limit(git_repo, tmp_path):
     git_repo.commit("huge", {"prompts/huge.prompt": "z" * (MAX_PROMPT_FILE_BYTES + 10)})
-    beside = Path(sys.executable).parent / "promptctl"
-    command = [str(beside)] if beside.exists() else [sys.executable, "-m", "promptctl"]
+    command = promptctl_command()
     result = subprocess.run(
         [*command, "--repo", str(git_repo.path), "--database-url",
          f"sqlite:///{tmp_path / 'r.db'}", "promote", "huge", "--env", "staging"],

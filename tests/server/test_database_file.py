@@ -6,12 +6,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
+from support import promptctl_command
 
 from promptctl.cli.main import cli
 from promptctl.server.app import create_app
@@ -74,8 +73,7 @@ def test_serve_refuses_to_create_a_missing_database(git_repo, tmp_path):
 def test_serve_with_create_starts_on_a_new_database(git_repo, tmp_path):
     git_repo.commit("greet", {"prompts/greet.prompt": "Hello.\n"})
     database = tmp_path / "new" / "registry.db"
-    beside = Path(sys.executable).parent / "promptctl"
-    command = [str(beside)] if beside.exists() else [sys.executable, "-m", "promptctl"]
+    command = promptctl_command()
     process = subprocess.Popen(
         [*command, "--repo", str(git_repo.path), "--database-url", f"sqlite:///{database}",
          "serve", "--create", "--port", "0"],

@@ -6,27 +6,20 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from click.testing import CliRunner, Result
-from support import ServeProcess, serving, wait_until
+from support import ServeProcess, promptctl_command, serving, wait_until
 
 from promptctl.cli.main import cli
 from promptctl.server.app import create_app
 
 TRIAGE = "support/triage"  # the chat prompt of conftest.repo (v1..v3)
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-def promptctl_command() -> list[str]:
-    beside = Path(sys.executable).parent / "promptctl"
-    return [str(beside)] if beside.exists() else [sys.executable, "-m", "promptctl"]
 
 
 @pytest.fixture

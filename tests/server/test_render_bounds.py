@@ -4,12 +4,11 @@ answering throughout."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from support import promptctl_command
 
 from promptctl.server.app import create_app
 
@@ -90,8 +89,7 @@ def test_concurrent_loop_renders_never_stall_resolve(bounded_app):
 def test_lint_of_a_folding_bomb_ends_with_the_limit_named(git_repo):
     bomb = "---\ninput: {n: integer}\nsamples: [{n: 1}]\n---\n{{ (9**200000000) > n }}\n"
     git_repo.commit("bomb", {"prompts/power.prompt": bomb})
-    beside = Path(sys.executable).parent / "promptctl"
-    command = [str(beside)] if beside.exists() else [sys.executable, "-m", "promptctl"]
+    command = promptctl_command()
     # The timeout only guards the suite against a hang; no duration is asserted.
     result = subprocess.run(
         [*command, "--repo", str(git_repo.path), "lint"],

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from support import promptctl_command
 
 TRIAGE = "support/triage"
 PROMPT = "prompts/support/triage.prompt"
@@ -23,9 +21,7 @@ PARTIAL = "prompts/partials/tone.j2"
 @pytest.fixture
 def promptctl(repo, migrated_database_url):
     """Run the installed `promptctl` on the test's repository and database."""
-    beside = Path(sys.executable).parent / "promptctl"
-    found = str(beside) if beside.exists() else shutil.which("promptctl")
-    executable = [found] if found else [sys.executable, "-m", "promptctl"]
+    executable = promptctl_command()
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTCTL_")}

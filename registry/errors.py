@@ -1,7 +1,9 @@
 """The registry's exceptions: one base, grouped subclasses, each building its own message.
 
 Every error carries the HTTP status and title a transport should answer with, so the
-server maps them in one handler and the CLI in one place, without knowing the classes:
+server maps them in one handler and the CLI in one place, without knowing the classes.
+The module is long on purpose: every error lives here and nowhere else, so that one file
+shows every way the registry can refuse.
 
     RegistryError                       400  a user's mistake or a missing thing
       NotFound                          404

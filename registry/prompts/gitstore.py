@@ -4,6 +4,8 @@ It hands out plain values (`CommitInfo`, hex ids, bytes) and turns every pygit2 
 a registry error, so no library type or exception crosses into the rest of the code. A
 repository that cannot be read any more (its clone deleted, moved or made unreadable while
 in use) is RepositoryUnreadable, a 503, never a missing revision or object, nor an OSError.
+It passes 500 lines because all of git (reading, history, fetching the remote) must stay
+behind this one wall.
 """
 
 from __future__ import annotations

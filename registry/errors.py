@@ -3,7 +3,7 @@
 Every error carries the HTTP status and title a transport should answer with, so the
 server maps them in one handler and the CLI in one place, without knowing the classes.
 The module is long on purpose: every error lives here and nowhere else, so that one file
-shows every way the registry can refuse.
+shows every way the registry can refuse. The hierarchy:
 
     RegistryError                       400  a user's mistake or a missing thing
       NotFound                          404

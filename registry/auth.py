@@ -2,8 +2,11 @@
 
 Scopes: `read` (resolve, render, read the registry), `metrics:write` (push metrics),
 `release` (release actions, and read), `admin` (everything). A token may be limited to
-one environment. Changing a protected environment needs `admin`, or `release` limited to
-that very environment: a general release token cannot touch production by accident.
+one environment: it acts there only, and sees that environment only, in every list,
+history and summary (`TokenInfo.narrow`, `sees`; the Registry applies them). Changing a
+protected environment needs `admin`, or `release` limited to that very environment: a
+general release token cannot touch production by accident. An admin token is never
+limited.
 """
 
 from __future__ import annotations
@@ -59,14 +62,32 @@ class TokenInfo:
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
         }
 
+    @property
+    def limited_to(self) -> str | None:
+        """The one environment this token may see and act in; None for every one."""
+        return None if self.scope == "admin" else self.environment
+
+    def sees(self, environment: str) -> bool:
+        """Tell whether this token may see (and, with its scope, act in) `environment`."""
+        return self.limited_to in (None, environment)
+
+    def narrow(self, environment: str | None) -> str | None:
+        """The environment a list asked for `environment` (None: every one) may show this
+        token: its own when it is limited to one; another one is OtherEnvironment."""
+        if environment is None:
+            return self.limited_to
+        if not self.sees(environment):
+            raise OtherEnvironment(self.name, str(self.environment), environment)
+        return environment
+
     def check(self, scope: str, environment: str | None = None, *, protected: bool = False) -> None:
         """Raise Forbidden unless this token may do `scope` in `environment`."""
         if scope not in _IMPLIES[self.scope]:
             raise InsufficientScope(self.name, self.scope, scope)
         if self.scope == "admin" or environment is None:
             return
-        if self.environment is not None and self.environment != environment:
-            raise OtherEnvironment(self.name, self.environment, environment)
+        if not self.sees(environment):
+            raise OtherEnvironment(self.name, str(self.environment), environment)
         if scope == "release" and protected and self.environment != environment:
             raise ProtectedNeedsEnvironmentToken(environment)
 

@@ -251,12 +251,15 @@ class Registry:
 
     # -- prompts -----------------------------------------------------------------------
 
-    def find_version(self, name: str, ref: str) -> PromptVersion:
+    def find_version(
+        self, name: str, ref: str, *, viewer: TokenInfo | None = None
+    ) -> PromptVersion:
         """Return the version a reference names: from git, else from what is released.
 
         The release snapshots answer `vN` and digest prefixes when git does not know the
-        version or cannot be read, so a server keeps answering with its clone away. A file
-        git has but that is no prompt (binary, not UTF-8, bad front matter) is that error.
+        version or cannot be read, so a server keeps answering with its clone away; only
+        those of the environments `viewer` sees. A file git has but that is no prompt
+        (binary, not UTF-8, bad front matter) is that error.
         """
         from promptctl.registry.errors import ConfigError, NotFound, VersionNotFound
         from promptctl.registry.releases.lookup import match_released
@@ -269,18 +272,31 @@ class Registry:
             unreadable = exc  # unless the snapshots know the version, git's state is the answer
         except (NotFound, RepositoryError, ConfigError):
             pass  # unknown to git, or no repository configured: the snapshots may know it
-        found = match_released(name, ref, self._released_versions(name))
+        found = match_released(name, ref, self._released_versions(name, viewer))
         if found is None:
             raise unreadable or VersionNotFound(name, ref)
         return found
 
-    def _released_versions(self, name: str) -> list[PromptVersion]:
-        """What runs of a prompt anywhere: from memory when this process serves."""
+    def _released_versions(
+        self, name: str, viewer: TokenInfo | None = None
+    ) -> list[PromptVersion]:
+        """What runs of a prompt anywhere `viewer` sees: from memory when this process
+        serves."""
         if "serving" in self.__dict__:
-            served = [e for e in self.serving.entries() if e.state.prompt == name]
-            return [r.version for e in served for r in (e.stable, e.canary) if r]
-        released = self.releases.served_releases(prompt=name)
-        return [v for _, stable, canary in released for v in (stable, canary) if v]
+            released = [
+                (e.state, *(r.version if r else None for r in (e.stable, e.canary)))
+                for e in self.serving.entries()
+                if e.state.prompt == name
+            ]
+        else:
+            released = self.releases.served_releases(prompt=name)
+        return [
+            version
+            for state, stable, canary in released
+            if viewer is None or viewer.sees(state.environment)
+            for version in (stable, canary)
+            if version
+        ]
 
     def render(
         self,
@@ -290,21 +306,28 @@ class Registry:
         environment: str | None = None,
         key: str | None = None,
         ref: str | None = None,
+        viewer: TokenInfo | None = None,
     ) -> tuple[PromptVersion, Variant | None, Rendered]:
-        """Render what runs in `environment` for `key`, or the version `ref` names."""
+        """Render what runs in `environment` for `key`, or the version `ref` names (see
+        `find_version` for what `viewer` may find)."""
         limits = self.settings.render_limits
         if environment is not None:
+            if viewer is not None:
+                viewer.narrow(environment)
             resolved, rendered = self.serving.render(name, environment, key, variables, limits)
             return resolved.version, resolved.variant, rendered
-        version = self.find_version(name, ref or "")
+        version = self.find_version(name, ref or "", viewer=viewer)
         return version, None, version.render(variables, limits=limits)
 
-    def catalog(self) -> list[dict[str, Any]]:
-        """Every prompt with what is released where (see `registry.catalog`); from memory,
-        so this process must serve."""
+    def catalog(self, *, viewer: TokenInfo | None = None) -> list[dict[str, Any]]:
+        """Every prompt with what is released where `viewer` sees (see `registry.catalog`);
+        from memory, so this process must serve."""
         from promptctl.registry.catalog import catalog
 
-        return catalog(self.serving.entries(), self.git)
+        served = self.serving.entries()
+        if viewer is not None:
+            served = [e for e in served if viewer.sees(e.state.environment)]
+        return catalog(served, self.git)
 
     def diff(
         self,
@@ -381,8 +404,10 @@ class Registry:
 
     # -- releases: the local ReleaseBackend --------------------------------------------
 
-    def environments(self) -> list[EnvironmentInfo]:
-        return self.releases.environments()
+    def environments(self, *, viewer: TokenInfo | None = None) -> list[EnvironmentInfo]:
+        """The environments (those `viewer` sees)."""
+        known = self.releases.environments()
+        return [e for e in known if viewer is None or viewer.sees(e.name)]
 
     def create_environment(self, name: str, *, protected: bool = False) -> EnvironmentInfo:
         """Create an environment (names follow the prompt-name rules, without '/')."""
@@ -396,13 +421,29 @@ class Registry:
         return env
 
     def status(
-        self, prompt: str | None = None, environment: str | None = None
+        self,
+        prompt: str | None = None,
+        environment: str | None = None,
+        *,
+        viewer: TokenInfo | None = None,
     ) -> list[ReleaseState]:
+        """The releases (of `prompt`, in `environment`); with `viewer`, of the environment
+        it is limited to, if any (another one is OtherEnvironment)."""
+        if viewer is not None:
+            environment = viewer.narrow(environment)
         return self.releases.status(prompt, environment)
 
     def history(
-        self, prompt: str, environment: str | None = None, limit: int | None = None
+        self,
+        prompt: str,
+        environment: str | None = None,
+        limit: int | None = None,
+        *,
+        viewer: TokenInfo | None = None,
     ) -> list[LogEntry]:
+        """A prompt's release log, newest first; narrowed to `viewer` as `status` is."""
+        if viewer is not None:
+            environment = viewer.narrow(environment)
         return self.releases.history(prompt, environment, limit=limit)
 
     def perform(self, action: ReleaseAction) -> ReleaseState:
@@ -505,10 +546,19 @@ class Registry:
         }
 
     def metrics_summary(
-        self, prompt: str, environment: str, since: str | None = None, until: str | None = None
+        self,
+        prompt: str,
+        environment: str,
+        since: str | None = None,
+        until: str | None = None,
+        *,
+        viewer: TokenInfo | None = None,
     ) -> MetricsSummary:
         """A prompt's metrics per version and variant over [since, until) (default 7 days)."""
         from promptctl.registry.metrics.summary import parse_time
+
+        if viewer is not None:
+            viewer.narrow(environment)
 
         return self.metrics.summary(
             prompt, environment, since=parse_time(since), until=parse_time(until)

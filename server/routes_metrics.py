@@ -151,5 +151,5 @@ def summary(
 ) -> dict[str, Any]:
     """Count, error rate, latency p50/p95/p99, mean cost and tokens, and mean quality with
     its 95 % confidence interval, per version and variant over [since, until)."""
-    ctx.authorize(request, "read", env)
-    return ctx.registry.metrics_summary(name, env, since, until).to_json()
+    token = ctx.authorize(request, "read", env)
+    return ctx.registry.metrics_summary(name, env, since, until, viewer=token).to_json()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -11,6 +11,9 @@ from promptctl.registry.errors import UsageError
 from promptctl.registry.releases.documents import version_document
 from promptctl.server.deps import AppContext, ContextDep
 from promptctl.server.schemas import RenderRequest
+
+if TYPE_CHECKING:
+    from promptctl.registry.auth import TokenInfo
 
 router = APIRouter(prefix="/v1", tags=["prompts"])
 JSON = "application/json"
@@ -118,13 +121,15 @@ async def render(
     """
     if (body.env is None) == (body.version is None):
         raise UsageError("give exactly one of 'env' (resolve) or 'version'")
-    ctx.authorize(request, "read", body.env)
-    return await ctx.run_render(lambda: _render(ctx, name, body))
+    token = ctx.authorize(request, "read", body.env)
+    return await ctx.run_render(lambda: _render(ctx, name, body, token))
 
 
-def _render(ctx: AppContext, name: str, body: RenderRequest) -> dict[str, Any]:
+def _render(
+    ctx: AppContext, name: str, body: RenderRequest, token: TokenInfo | None
+) -> dict[str, Any]:
     version, variant, rendered = ctx.registry.render(
-        name, body.variables, environment=body.env, key=body.key, ref=body.version
+        name, body.variables, environment=body.env, key=body.key, ref=body.version, viewer=token
     )
     return {
         "name": name,
@@ -141,8 +146,8 @@ def _render(ctx: AppContext, name: str, body: RenderRequest) -> dict[str, Any]:
 
 @router.get("/prompts/{name:path}/versions/{ref:path}", summary="One version's content")
 def version(name: str, ref: str, request: Request, ctx: ContextDep) -> dict[str, Any]:
-    ctx.authorize(request, "read")
-    found = ctx.registry.find_version(name, ref)
+    token = ctx.authorize(request, "read")
+    found = ctx.registry.find_version(name, ref, viewer=token)
     doc = version_document(found)
     doc["source"] = found.source
     doc["commit"] = found.commit.to_json() if found.commit else None
@@ -175,5 +180,5 @@ def versions(name: str, request: Request, ctx: ContextDep) -> dict[str, Any]:
 
 @router.get("/prompts", summary="List prompts and what is released where")
 def list_prompts(request: Request, ctx: ContextDep) -> list[dict[str, Any]]:
-    ctx.authorize(request, "read")
-    return ctx.registry.catalog()
+    token = ctx.authorize(request, "read")
+    return ctx.registry.catalog(viewer=token)

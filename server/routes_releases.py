@@ -156,8 +156,8 @@ def rollback(name: str, body: RollbackRequest, request: Request, ctx: ContextDep
 def status(
     request: Request, ctx: ContextDep, prompt: str | None = None, env: str | None = None
 ) -> list[dict[str, Any]]:
-    ctx.authorize(request, "read", env)
-    return [s.to_json() for s in ctx.registry.status(prompt, env)]
+    token = ctx.authorize(request, "read", env)
+    return [s.to_json() for s in ctx.registry.status(prompt, env, viewer=token)]
 
 
 @router.get("/prompts/{name:path}/history", summary="Release log of a prompt")
@@ -170,14 +170,14 @@ def history(
         default=None, ge=1, le=MAX_HISTORY, description="At most this many entries."
     ),
 ) -> list[dict[str, Any]]:
-    ctx.authorize(request, "read", env)
-    return [e.to_json() for e in ctx.registry.history(name, env, limit=limit)]
+    token = ctx.authorize(request, "read", env)
+    return [e.to_json() for e in ctx.registry.history(name, env, limit=limit, viewer=token)]
 
 
 @router.get("/environments", summary="Environments")
 def environments(request: Request, ctx: ContextDep) -> list[dict[str, Any]]:
-    ctx.authorize(request, "read")
-    return [e.to_json() for e in ctx.registry.environments()]
+    token = ctx.authorize(request, "read")
+    return [e.to_json() for e in ctx.registry.environments(viewer=token)]
 
 
 @router.post("/environments", status_code=201, summary="Create an environment")

@@ -135,11 +135,15 @@ class MetricsService:
         seen: set[str] = set()
         candidates: list[Event] = []
         for e in parsed:
-            reason = self._place(e, releases[(e.prompt, e.env)])
-            if reason is None and authorize is not None:
+            # The caller's right to the environment first: what a refused event is told
+            # must say nothing of the releases there.
+            reason = None
+            if authorize is not None:
                 if e.env not in allowed:
                     allowed[e.env] = authorize(e.env)
                 reason = allowed[e.env]
+            if reason is None:
+                reason = self._place(e, releases[(e.prompt, e.env)])
             if reason is not None:
                 results[e.index] = {"event_id": e.event_id, "status": REJECTED, "reason": reason}
             elif e.event_id in seen:

@@ -4,13 +4,14 @@ released ones."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Iterator
 
 import pytest
 
 from promptctl.registry.core import Registry, Settings
-from promptctl.registry.errors import VersionNotFound
+from promptctl.registry.errors import OtherEnvironment, VersionNotFound
 from promptctl.registry.prompts.promptversion import version_from_files
 from promptctl.registry.releases.actions import Promote, Rollback
 from promptctl.registry.releases.lookup import match_released
@@ -75,6 +76,47 @@ def test_a_released_version_is_found_when_git_cannot_be_read(repo, registry, ser
         for ref in ("v2", "HEAD", "main", "1a2b3c4"):
             with pytest.raises(VersionNotFound):
                 blind.find_version(NAME, ref)
+    finally:
+        blind.close()
+
+
+def test_a_viewer_limited_to_an_environment_is_shown_that_environment_only(registry):
+    for env in ("staging", "production"):
+        action = Promote(prompt=NAME, environment=env, ref="v1", actor=f"{env}-lead")
+        registry.perform(dataclasses.replace(action, confirmed=True))
+    registry.serving.load_all()
+    _, staging = registry.tokens.create("staging-reader", "read", "staging")
+    _, admin = registry.tokens.create("admin", "admin", "staging")  # admin: never limited
+    assert {s.environment for s in registry.status(viewer=staging)} == {"staging"}
+    assert {e.environment for e in registry.history(NAME, viewer=staging)} == {"staging"}
+    assert [e.name for e in registry.environments(viewer=staging)] == ["staging"]
+    assert [list(p["releases"]) for p in registry.catalog(viewer=staging)] == [["staging"]]
+    for look in (
+        lambda: registry.status(NAME, "production", viewer=staging),
+        lambda: registry.history(NAME, "production", viewer=staging),
+        lambda: registry.metrics_summary(NAME, "production", viewer=staging),
+    ):
+        with pytest.raises(OtherEnvironment, match="limited to staging, not production"):
+            look()
+    assert {s.environment for s in registry.status(viewer=admin)} == {"staging", "production"}
+    assert len(registry.environments(viewer=admin)) == 3
+
+
+@pytest.mark.parametrize("serving", [False, True], ids=["from the database", "from memory"])
+def test_a_viewer_finds_released_versions_only_where_it_sees(repo, registry, serving):
+    registry.perform(Promote(prompt=NAME, environment="staging", ref="v1", actor="test"))
+    production = Promote(prompt=NAME, environment="production", ref="v2", actor="t")
+    v2 = registry.perform(dataclasses.replace(production, confirmed=True)).stable.digest
+    _, staging = registry.tokens.create("staging-reader", "read", "staging")
+    shutil.rmtree(repo.path / ".git")
+    blind = Registry(registry.settings)
+    if serving:
+        blind.serving.load_all()
+    try:
+        assert blind.find_version(NAME, "v1", viewer=staging).number == 1
+        assert blind.find_version(NAME, v2[:12]).digest == v2
+        with pytest.raises(VersionNotFound):
+            blind.find_version(NAME, v2[:12], viewer=staging)
     finally:
         blind.close()
 

@@ -107,7 +107,7 @@ def test_a_served_app_answers_health_readiness_resolve_and_metrics_over_a_socket
 def test_a_500_answers_a_problem_and_leaves_the_keep_alive_connection_open(make_settings):
     app = create_app(make_settings())
 
-    def broken() -> list:
+    def broken(**_: object) -> list:
         raise RuntimeError("a bug")
 
     app.state.ctx.registry.environments = broken

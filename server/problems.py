@@ -73,6 +73,47 @@ class UnsupportedMediaType(TransportError):
         )
 
 
+# The problem document as the OpenAPI document describes it (`problem_responses`).
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "Problem",
+    "description": "RFC 9457 problem details.",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "description": "With 422 for an invalid request: each field and what is wrong.",
+            "items": {"type": "object"},
+        },
+    },
+}
+_MEANINGS = {
+    400: "A malformed argument or body",
+    401: "No API token, or one that is unknown or revoked (with tokens on)",
+    403: "The token's scope or environment does not allow this",
+    404: "No such prompt, version, release or environment",
+    409: "The release's state (or the repository) does not allow this",
+    412: "If-Match names a release revision that is not the current one",
+    413: "The body is over the size limit",
+    415: "The body is not declared JSON (Content-Type: application/json)",
+    422: "An invalid request, prompt file or set of variables",
+    502: "The remote the repository follows cannot be fetched",
+    503: "The database or the repository cannot be reached, or every render worker is "
+    "busy (with Retry-After when waiting helps)",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of a route's problem statuses (application/problem+json)."""
+    content = {PROBLEM_TYPE: {"schema": PROBLEM_SCHEMA}}
+    return {status: {"description": _MEANINGS[status], "content": content} for status in statuses}
+
+
 def problem(
     status: int, title: str, detail: str, request: Request | None = None, **extra: Any
 ) -> JSONResponse:

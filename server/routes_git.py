@@ -17,17 +17,26 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from promptctl.server.deps import ContextDep
+from promptctl.server.problems import problem_responses
 
 router = APIRouter(prefix="/v1", tags=["git"])
 
 
-@router.get("/git", summary="The commit the server has, and how following its remote goes")
+@router.get(
+    "/git",
+    summary="The commit the server has, and how following its remote goes",
+    responses=problem_responses(401, 403, 503),
+)
 def git_status(request: Request, ctx: ContextDep) -> dict[str, Any]:
     ctx.authorize(request, "read")
     return ctx.registry.git_status().to_json()
 
 
-@router.post("/git/fetch", summary="Fetch the remote now (also a GitHub push webhook)")
+@router.post(
+    "/git/fetch",
+    summary="Fetch the remote now (also a GitHub push webhook)",
+    responses=problem_responses(401, 403, 409, 413, 415, 502, 503),
+)
 async def fetch(request: Request, ctx: ContextDep) -> dict[str, Any]:
     signature = request.headers.get("x-hub-signature-256")
     if signature is not None or "x-github-event" in request.headers:

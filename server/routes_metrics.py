@@ -19,12 +19,13 @@ from starlette.concurrency import run_in_threadpool
 from promptctl.registry.errors import Forbidden, RegistryError
 from promptctl.registry.metrics.events import BatchResult, batch_items
 from promptctl.server.deps import AppContext, ContextDep
-from promptctl.server.problems import MalformedJSON
+from promptctl.server.problems import MalformedJSON, problem_responses
 
 if TYPE_CHECKING:
     from promptctl.registry.auth import TokenInfo
 
 router = APIRouter(prefix="/v1", tags=["metrics"])
+BATCH_PROBLEMS = problem_responses(400, 401, 403, 413, 415, 422, 503)
 SCOPE = "metrics:write"
 
 # The request bodies for /docs; the checks themselves are registry.metrics.parse_event's.
@@ -122,6 +123,7 @@ async def _batch(
         "`reason`; the valid events of a batch are stored even when others are rejected."
     ),
     openapi_extra=_body("events", _EVENT_SCHEMA),
+    responses=BATCH_PROBLEMS,
 )
 async def ingest(request: Request, ctx: ContextDep) -> Response:
     return await _batch(request, ctx, "events", ctx.registry.metrics.ingest)
@@ -135,12 +137,17 @@ async def ingest(request: Request, ctx: ContextDep) -> Response:
         "once per event; an event that already has a quality answers `duplicate`."
     ),
     openapi_extra=_body("scores", _SCORE_SCHEMA),
+    responses=BATCH_PROBLEMS,
 )
 async def scores(request: Request, ctx: ContextDep) -> Response:
     return await _batch(request, ctx, "scores", ctx.registry.metrics.score)
 
 
-@router.get("/prompts/{name:path}/metrics", summary="Metrics per version and variant")
+@router.get(
+    "/prompts/{name:path}/metrics",
+    summary="Metrics per version and variant",
+    responses=problem_responses(400, 401, 403, 404, 422, 503),
+)
 def summary(
     name: str,
     request: Request,

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from promptctl.registry.errors import RegistryError
 from promptctl.server.deps import ContextDep, OpsGuard
+from promptctl.server.problems import problem_responses
 
 router = APIRouter(tags=["operations"])
 
@@ -26,6 +27,13 @@ async def healthz() -> dict[str, str]:
     "/readyz",
     summary="Readiness: database reachable, repository readable",
     dependencies=[OpsGuard],
+    responses={
+        503: {
+            "description": "Not ready: the checks say which part failed",
+            "content": {"application/json": {}},
+        },
+        **problem_responses(401, 403),
+    },
 )
 def readyz(ctx: ContextDep) -> JSONResponse:
     checks: dict[str, Any] = {}
@@ -58,6 +66,7 @@ def readyz(ctx: ContextDep) -> JSONResponse:
     response_class=PlainTextResponse,
     summary="Prometheus metrics",
     dependencies=[OpsGuard],
+    responses=problem_responses(401, 403),
 )
 def metrics(ctx: ContextDep) -> PlainTextResponse:
     return PlainTextResponse(

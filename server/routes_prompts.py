@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from promptctl.registry.errors import UsageError
 from promptctl.registry.releases.documents import version_document
 from promptctl.server.deps import AppContext, ContextDep
+from promptctl.server.problems import problem_responses
 from promptctl.server.schemas import RenderRequest
 
 if TYPE_CHECKING:
@@ -37,7 +38,8 @@ def install(app: FastAPI) -> None:
         methods=["GET"],
         tags=["prompts"],
         summary="Resolve a prompt in an environment",
-        openapi_extra={"parameters": _RESOLVE_PARAMETERS, "responses": _VALIDATION_ERROR},
+        openapi_extra={"parameters": _RESOLVE_PARAMETERS},
+        responses={**NOT_MODIFIED, **problem_responses(401, 403, 404, 422, 503)},
     )
     app.include_router(router)
 
@@ -66,13 +68,8 @@ _RESOLVE_PARAMETERS: list[dict[str, Any]] = [
         },
     },
 ]
-_VALIDATION_ERROR = {
-    "422": {
-        "description": "Validation Error",
-        "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
-        },
-    }
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified: the ETag sent in If-None-Match is current"}
 }
 _MISSING_ENV = {"type": "missing", "loc": ("query", "env"), "msg": "Field required", "input": None}
 
@@ -96,7 +93,11 @@ async def resolve(request: Request) -> Response:
     return Response(resolved.body, media_type=JSON, headers=headers)
 
 
-@router.get("/prompts/{name:path}/release", summary="Release state for local resolution")
+@router.get(
+    "/prompts/{name:path}/release",
+    summary="Release state for local resolution",
+    responses={**NOT_MODIFIED, **problem_responses(401, 403, 404, 422, 503)},
+)
 async def release_state(
     name: str, request: Request, ctx: ContextDep, env: str = Query(description="Environment")
 ) -> Response:
@@ -110,7 +111,11 @@ async def release_state(
     return Response(served.release_body, media_type=JSON, headers=headers)
 
 
-@router.post("/prompts/{name:path}/render", summary="Render a prompt")
+@router.post(
+    "/prompts/{name:path}/render",
+    summary="Render a prompt",
+    responses=problem_responses(400, 401, 403, 404, 413, 415, 422, 503),
+)
 async def render(
     name: str, body: RenderRequest, request: Request, ctx: ContextDep
 ) -> dict[str, Any]:
@@ -144,7 +149,11 @@ def _render(
     }
 
 
-@router.get("/prompts/{name:path}/versions/{ref:path}", summary="One version's content")
+@router.get(
+    "/prompts/{name:path}/versions/{ref:path}",
+    summary="One version's content",
+    responses=problem_responses(401, 403, 404, 422, 503),
+)
 def version(name: str, ref: str, request: Request, ctx: ContextDep) -> dict[str, Any]:
     token = ctx.authorize(request, "read")
     found = ctx.registry.find_version(name, ref, viewer=token)
@@ -155,7 +164,11 @@ def version(name: str, ref: str, request: Request, ctx: ContextDep) -> dict[str,
     return doc
 
 
-@router.get("/prompts/{name:path}/versions", summary="A prompt's versions")
+@router.get(
+    "/prompts/{name:path}/versions",
+    summary="A prompt's versions",
+    responses=problem_responses(401, 403, 404, 422, 503),
+)
 def versions(name: str, request: Request, ctx: ContextDep) -> dict[str, Any]:
     """Numbered versions on the tracked branch, newest first."""
     ctx.authorize(request, "read")
@@ -178,7 +191,11 @@ def versions(name: str, request: Request, ctx: ContextDep) -> dict[str, Any]:
     }
 
 
-@router.get("/prompts", summary="List prompts and what is released where")
+@router.get(
+    "/prompts",
+    summary="List prompts and what is released where",
+    responses=problem_responses(401, 403, 503),
+)
 def list_prompts(request: Request, ctx: ContextDep) -> list[dict[str, Any]]:
     token = ctx.authorize(request, "read")
     return ctx.registry.catalog(viewer=token)

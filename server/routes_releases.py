@@ -23,6 +23,7 @@ from promptctl.registry.releases.actions import (
 )
 from promptctl.registry.releases.routing import parse_percent
 from promptctl.server.deps import AppContext, ContextDep
+from promptctl.server.problems import problem_responses
 from promptctl.server.schemas import (
     AbortRequest,
     CompleteRequest,
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from promptctl.registry.auth import TokenInfo
 
 router = APIRouter(prefix="/v1", tags=["releases"])
+# What a release action may answer besides its new release state.
+ACTION_PROBLEMS = problem_responses(400, 401, 403, 404, 409, 412, 413, 415, 422, 503)
 # The most log entries one request may ask for: a bound, so that a huge number is a 422
 # rather than an integer the database cannot hold.
 MAX_HISTORY = 10_000
@@ -97,7 +100,11 @@ def _perform(
     return ctx.registry.perform(action).to_json()
 
 
-@router.post("/prompts/{name:path}/promote", summary="Promote a version (stable or canary)")
+@router.post(
+    "/prompts/{name:path}/promote",
+    summary="Promote a version (stable or canary)",
+    responses=ACTION_PROBLEMS,
+)
 def promote(name: str, body: PromoteRequest, request: Request, ctx: ContextDep) -> dict[str, Any]:
     granted = _act(ctx, request, body)
     canary_bp = parse_percent(body.canary_weight) if body.canary_weight is not None else None
@@ -124,7 +131,11 @@ def promote(name: str, body: PromoteRequest, request: Request, ctx: ContextDep) 
     )
 
 
-@router.post("/prompts/{name:path}/ramp", summary="Change the canary weight")
+@router.post(
+    "/prompts/{name:path}/ramp",
+    summary="Change the canary weight",
+    responses=ACTION_PROBLEMS,
+)
 def ramp(name: str, body: RampRequest, request: Request, ctx: ContextDep) -> dict[str, Any]:
     granted = _act(ctx, request, body)
     weight_bp = parse_percent(body.weight)
@@ -133,26 +144,42 @@ def ramp(name: str, body: RampRequest, request: Request, ctx: ContextDep) -> dic
     )
 
 
-@router.post("/prompts/{name:path}/complete", summary="Make the canary stable")
+@router.post(
+    "/prompts/{name:path}/complete",
+    summary="Make the canary stable",
+    responses=ACTION_PROBLEMS,
+)
 def complete(name: str, body: CompleteRequest, request: Request, ctx: ContextDep) -> dict[str, Any]:
     granted = _act(ctx, request, body)
     return _perform(ctx, Complete, name, body, granted, _expected_revision(request))
 
 
-@router.post("/prompts/{name:path}/abort", summary="Drop the canary")
+@router.post(
+    "/prompts/{name:path}/abort",
+    summary="Drop the canary",
+    responses=ACTION_PROBLEMS,
+)
 def abort(name: str, body: AbortRequest, request: Request, ctx: ContextDep) -> dict[str, Any]:
     granted = _act(ctx, request, body, needs_confirmation=False)
     return _perform(ctx, Abort, name, body, granted, _expected_revision(request))
 
 
-@router.post("/prompts/{name:path}/rollback", summary="Roll back at once")
+@router.post(
+    "/prompts/{name:path}/rollback",
+    summary="Roll back at once",
+    responses=ACTION_PROBLEMS,
+)
 def rollback(name: str, body: RollbackRequest, request: Request, ctx: ContextDep) -> dict[str, Any]:
     granted = _act(ctx, request, body, needs_confirmation=False)
     expected = _expected_revision(request)
     return _perform(ctx, Rollback, name, body, granted, expected, to_ref=body.to)
 
 
-@router.get("/releases", summary="Release status")
+@router.get(
+    "/releases",
+    summary="Release status",
+    responses=problem_responses(401, 403, 404, 422, 503),
+)
 def status(
     request: Request, ctx: ContextDep, prompt: str | None = None, env: str | None = None
 ) -> list[dict[str, Any]]:
@@ -160,7 +187,11 @@ def status(
     return [s.to_json() for s in ctx.registry.status(prompt, env, viewer=token)]
 
 
-@router.get("/prompts/{name:path}/history", summary="Release log of a prompt")
+@router.get(
+    "/prompts/{name:path}/history",
+    summary="Release log of a prompt",
+    responses=problem_responses(401, 403, 404, 422, 503),
+)
 def history(
     name: str,
     request: Request,
@@ -174,13 +205,22 @@ def history(
     return [e.to_json() for e in ctx.registry.history(name, env, limit=limit, viewer=token)]
 
 
-@router.get("/environments", summary="Environments")
+@router.get(
+    "/environments",
+    summary="Environments",
+    responses=problem_responses(401, 403, 503),
+)
 def environments(request: Request, ctx: ContextDep) -> list[dict[str, Any]]:
     token = ctx.authorize(request, "read")
     return [e.to_json() for e in ctx.registry.environments(viewer=token)]
 
 
-@router.post("/environments", status_code=201, summary="Create an environment")
+@router.post(
+    "/environments",
+    status_code=201,
+    summary="Create an environment",
+    responses=problem_responses(400, 401, 403, 409, 413, 415, 422, 503),
+)
 def create_environment(
     body: EnvironmentCreate, request: Request, ctx: ContextDep
 ) -> dict[str, Any]:
@@ -188,7 +228,11 @@ def create_environment(
     return ctx.registry.create_environment(body.name, protected=body.protected).to_json()
 
 
-@router.patch("/environments/{name}", summary="Protect or unprotect an environment")
+@router.patch(
+    "/environments/{name}",
+    summary="Protect or unprotect an environment",
+    responses=problem_responses(400, 401, 403, 404, 413, 415, 422, 503),
+)
 def update_environment(
     name: str, body: EnvironmentUpdate, request: Request, ctx: ContextDep
 ) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -113,3 +114,26 @@ def transport() -> RecordingTransport:
 @pytest.fixture
 def async_transport() -> AsyncRecordingTransport:
     return AsyncRecordingTransport()
+
+
+@pytest.fixture
+def bundle(shared_server: ServerProcess, tmp_path: Path) -> Path:
+    """What is released in production, written by `promptctl bundle`."""
+    path = tmp_path / "prompts.bundle.json"
+    shared_server.promptctl("bundle", "--env", ENV, "-o", str(path))
+    return path
+
+
+
+def _client_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "promptctl.client" and r.levelno >= logging.WARNING
+    ]
+
+
+@pytest.fixture
+def warnings_of(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
+    caplog.set_level(logging.INFO, logger="promptctl.client")
+    return lambda: _client_warnings(caplog)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,28 +15,6 @@ from client_kit import CANARY_PROMPT, ENV, ServerProcess, key_for
 from promptctl.client import AsyncPromptClient, PromptClient, PromptUnavailable
 
 STABLE_PROMPT = "translate"
-
-
-def client_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [
-        r.getMessage()
-        for r in caplog.records
-        if r.name == "promptctl.client" and r.levelno >= logging.WARNING
-    ]
-
-
-@pytest.fixture
-def warnings_of(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
-    caplog.set_level(logging.INFO, logger="promptctl.client")
-    return lambda: client_warnings(caplog)
-
-
-@pytest.fixture
-def bundle(shared_server: ServerProcess, tmp_path: Path) -> Path:
-    """What is released in production, written by `promptctl bundle`."""
-    path = tmp_path / "prompts.bundle.json"
-    shared_server.promptctl("bundle", "--env", ENV, "-o", str(path))
-    return path
 
 
 def edit_bundle(path: Path, change: Callable[[dict[str, Any]], Any]) -> None:

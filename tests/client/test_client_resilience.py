@@ -35,14 +35,6 @@ def client_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 @pytest.fixture
-def bundle(shared_server: ServerProcess, tmp_path: Path) -> Path:
-    """What is released in production, written by `promptctl bundle`."""
-    path = tmp_path / "prompts.bundle.json"
-    shared_server.promptctl("bundle", "--env", ENV, "-o", str(path))
-    return path
-
-
-@pytest.fixture
 def silent_server() -> Iterator[SilentServer]:
     """A server that accepts connections and never answers."""
     server = SilentServer()

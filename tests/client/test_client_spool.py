@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -14,20 +13,6 @@ import pytest
 from client_kit import CANARY_PROMPT, ServerProcess
 
 from promptctl.client import AsyncPromptClient, PromptClient
-
-
-def client_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [
-        r.getMessage()
-        for r in caplog.records
-        if r.name == "promptctl.client" and r.levelno >= logging.WARNING
-    ]
-
-
-@pytest.fixture
-def warnings_of(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
-    caplog.set_level(logging.INFO, logger="promptctl.client")
-    return lambda: client_warnings(caplog)
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ from promptctl.registry.settings import Settings
 
 if TYPE_CHECKING:
     from promptctl.registry.auth import TokenInfo, TokenService
+    from promptctl.registry.metrics.prices import PriceBook
     from promptctl.registry.metrics.service import MetricsService
     from promptctl.registry.metrics.summary import MetricsSummary
     from promptctl.registry.prompts.diff import PromptDiff
@@ -171,9 +172,20 @@ class Registry:
         return MetricsService(
             self.database,
             cache=self.serving,
-            prices=getattr(self.settings, "prices", None),
+            prices=self.price_book(),
             max_batch=getattr(self.settings, "max_batch", DEFAULT_MAX_BATCH),
         )
+
+    def price_book(self) -> PriceBook:
+        """Return the model prices: PROMPTCTL_PRICES first, then the maintained data
+        (genai-prices); built once."""
+        return self._price_book
+
+    @_Built
+    def _price_book(self) -> PriceBook:
+        from promptctl.registry.metrics.prices import price_book
+
+        return price_book(self.settings.prices)
 
     @property
     def database_url(self) -> str:

@@ -8,10 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from promptctl.registry.prompts.render_limits import DEFAULT_LIMITS, RenderLimits
+
+
+class ModelPriceSetting(BaseModel):
+    """USD per million tokens for one model (an entry of PROMPTCTL_PRICES)."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
 
 
 class Settings(BaseSettings):
@@ -28,6 +35,11 @@ class Settings(BaseSettings):
     render_timeout_seconds: float = Field(default=DEFAULT_LIMITS.timeout_seconds, gt=0)
     render_max_output_chars: int = Field(default=DEFAULT_LIMITS.max_output_chars, gt=0)
     render_max_value_chars: int = Field(default=DEFAULT_LIMITS.max_value_chars, gt=0)
+    # Model -> USD per million tokens; wins over the maintained prices (genai-prices).
+    prices: dict[str, ModelPriceSetting] = Field(default_factory=dict)
+    # A link to a trace in the team's tracing tool, e.g.
+    # "https://tempo.example.com/trace/{trace_id}": shown beside the trace ids of metrics.
+    trace_url_template: str | None = None
 
     @property
     def render_limits(self) -> RenderLimits:

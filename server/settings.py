@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import ipaddress
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import Field, SecretStr
 
 from promptctl.registry.core import Settings
 from promptctl.registry.errors import UnguardedHost
+from promptctl.registry.settings import ModelPriceSetting
 
-
-class ModelPrice(BaseModel):
-    """USD per million tokens for one model."""
-
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
+# The price setting lives with the registry's settings (the CLI prices too); the old name
+# stays importable from here.
+ModelPrice = ModelPriceSetting
 
 
 def is_loopback(host: str) -> bool:
@@ -39,7 +37,6 @@ class ServerSettings(Settings):
     poll_interval: float = Field(default=0.5, gt=0)
     max_body_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
     max_batch: int = Field(default=1000, gt=0)
-    prices: dict[str, ModelPrice] = Field(default_factory=dict)
     # Renders run in a pool of their own, so hostile templates (each stopped at the render
     # time limit) can hold at most these workers; a render that waits longer is a 503.
     render_workers: int = Field(default=4, gt=0)

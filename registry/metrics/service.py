@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import bindparam, select, union_all, update
 
@@ -38,6 +38,7 @@ from promptctl.registry.metrics.events import (
     parse_event,
     reject,
 )
+from promptctl.registry.metrics.prices import PriceBook, price_book
 from promptctl.registry.metrics.storage import (
     EVENTS,
     HOUR,
@@ -61,13 +62,6 @@ from promptctl.registry.store.database import Database
 from promptctl.registry.store.models import VersionSnapshot, as_utc, utcnow
 
 
-class Price(Protocol):
-    """USD per million input and output tokens of one model."""
-
-    input: float
-    output: float
-
-
 class MetricsService:
     """Ingest, scores and summaries of metric events in one database.
 
@@ -80,13 +74,14 @@ class MetricsService:
         database: Database,
         *,
         cache: ServingCache | None = None,
-        prices: Mapping[str, Price] | None = None,
+        prices: PriceBook | Mapping[str, Any] | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = database
         self.cache = cache
-        self.prices = prices or {}
+        # A table (model -> input/output) overrides the maintained prices, as settings do.
+        self.prices = prices if isinstance(prices, PriceBook) else price_book(prices)
         self.max_batch = max_batch
         self.clock = clock
         # (prompt, digest) -> the model in its front matter, for every released version
@@ -231,12 +226,8 @@ class MetricsService:
             e.variant = "canary" if e.digest == canary else "stable"
         if e.model is None:
             e.model = version_model
-        priced = e.cost is None and e.model in self.prices
-        if priced and (e.input_tokens is not None or e.output_tokens is not None):
-            price = self.prices[e.model]
-            e.cost = (
-                (e.input_tokens or 0) * price.input + (e.output_tokens or 0) * price.output
-            ) / 1e6
+        if e.cost is None and (e.input_tokens is not None or e.output_tokens is not None):
+            e.cost = self.prices.cost(e.model, e.input_tokens or 0, e.output_tokens or 0)
         return None
 
     def _store(self, events: list[Event], received: datetime) -> set[str]:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from promptctl.client._base import ClientStats
 from promptctl.client._entries import ClientError, PromptUnavailable, ResolvedPrompt
-from promptctl.client._events import Call
+from promptctl.client._events import Call, current_call
 from promptctl.client.sync import PromptClient
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ __all__ = [
     "PromptClient",
     "PromptUnavailable",
     "ResolvedPrompt",
+    "current_call",
 ]
 
 

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from promptctl.client._disk import DiskCache, load_bundle
 from promptctl.client._entries import PromptUnavailable, ReleaseEntry, ResolvedPrompt, newest
-from promptctl.client._events import Call, EventBuffer, Spool, annotate_span
+from promptctl.client._events import (
+    Call,
+    EventBuffer,
+    Spool,
+    annotate_span,
+    enter_call,
+    leave_call,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -216,13 +223,16 @@ class ClientBase:
         call = Call(prompt)
         start = time.perf_counter()
         error = False
+        token = enter_call(call)  # so prompt.parse inside can record output_valid
         try:
             yield call
-        except BaseException:
+        except BaseException as exc:
             error = True
+            call.fail(exc)
             raise
         finally:
             latency_ms = (time.perf_counter() - start) * 1000
+            leave_call(token)
             annotate_span(call, error)
             self.events.put(call.event(latency_ms, error))
 

@@ -7,10 +7,12 @@ import json
 import logging
 import os
 import random
+import re
 import threading
 import time
 import uuid
 from collections import deque
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -125,9 +127,17 @@ class Backoff:
         self.attempt = 0
 
 
+ERROR_TYPE_MAX = 64
+FINISH_REASON_MAX = 32
+TRACE_ID_MAX = 64
+# Finish reasons that mean the model stopped because it ran out of tokens: a truncation.
+TRUNCATED = frozenset(("length", "max_tokens"))
+
+
 @dataclass
 class Call:
-    """One tracked LLM call: `record` what it cost; latency and errors are measured."""
+    """One tracked LLM call: `record` what it cost and how it ended; latency and errors are
+    measured, and an exception's class becomes its `error_type`."""
 
     prompt: ResolvedPrompt
     event_id: str = field(default_factory=lambda: time_ordered_id())
@@ -135,6 +145,10 @@ class Call:
     output_tokens: int | None = None
     cost_usd: float | None = None
     quality: float | None = None
+    output_valid: bool | None = None
+    finish_reason: str | None = None
+    error_type: str | None = None
+    trace_id: str | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
 
     def record(
@@ -144,9 +158,27 @@ class Call:
         output_tokens: int | None = None,
         cost_usd: float | None = None,
         quality: float | None = None,
+        output_valid: bool | None = None,
+        finish_reason: str | None = None,
+        error_type: str | None = None,
+        trace_id: str | None = None,
         **attributes: Any,
     ) -> None:
-        """Record usage and quality; extra keyword arguments become event attributes."""
+        """Record usage, quality and how the call ended; extra keyword arguments become
+        event attributes.
+
+        `finish_reason` is the provider's (`stop`, `length`, `max_tokens`, …: the last two
+        count as truncated); `output_valid` whether the output met the version's contract
+        (`prompt.parse` records it by itself); `error_type` a short label of why the call
+        failed (`timeout`, `rate_limit`, `invalid_output`, …), which marks the call failed.
+        A value the server would refuse raises here, where the mistake is, rather than
+        losing the event later.
+        """
+        if output_valid is not None and type(output_valid) is not bool:
+            raise TypeError(f"output_valid must be True or False, got {output_valid!r}")
+        _check_label("finish_reason", finish_reason, FINISH_REASON_MAX)
+        _check_label("error_type", error_type, ERROR_TYPE_MAX)
+        _check_label("trace_id", trace_id, TRACE_ID_MAX)
         if input_tokens is not None:
             self.input_tokens = input_tokens
         if output_tokens is not None:
@@ -155,9 +187,29 @@ class Call:
             self.cost_usd = cost_usd
         if quality is not None:
             self.quality = quality
+        if output_valid is not None:
+            self.output_valid = output_valid
+        if finish_reason is not None:
+            self.finish_reason = finish_reason
+        if error_type is not None:
+            self.error_type = error_type
+        if trace_id is not None:
+            self.trace_id = trace_id
         self.attributes.update(attributes)
 
+    @property
+    def truncated(self) -> bool:
+        """Whether the model stopped for want of tokens."""
+        return self.finish_reason in TRUNCATED
+
+    def fail(self, exc: BaseException) -> None:
+        """Note why the call raised, unless an error type was recorded already."""
+        if self.error_type is None:
+            self.error_type = error_type_of(exc)
+
     def event(self, latency_ms: float, error: bool) -> dict[str, Any]:
+        if self.trace_id is None:
+            self.trace_id = current_trace_id()
         event: dict[str, Any] = {
             "event_id": self.event_id,
             "prompt": self.prompt.name,
@@ -166,9 +218,9 @@ class Call:
             "variant": self.prompt.variant,
             "ts": datetime.now(UTC).isoformat(),
             "latency_ms": round(latency_ms, 3),
-            "error": error,
+            "error": error or self.error_type is not None,
         }
-        for key in ("input_tokens", "output_tokens", "cost_usd", "quality"):
+        for key in _OPTIONAL_EVENT_FIELDS:
             value = getattr(self, key)
             if value is not None:
                 event[key] = value
@@ -177,8 +229,96 @@ class Call:
         return event
 
 
+_OPTIONAL_EVENT_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "quality",
+    "output_valid",
+    "finish_reason",
+    "error_type",
+    "trace_id",
+)
+
+
+def _check_label(name: str, value: Any, limit: int) -> None:
+    if value is None:
+        return
+    if type(value) is not str or not 0 < len(value) <= limit or not value.isprintable():
+        raise ValueError(
+            f"{name} must be a non-empty string of at most {limit} printable characters, "
+            f"got {value!r:.80}"
+        )
+
+
+_current: ContextVar[Call | None] = ContextVar("promptctl_current_call", default=None)
+
+
+def current_call() -> Call | None:
+    """Return the innermost tracked call under way in this context (thread or task)."""
+    return _current.get()
+
+
+def enter_call(call: Call) -> Token[Call | None]:
+    """Make `call` the current one until `leave_call` with the token returned."""
+    return _current.set(call)
+
+
+def leave_call(token: Token[Call | None]) -> None:
+    """End the call `enter_call` began: the one around it is current again."""
+    try:
+        _current.reset(token)
+    except ValueError:  # left from another context (a generator resumed elsewhere)
+        _current.set(None)
+
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def error_type_of(exc: BaseException) -> str:
+    """A short label for why a call raised: `timeout`, `rate_limit`, `provider_5xx`,
+    `invalid_output`, `cancelled`, else the exception class's name in snake_case."""
+    name = type(exc).__name__
+    if isinstance(exc, TimeoutError) or "Timeout" in name:
+        return "timeout"
+    if "RateLimit" in name:
+        return "rate_limit"
+    if name == "OutputInvalid":
+        return "invalid_output"
+    if name == "CancelledError":
+        return "cancelled"
+    status = _status_of(exc)
+    if status == 429:
+        return "rate_limit"
+    if status is not None and 500 <= status <= 599:
+        return "provider_5xx"
+    label = _CAMEL.sub("_", name).lower()
+    return label[:ERROR_TYPE_MAX] or "error"
+
+
+def _status_of(exc: BaseException) -> int | None:
+    """The HTTP status a provider SDK's error carries (openai, anthropic, httpx)."""
+    status = getattr(exc, "status_code", None)
+    if status is None:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+    return status if type(status) is int else None
+
+
+def current_trace_id() -> str | None:
+    """The trace id (32 hex digits) of the current OpenTelemetry span, if OTel is there."""
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        return None
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return format(context.trace_id, "032x")
+
+
 def annotate_span(call: Call, error: bool) -> None:
-    """Put the call's prompt and usage on the current OpenTelemetry span, if OTel is there."""
+    """Put the call's prompt and usage on the current OpenTelemetry span, if OTel is there:
+    the promptctl attributes, and the OpenTelemetry GenAI semantic conventions' ones."""
     try:
         from opentelemetry import trace
     except ImportError:
@@ -193,15 +333,50 @@ def annotate_span(call: Call, error: bool) -> None:
         "promptctl.prompt.digest": prompt.digest,
         "promptctl.prompt.variant": prompt.variant,
         "promptctl.event_id": call.event_id,
-        "promptctl.error": error,
+        "promptctl.error": error or call.error_type is not None,
     }
     if prompt.version is not None:
         attributes["promptctl.prompt.version"] = prompt.version
-    for key in ("input_tokens", "output_tokens", "cost_usd", "quality"):
+    for key in _OPTIONAL_EVENT_FIELDS[:-1]:  # the trace id is the span's own
         value = getattr(call, key)
         if value is not None:
             attributes[f"promptctl.{key}"] = value
+    attributes.update(_gen_ai_attributes(call))
     span.set_attributes(attributes)
+
+
+# gen_ai.request.* attributes of the semantic conventions and the params that feed them.
+_GEN_AI_PARAMS = {
+    "max_tokens": "gen_ai.request.max_tokens",
+    "temperature": "gen_ai.request.temperature",
+    "top_p": "gen_ai.request.top_p",
+    "top_k": "gen_ai.request.top_k",
+    "frequency_penalty": "gen_ai.request.frequency_penalty",
+    "presence_penalty": "gen_ai.request.presence_penalty",
+    "seed": "gen_ai.request.seed",
+}
+
+
+def _gen_ai_attributes(call: Call) -> dict[str, Any]:
+    """The OpenTelemetry GenAI semantic conventions' attributes of a call."""
+    prompt = call.prompt
+    found: dict[str, Any] = {}
+    model = call.attributes.get("model", prompt.model)
+    if isinstance(model, str) and model:
+        found["gen_ai.request.model"] = model
+    for param, attribute in _GEN_AI_PARAMS.items():
+        value = prompt.params.get(param)
+        if type(value) in (int, float):
+            found[attribute] = value
+    if call.input_tokens is not None:
+        found["gen_ai.usage.input_tokens"] = call.input_tokens
+    if call.output_tokens is not None:
+        found["gen_ai.usage.output_tokens"] = call.output_tokens
+    if call.finish_reason is not None:
+        found["gen_ai.response.finish_reasons"] = [call.finish_reason]
+    if call.error_type is not None:
+        found["error.type"] = call.error_type
+    return found
 
 
 class Spool:

@@ -51,6 +51,20 @@ _EVENT_SCHEMA = {
         "variant": {"enum": ["stable", "canary"], "description": "Else from the release."},
         "model": {"type": "string", "description": "For pricing; else the front matter's."},
         "attributes": {"type": "object"},
+        "error_type": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 64,
+            "description": "Why the call failed (timeout, rate_limit, ...); implies error.",
+        },
+        "output_valid": {"type": "boolean", "description": "Met the output contract."},
+        "finish_reason": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 32,
+            "description": "The provider's; length or max_tokens count as truncated.",
+        },
+        "trace_id": {"type": "string", "minLength": 1, "maxLength": 64},
     },
 }
 _SCORE_SCHEMA = {

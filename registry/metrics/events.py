@@ -30,6 +30,11 @@ INT_MAX = 2**31 - 1
 MAX_LATENCY_MS = 86_400_000.0  # a day
 MAX_COST_USD = 1_000.0  # one call
 DEFAULT_MAX_BATCH = 1000
+ERROR_TYPE_MAX = 64
+FINISH_REASON_MAX = 32
+TRACE_ID_MAX = 64
+# Finish reasons that mean the model ran out of tokens: the output is truncated.
+TRUNCATED = frozenset(("length", "max_tokens"))
 
 REQUIRED = ("event_id", "prompt", "env", "digest", "latency_ms")
 OPTIONAL = (
@@ -42,6 +47,10 @@ OPTIONAL = (
     "attributes",
     "variant",
     "model",
+    "error_type",
+    "output_valid",
+    "finish_reason",
+    "trace_id",
 )
 FIELDS = frozenset(REQUIRED + OPTIONAL)
 SCORE_FIELDS = frozenset(("event_id", "quality"))
@@ -89,6 +98,10 @@ class Event:
         "attributes",
         "variant",
         "model",
+        "error_type",
+        "output_valid",
+        "finish_reason",
+        "trace_id",
         "index",
     )
 
@@ -109,6 +122,10 @@ class Event:
         attributes: str | None,
         variant: str | None,
         model: str | None,
+        error_type: str | None = None,
+        output_valid: bool | None = None,
+        finish_reason: str | None = None,
+        trace_id: str | None = None,
     ) -> None:
         self.event_id = event_id
         self.prompt = prompt
@@ -125,6 +142,10 @@ class Event:
         self.attributes = attributes  # as JSON text
         self.variant = variant
         self.model = model
+        self.error_type = error_type
+        self.output_valid = output_valid
+        self.finish_reason = finish_reason
+        self.trace_id = trace_id
         self.index = 0
 
 
@@ -301,6 +322,20 @@ def parse_event(raw: Any, now: float) -> Event | str:
     model = get("model")
     if model is not None and not _is_text(model, NAME_MAX):
         return f"model must be a non-empty string, got {_show(model)}"
+    error_type = get("error_type")
+    if error_type is not None:
+        if not _is_text(error_type, ERROR_TYPE_MAX):
+            return _label_reason("error_type", error_type, ERROR_TYPE_MAX)
+        error = True  # a reason for failing is a failure, whatever `error` says
+    output_valid = get("output_valid")
+    if output_valid is not None and type(output_valid) is not bool:
+        return f"output_valid must be true or false, got {_show(output_valid)}"
+    finish_reason = get("finish_reason")
+    if finish_reason is not None and not _is_text(finish_reason, FINISH_REASON_MAX):
+        return _label_reason("finish_reason", finish_reason, FINISH_REASON_MAX)
+    trace_id = get("trace_id")
+    if trace_id is not None and not _is_text(trace_id, TRACE_ID_MAX):
+        return _label_reason("trace_id", trace_id, TRACE_ID_MAX)
     return Event(
         event_id,
         prompt,
@@ -317,7 +352,21 @@ def parse_event(raw: Any, now: float) -> Event | str:
         attributes,
         variant,
         model,
+        error_type,
+        output_valid,
+        finish_reason,
+        trace_id,
     )
+
+
+def _label_reason(name: str, value: Any, limit: int) -> str:
+    if type(value) is not str:
+        return f"{name} must be a string, got {_show(value)}"
+    if not value:
+        return f"{name} must not be empty"
+    if len(value) > limit:
+        return f"{name} must be at most {limit} characters, got {len(value)}: {_show(value)}"
+    return f"{name} must be printable text without control characters, got {_show(value)}"
 
 
 _compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode

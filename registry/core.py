@@ -386,7 +386,7 @@ class Registry:
         for name in names:
             if name not in known:
                 raise PromptNotFound(name, rev or WORKTREE)
-        findings = lint_library(library, names or None, rev)
+        findings = lint_library(library, names or None, rev, self.price_book())
         return LintRun(len(names) if names else len(known), findings)
 
     def init_project(self, directory: Path) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from promptctl.registry.errors import (
 )
 from promptctl.registry.prompts.gitstore import GitStore
 from promptctl.registry.prompts.layout import CONFIG_FILE, Layout, check_name, load_layout
+from promptctl.registry.prompts.outputs import resolve_output_schema, schema_ref_in
 from promptctl.registry.prompts.promptfile import (
     check_version_size,
     decode_text,
@@ -237,7 +238,9 @@ class PromptLibrary:
             raise PromptNotFound(name, where)
         repo_path = self.layout.repo_path(relpath)
         prompt = parse_prompt_file(repo_path, data)
-        closure = dependency_closure(relpath, lambda p: _includes(snapshot, p))
+        closure = dependency_closure(
+            relpath, lambda p: _includes(snapshot, p), schema_ref_in(data)
+        )
         partial_bytes = [(p, snapshot.read(p)) for p in closure]
         check_version_size(
             repo_path,
@@ -255,7 +258,7 @@ class PromptLibrary:
         return PromptVersion(
             name=name,
             digest=digest,
-            prompt=prompt,
+            prompt=resolve_output_schema(prompt, partials),
             partials=partials,
             source=snapshot.where,
             commit=commit,
@@ -279,7 +282,11 @@ class PromptLibrary:
         worktree, head = self.snapshot(None), self.snapshot("HEAD")
         paths = {relpath}
         for snapshot in (worktree, head):
-            paths |= set(dependency_closure(relpath, lambda p, s=snapshot: _includes(s, p)))
+            data = snapshot.read(relpath)
+            schema = schema_ref_in(data) if data is not None else None
+            paths |= set(
+                dependency_closure(relpath, lambda p, s=snapshot: _includes(s, p), schema)
+            )
         return [
             self.layout.repo_path(path)
             for path in sorted(paths, key=lambda p: (p != relpath, p))

@@ -7,14 +7,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from jinja2 import meta, nodes
 from jinja2.exceptions import TemplateSyntaxError
 
 from promptctl.registry.errors import InvalidPromptFile, RegistryError
+from promptctl.registry.prompts.budget import Budget
 from promptctl.registry.prompts.library import PromptLibrary, PromptVersion, Snapshot
-from promptctl.registry.prompts.rendering import make_environment
+from promptctl.registry.prompts.outputs import OUTPUT_KEYS, schema_problems
+from promptctl.registry.prompts.rendering import Rendered, make_environment
 from promptctl.registry.prompts.versions import normalize_include
+
+if TYPE_CHECKING:
+    from promptctl.registry.metrics.prices import PriceBook
 
 ERROR = "error"
 WARNING = "warning"
@@ -48,23 +54,29 @@ class Finding:
 
 
 def lint_library(
-    library: PromptLibrary, names: Iterable[str] | None = None, rev: str | None = None
+    library: PromptLibrary,
+    names: Iterable[str] | None = None,
+    rev: str | None = None,
+    prices: PriceBook | None = None,
 ) -> list[Finding]:
-    """Lint the named prompts (default: all) at a revision (default: the working tree)."""
+    """Lint the named prompts (default: all) at a revision (default: the working tree).
+
+    With `prices`, a sample whose worst case costs more than `budget.cost_usd` is warned of.
+    """
     snapshot = library.snapshot(rev)
     wanted = list(names) if names else snapshot.names()
     env = make_environment(lambda p: _text_or_none(snapshot, p), library.layout.repo_path)
     facts: dict[str, _Facts] = {}  # partials are shared: each is analysed once
     findings: set[Finding] = set()
     for name in wanted:
-        findings.update(lint_prompt(library, snapshot, name, env, facts))
+        findings.update(lint_prompt(library, snapshot, name, env, facts, prices))
     return sorted(findings)
 
 
-def lint_version(version: PromptVersion) -> list[Finding]:
+def lint_version(version: PromptVersion, prices: PriceBook | None = None) -> list[Finding]:
     """Lint one loaded version (its partials come with it)."""
     env = make_environment(version.files().get, version.repo_path)
-    return sorted(set(_lint_loaded(version, env)))
+    return sorted(set(_lint_loaded(version, env, prices=prices)))
 
 
 def lint_prompt(
@@ -73,6 +85,7 @@ def lint_prompt(
     name: str,
     env: object,
     facts: dict[str, _Facts] | None = None,
+    prices: PriceBook | None = None,
 ) -> list[Finding]:
     repo_path = library.layout.repo_path(library.layout.relpath_of(name))
     try:
@@ -81,7 +94,7 @@ def lint_prompt(
         return [Finding(exc.path, exc.line or 1, ERROR, "invalid-file", exc.detail, name)]
     except RegistryError as exc:
         return [Finding(repo_path, 1, ERROR, "unreadable", str(exc), name)]
-    return _lint_loaded(version, env, facts)
+    return _lint_loaded(version, env, facts, prices)
 
 
 @dataclass(frozen=True)
@@ -127,7 +140,10 @@ def _literal(target: nodes.Node) -> str | None:
 
 
 def _lint_loaded(
-    version: PromptVersion, env: object, cache: dict[str, _Facts] | None = None
+    version: PromptVersion,
+    env: object,
+    cache: dict[str, _Facts] | None = None,
+    prices: PriceBook | None = None,
 ) -> list[Finding]:
     name = version.name
     prompt = version.prompt
@@ -138,8 +154,10 @@ def _lint_loaded(
 
     analysed: list[tuple[str, _Facts]] = []
     sources = [(prompt.path, prompt.padded_body())]
+    _check_output(version, add)
+    schema_file = version.schema_file  # JSON, not a template: checked as a schema above
     for relpath, text in sorted(version.partials.items()):
-        if text is not None:
+        if text is not None and relpath != schema_file:
             sources.append((version.repo_path(relpath), text))
     for path, source in sources:
         facts = _facts_of(env, source, cache)
@@ -202,6 +220,9 @@ def _lint_loaded(
         add(prompt.path, 1, WARNING, "no-samples", "no samples: lint cannot try a real input")
     if any(f.severity == ERROR for f in out):
         return out
+    budget = prompt.budget
+    if budget is not None:
+        _check_max_tokens(version, budget, add)
     for index, sample in enumerate(prompt.samples):
         line = prompt.line_of(f"samples[{index}]")
         try:
@@ -224,7 +245,97 @@ def _lint_loaded(
                 "sample-undeclared",
                 f"sample {index + 1} passes {names}, not declared in 'input': ignored",
             )
+        if budget is not None:
+            _check_sample_budget(version, budget, index, rendered, prices, add)
     return out
+
+
+def _check_output(version: PromptVersion, add) -> None:
+    """The output contract: known keys, and a schema that is valid, bounded and local."""
+    prompt = version.prompt
+    output = prompt.front_matter.get("output")
+    if not isinstance(output, dict):
+        return
+    for key in sorted(set(map(str, output)) - set(OUTPUT_KEYS)):
+        add(
+            prompt.path,
+            prompt.line_of(f"output.{key}"),
+            WARNING,
+            "output-unknown-key",
+            f"unknown key '{key}' in output (known: {', '.join(OUTPUT_KEYS)})",
+        )
+    for problem in schema_problems(prompt, version.partials, version.root):
+        add(
+            problem.path,
+            problem.line,
+            ERROR,
+            "output-schema",
+            f"{problem.detail} (field '{problem.field}')",
+        )
+
+
+def _check_max_tokens(version: PromptVersion, budget: Budget, add) -> None:
+    prompt = version.prompt
+    max_tokens = prompt.params.get("max_tokens")
+    limit = budget.output_tokens
+    if limit is None or isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
+        return
+    if max_tokens > limit:
+        add(
+            prompt.path,
+            prompt.line_of("params.max_tokens"),
+            WARNING,
+            "max-tokens-over-budget",
+            f"params.max_tokens {max_tokens:,} allows answers over budget.output_tokens "
+            f"{limit:,}",
+        )
+
+
+def _check_sample_budget(
+    version: PromptVersion,
+    budget: Budget,
+    index: int,
+    rendered: Rendered,
+    prices: PriceBook | None,
+    add,
+) -> None:
+    """A sample's input tokens against budget.input_tokens; its worst case (input plus
+    max_tokens of output) against budget.cost_usd, at the model's known price."""
+    from promptctl.registry.prompts.tokencount import count_rendered, describe
+
+    prompt = version.prompt
+    cost_limit = budget.cost_usd if prices is not None and prompt.model else None
+    if budget.input_tokens is None and cost_limit is None:
+        return
+    line = prompt.line_of(f"samples[{index}]")
+    tokens = count_rendered(rendered, prompt.model)
+    if budget.input_tokens is not None and tokens > budget.input_tokens:
+        add(
+            prompt.path,
+            line,
+            ERROR,
+            "input-over-budget",
+            f"sample {index + 1} renders to {tokens:,} input tokens, over "
+            f"budget.input_tokens {budget.input_tokens:,} ({describe(prompt.model)})",
+        )
+    if prices is None or cost_limit is None:
+        return
+    max_tokens = prompt.params.get("max_tokens")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
+        max_tokens = budget.output_tokens
+    if max_tokens is None:
+        return  # no bound on the answer: the worst case is unknown
+    cost = prices.cost(prompt.model, tokens, max_tokens)
+    if cost is not None and cost > cost_limit:
+        add(
+            prompt.path,
+            line,
+            WARNING,
+            "cost-over-budget",
+            f"sample {index + 1} may cost ${cost:.6f} per call ({tokens:,} input + "
+            f"{max_tokens:,} output tokens of {prompt.model} at {prices.source}), over "
+            f"budget.cost_usd ${cost_limit:g}",
+        )
 
 
 def _check_includes(facts: _Facts, path: str, version: PromptVersion, add) -> None:

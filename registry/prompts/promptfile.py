@@ -13,6 +13,8 @@ import yaml
 from yaml.composer import ComposerError
 
 from promptctl.registry.errors import FileTooLarge, InvalidPromptFile
+from promptctl.registry.prompts.budget import Budget, parse_budget
+from promptctl.registry.prompts.outputs import check_output_section
 from promptctl.registry.prompts.variables import INPUT_TYPES, InputSpec, check_value
 
 # Bounds on hostile files: prompts are small, and every one is parsed by lint, promote and
@@ -39,13 +41,19 @@ _KNOWN_KEYS: dict[str, tuple[type, ...]] = {
     "samples": (list,),
     "roles": (list,),
     "strict": (bool,),
+    "budget": (dict,),
 }
 _TYPE_NAMES = {str: "a string", dict: "a mapping", list: "a list", bool: "true or false"}
 
 
 @dataclass(frozen=True)
 class PromptFile:
-    """A parsed prompt file. `body_line` is the file line on which the body starts."""
+    """A parsed prompt file. `body_line` is the file line on which the body starts.
+
+    `output_schema` is the declared output JSON Schema, inline or read from its file by
+    whoever loads the version with its files (None until then, or when it is missing or
+    not JSON: lint says why); `budget` is the parsed `budget` section.
+    """
 
     path: str
     text: str
@@ -54,6 +62,8 @@ class PromptFile:
     body_line: int
     inputs: dict[str, InputSpec] | None
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    budget: Budget | None = field(default=None, compare=False)
+    output_schema: dict[str, Any] | bool | None = field(default=None, compare=False, repr=False)
 
     @property
     def model(self) -> str | None:
@@ -77,6 +87,14 @@ class PromptFile:
     def strict(self) -> bool:
         """`strict: true`: a variable the prompt does not declare is an error, not ignored."""
         return self.front_matter.get("strict") is True
+
+    @property
+    def output_format(self) -> str | None:
+        """`output.format` (`json` when a schema is declared without one)."""
+        output = self.front_matter.get("output") or {}
+        if output.get("format") is None and output.get("schema") is not None:
+            return "json"
+        return output.get("format")
 
     @property
     def samples(self) -> list[dict[str, Any]]:
@@ -107,7 +125,13 @@ def parse_prompt_file(path: str, data: bytes | str) -> PromptFile:
     _check_known_keys(path, front, lines)
     inputs = _parse_inputs(path, front.get("input"), lines) if "input" in front else None
     _check_samples(path, front, lines)
-    return PromptFile(path, text, front, body, body_line, inputs, lines)
+    check_output_section(path, front.get("output"), lines)
+    budget = parse_budget(path, front.get("budget"), lines)
+    output = front.get("output") or {}
+    inline = output.get("schema") if isinstance(output.get("schema"), dict | bool) else None
+    return PromptFile(
+        path, text, front, body, body_line, inputs, lines, budget=budget, output_schema=inline
+    )
 
 
 def check_version_size(

@@ -15,6 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import Template
 
+from promptctl.registry.prompts.outputs import (
+    declared_schema_ref,
+    parse_output,
+    resolve_output_schema,
+    schema_relpath,
+)
 from promptctl.registry.prompts.promptfile import (
     PromptFile,
     check_version_size,
@@ -66,6 +72,22 @@ class PromptVersion:
     @property
     def short_digest(self) -> str:
         return self.digest[:SHORT]
+
+    @property
+    def schema_file(self) -> str | None:
+        """The output schema file (path below the root) the version names, if any."""
+        ref = declared_schema_ref(self.prompt.front_matter)
+        return schema_relpath(self.prompt.path, ref) if ref is not None else None
+
+    def parse_output(self, text: str) -> Any:
+        """Parse a model's answer to this version; raise OutputInvalid if it breaks the
+        version's output contract (see registry.prompts.outputs)."""
+        return parse_output(text, digest=self.digest, prompt=self.prompt, label=self.described)
+
+    @property
+    def described(self) -> str:
+        """`support/triage@v3`: the version as messages name it."""
+        return f"{self.name}@{self.label}"
 
     def files(self) -> dict[str, str]:
         """Return {path below root: text} for the prompt file and every partial it has."""
@@ -153,7 +175,7 @@ def version_from_files(
     return PromptVersion(
         name=name,
         digest=digest,
-        prompt=prompt,
+        prompt=resolve_output_schema(prompt, partials),
         partials=partials,
         source=source,
         number=number,

@@ -8,7 +8,10 @@ the report says so: it is then an estimate.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from promptctl.registry.prompts.rendering import Rendered
 
 _CL100K_MODELS = ("gpt-4-", "gpt-4", "gpt-3.5", "text-embedding-3", "text-embedding-ada")
 
@@ -34,6 +37,18 @@ def count_tokens(text: str, model: str | None) -> int:
     """Count the tokens of `text` as the model's tokenizer (or o200k_base) would."""
     encoding, _ = encoding_for(model)
     return len(_encoding(encoding).encode(text, disallowed_special=()))
+
+
+def count_rendered(rendered: Rendered, model: str | None) -> int:
+    """Count the input tokens of a rendered prompt: a text, or chat messages with the few
+    tokens each message's framing costs (OpenAI's published count: 3 a message, 3 more to
+    prime the reply)."""
+    if rendered.messages is None:
+        return count_tokens(rendered.text or "", model)
+    framing = 3 * len(rendered.messages) + 3
+    return framing + sum(
+        count_tokens(m.role, model) + count_tokens(m.content, model) for m in rendered.messages
+    )
 
 
 def describe(model: str | None) -> str:

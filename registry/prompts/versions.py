@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from promptctl.registry.prompts.gitstore import CommitInfo, GitStore
 from promptctl.registry.prompts.layout import Layout
+from promptctl.registry.prompts.outputs import schema_ref_in
 from promptctl.registry.prompts.promptversion import normalize_include
 from promptctl.registry.prompts.rendering import referenced_names
 
@@ -26,8 +27,13 @@ def includes_in(data: bytes) -> list[str]:
     return [normalize_include(n) for n in referenced_names(text)]
 
 
-def dependency_closure(relpath: str, includes_of: Callable[[str], list[str] | None]) -> list[str]:
-    """Return the sorted partial paths a file includes, transitively (missing ones too)."""
+def dependency_closure(
+    relpath: str,
+    includes_of: Callable[[str], list[str] | None],
+    schema: str | None = None,
+) -> list[str]:
+    """Return the sorted partial paths a file includes, transitively (missing ones too),
+    and the output schema file it names (`schema`), which is part of the version too."""
     seen: set[str] = set()
     pending = [relpath]
     while pending:
@@ -36,6 +42,8 @@ def dependency_closure(relpath: str, includes_of: Callable[[str], list[str] | No
             if name != relpath and name not in seen:
                 seen.add(name)
                 pending.append(name)
+    if schema is not None and schema != relpath:
+        seen.add(schema)
     return sorted(seen)
 
 
@@ -136,12 +144,19 @@ class _Contents:
         self._includes: dict[str, list[str]] = {}
         self._pieces: dict[tuple[str, str | None], bytes] = {}
         self._digests: dict[tuple, str] = {}
+        self._schemas: dict[str, str | None] = {}
 
     def data(self, blob: str) -> bytes:
         found = self._data.get(blob)
         if found is None:
             found = self._data[blob] = self.store.read_blob(blob)
         return found
+
+    def schema(self, blob: str) -> str | None:
+        """The output schema file a prompt blob names (a dependency, like a partial)."""
+        if blob not in self._schemas:
+            self._schemas[blob] = schema_ref_in(self.data(blob))
+        return self._schemas[blob]
 
     def includes(self, blob: str) -> list[str]:
         found = self._includes.get(blob)
@@ -180,8 +195,10 @@ def _closure(
     relpath: str,
     includes_of: Callable[[str], list[str] | None],
     reach: dict[str, frozenset[str]],
+    schema: str | None = None,
 ) -> list[str]:
-    """Return dependency_closure(relpath), reusing each partial's reach from `reach`.
+    """Return dependency_closure(relpath, includes_of, schema), reusing each partial's
+    reach from `reach`.
 
     What a file reaches is what each file it includes reaches, plus those files; `reach`
     memoises that per partial while the files stay the same (one commit of a walk).
@@ -231,7 +248,7 @@ def _build_all(store: GitStore, layout: Layout, branch: str, tip: str) -> Versio
             blob = files.get(relpath)
             digest: str | None = None
             if blob is not None:
-                closure = _closure(relpath, includes_of, reach)
+                closure = _closure(relpath, includes_of, reach, contents.schema(blob))
                 closures[name] = closure
                 for partial in closure:
                     dependents.setdefault(partial, set()).add(name)
@@ -276,7 +293,7 @@ def _build_for(
             if blob is None:
                 made_of[name] = {relpath: None}
             else:
-                closure = _closure(relpath, includes_of, reach)
+                closure = _closure(relpath, includes_of, reach, contents.schema(blob))
                 partials = tuple((p, blob_of(p)) for p in closure)
                 made_of[name] = {relpath: blob, **dict(partials)}
                 digest = contents.digest(blob, partials)

@@ -3,6 +3,13 @@
 Count, errors, latency (sum, min, max and its histogram), tokens, cost, quality and its
 squares: every figure is a sum, a minimum or a maximum, so the aggregates of a set of
 minutes add up to their hour's and a summary merges stored rows without reading events.
+
+How calls ended merges the same way: outputs checked and invalid, finish reasons reported
+and truncated, and counts per error type. Error types are labels the clients choose, so
+an aggregate keeps the ERROR_TYPES_MAX most frequent and counts the rest as `other`:
+a row, and a summary, holds at most ERROR_TYPES_MAX + 1 of them whatever the clients send.
+The newest flagged calls (failed, invalid output or truncated) that carry a trace id are
+kept too, TRACES_MAX of them, so a bad figure leads to its traces.
 """
 
 from __future__ import annotations
@@ -12,6 +19,11 @@ import operator
 from typing import Any
 
 from promptctl.registry.metrics.histogram import LOG_GAMMA, histogram_json, quantile
+
+ERROR_TYPES_MAX = 20  # distinct error types per row and per summary; the rest are OTHER
+OTHER = "other"
+TRACES_MAX = 5  # newest flagged trace ids per row and per summary
+TRUNCATED = frozenset(("length", "max_tokens"))
 
 
 class Aggregate:
@@ -35,6 +47,12 @@ class Aggregate:
         "quality_count",
         "quality_sum",
         "quality_sumsq",
+        "outputs_checked",
+        "outputs_invalid",
+        "finishes",
+        "truncated",
+        "error_types",
+        "traces",
     )
 
     def __init__(self) -> None:
@@ -56,6 +74,13 @@ class Aggregate:
         self.quality_count = 0
         self.quality_sum = 0.0
         self.quality_sumsq = 0.0
+        self.outputs_checked = 0
+        self.outputs_invalid = 0
+        self.finishes = 0
+        self.truncated = 0
+        self.error_types: dict[str, int] = {}
+        # (Unix seconds, trace id, why flagged), newest first, at most TRACES_MAX.
+        self.traces: list[tuple[float, str, str]] = []
 
     def add_event(
         self,
@@ -91,6 +116,38 @@ class Aggregate:
             self.cost_sum += cost
         if quality is not None:
             self.add_quality(quality)
+
+    def add_outcome(
+        self,
+        error: bool,
+        output_valid: bool | None,
+        finish_reason: str | None,
+        error_type: str | None,
+        trace_id: str | None,
+        at: float,
+    ) -> None:
+        """Count how an event added with `add_event` ended (only events that say so)."""
+        if output_valid is not None:
+            self.outputs_checked += 1
+            if not output_valid:
+                self.outputs_invalid += 1
+        truncated = False
+        if finish_reason is not None:
+            self.finishes += 1
+            if finish_reason in TRUNCATED:
+                self.truncated += 1
+                truncated = True
+        if error_type is not None:
+            types = self.error_types
+            types[error_type] = types.get(error_type, 0) + 1
+            if len(types) > ERROR_TYPES_MAX + 1:
+                self.error_types = cap_error_types(types)
+        if trace_id is not None and (error or output_valid is False or truncated):
+            if error:
+                why = error_type or "error"
+            else:
+                why = "invalid_output" if output_valid is False else "truncated"
+            self.traces = newest_traces(self.traces, [(at, trace_id, why)])
 
     def add_quality(self, quality: float) -> None:
         self.quality_count += 1
@@ -137,6 +194,36 @@ class Aggregate:
         self.quality_count += other.quality_count
         self.quality_sum += other.quality_sum
         self.quality_sumsq += other.quality_sumsq
+        self._merge_outcomes(
+            other.outputs_checked,
+            other.outputs_invalid,
+            other.finishes,
+            other.truncated,
+            other.error_types,
+            other.traces,
+        )
+
+    def _merge_outcomes(
+        self,
+        checked: int,
+        invalid: int,
+        finishes: int,
+        truncated: int,
+        error_types: dict[str, int] | None,
+        traces: list[Any] | None,
+    ) -> None:
+        self.outputs_checked += checked
+        self.outputs_invalid += invalid
+        self.finishes += finishes
+        self.truncated += truncated
+        if error_types:
+            types = self.error_types
+            for name, n in error_types.items():
+                types[name] = types.get(name, 0) + n
+            if len(types) > ERROR_TYPES_MAX + 1:
+                self.error_types = cap_error_types(types)
+        if traces:
+            self.traces = newest_traces(self.traces, [tuple(t) for t in traces])
 
     def merge_row(self, row: Any) -> None:
         """Add a stored rollup row (anything with the columns as attributes)."""
@@ -161,6 +248,14 @@ class Aggregate:
         self.quality_count += row.quality_count
         self.quality_sum += row.quality_sum
         self.quality_sumsq += row.quality_sumsq
+        self._merge_outcomes(
+            row.outputs_checked or 0,
+            row.outputs_invalid or 0,
+            row.finishes or 0,
+            row.truncated or 0,
+            row.error_types,
+            row.failing_traces,
+        )
 
     def values(self) -> dict[str, Any]:
         """The rollup row's columns (without its key)."""
@@ -181,8 +276,38 @@ class Aggregate:
             "quality_count": self.quality_count,
             "quality_sum": self.quality_sum,
             "quality_sumsq": self.quality_sumsq,
+            "outputs_checked": self.outputs_checked,
+            "outputs_invalid": self.outputs_invalid,
+            "finishes": self.finishes,
+            "truncated": self.truncated,
+            "error_types": cap_error_types(self.error_types) if self.error_types else None,
+            "failing_traces": [list(t) for t in self.traces] if self.traces else None,
         }
 
     def quantile(self, q: float) -> float | None:
         self.settle()
         return quantile(self.buckets, self.zero, q, self.latency_min, self.latency_max)
+
+
+def cap_error_types(types: dict[str, int]) -> dict[str, int]:
+    """Keep the ERROR_TYPES_MAX most frequent error types (ties by name); count the rest,
+    and any already counted so, as OTHER."""
+    other = types.get(OTHER, 0)
+    named = sorted(((n, t) for t, n in types.items() if t != OTHER), key=_by_count)
+    if len(named) <= ERROR_TYPES_MAX:
+        return dict(types)
+    kept = {t: n for n, t in named[:ERROR_TYPES_MAX]}
+    kept[OTHER] = other + sum(n for n, _ in named[ERROR_TYPES_MAX:])
+    return kept
+
+
+def _by_count(item: tuple[int, str]) -> tuple[int, str]:
+    return -item[0], item[1]
+
+
+def newest_traces(
+    kept: list[tuple[float, str, str]], more: list[Any]
+) -> list[tuple[float, str, str]]:
+    """The TRACES_MAX newest of two lists of (Unix seconds, trace id, why) flagged calls."""
+    merged = {t[1]: (float(t[0]), str(t[1]), str(t[2])) for t in (*kept, *more)}
+    return sorted(merged.values(), reverse=True)[:TRACES_MAX]

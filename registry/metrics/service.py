@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,7 +54,13 @@ from promptctl.registry.metrics.storage import (
     retrying,
     with_hours,
 )
-from promptctl.registry.metrics.summary import DEFAULT_WINDOW, MetricsSummary, VersionMetrics
+from promptctl.registry.metrics.summary import (
+    DEFAULT_WINDOW,
+    MetricsSummary,
+    VersionMetrics,
+    check_budget,
+)
+from promptctl.registry.prompts.budget import Budget
 from promptctl.registry.prompts.promptfile import parse_prompt_file
 from promptctl.registry.prompts.promptversion import SHORT
 from promptctl.registry.releases.queries import find_environment
@@ -77,6 +84,7 @@ class MetricsService:
         prices: PriceBook | Mapping[str, Any] | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
         clock: Callable[[], float] = time.time,
+        trace_url_template: str | None = None,
     ) -> None:
         self.db = database
         self.cache = cache
@@ -84,6 +92,7 @@ class MetricsService:
         self.prices = prices if isinstance(prices, PriceBook) else price_book(prices)
         self.max_batch = max_batch
         self.clock = clock
+        self.trace_url_template = trace_url_template
         # (prompt, digest) -> the model in its front matter, for every released version
         # seen so far; a miss is looked up in the snapshots once per batch.
         self._versions: dict[tuple[str, str], str | None] = {}
@@ -407,6 +416,12 @@ class MetricsService:
             r.quality_count,
             r.quality_sum,
             r.quality_sumsq,
+            r.outputs_checked,
+            r.outputs_invalid,
+            r.finishes,
+            r.truncated,
+            r.error_types,
+            r.failing_traces,
         )
         query = union_all(
             *(
@@ -438,13 +453,39 @@ class MetricsService:
             )
             if not groups and not numbers:
                 raise NeverReleased(prompt)
-        versions = [
-            VersionMetrics.from_aggregate(digest, numbers.get(digest), variant, agg)
-            for (digest, variant), agg in groups.items()
-            if agg.count
-        ]
+            budgets = _budgets(session, prompt, {digest for digest, _ in groups})
+        versions = []
+        for (digest, variant), agg in groups.items():
+            if not agg.count:
+                continue
+            v = VersionMetrics.from_aggregate(digest, numbers.get(digest), variant, agg)
+            if budgets.get(digest) is not None:
+                v = replace(v, budget=check_budget(v, budgets[digest]))
+            if self.trace_url_template and v.failing_traces:
+                v = v.with_links(self.trace_url_template)
+            versions.append(v)
         versions.sort(key=lambda v: (-(v.number or 0), v.digest, VARIANTS.index(v.variant)))
-        return MetricsSummary(prompt, environment, moment(start), moment(end), versions)
+        return MetricsSummary(
+            prompt, environment, moment(start), moment(end), versions, self.prices.to_json()
+        )
+
+
+def _budgets(session: Any, prompt: str, digests: set[str]) -> dict[str, Budget | None]:
+    """The budget each version's front matter declares (from its promoted snapshot)."""
+    if not digests:
+        return {}
+    rows = session.execute(
+        select(VersionSnapshot.digest, VersionSnapshot.relpath, VersionSnapshot.files).where(
+            VersionSnapshot.prompt == prompt, VersionSnapshot.digest.in_(digests)
+        )
+    ).all()
+    found: dict[str, Budget | None] = {}
+    for digest, relpath, files in rows:
+        try:
+            found[digest] = parse_prompt_file(relpath, files[relpath]).budget
+        except (RegistryError, KeyError):
+            found[digest] = None  # a snapshot promoted with --force may not parse
+    return found
 
 
 def _served_versions(served: ServedRelease) -> tuple[str | None, dict[str, str | None]]:

@@ -66,6 +66,15 @@ def aggregate_events(events: Iterable[Event]) -> dict[RollupKey, Aggregate]:
         if agg is None:
             agg = minutes[key] = Aggregate()
         agg.add_event(e.latency, e.error, e.input_tokens, e.output_tokens, e.cost, e.quality)
+        if (
+            e.output_valid is not None
+            or e.finish_reason is not None
+            or e.error_type is not None
+            or e.trace_id is not None
+        ):
+            agg.add_outcome(
+                e.error, e.output_valid, e.finish_reason, e.error_type, e.trace_id, e.epoch
+            )
     return with_hours(minutes)
 
 
@@ -100,6 +109,10 @@ _EVENT_COLUMNS = (
     "quality",
     "error",
     "attributes",
+    "error_type",
+    "output_valid",
+    "finish_reason",
+    "trace_id",
     "received_at",
 )
 _SQLITE_INSERT = (
@@ -140,6 +153,10 @@ def insert_events_sqlite(session: Session, events: list[Event], received: dateti
             e.quality,
             e.error,
             e.attributes,
+            e.error_type,
+            e.output_valid,
+            e.finish_reason,
+            e.trace_id,
             at,
         )
         for e in events
@@ -208,6 +225,10 @@ def insert_events_postgresql(session: Session, events: list[Event], received: da
             "quality": e.quality,
             "error": e.error,
             "attributes": e.attributes,
+            "error_type": e.error_type,
+            "output_valid": e.output_valid,
+            "finish_reason": e.finish_reason,
+            "trace_id": e.trace_id,
             "received_at": at,
         }
         for e in events

@@ -7,18 +7,70 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from promptctl.registry.errors import UsageError
-from promptctl.registry.metrics.aggregate import Aggregate
+from promptctl.registry.metrics.aggregate import OTHER, Aggregate
 from promptctl.registry.metrics.statistics import mean_ci95
 from promptctl.registry.prompts.promptversion import SHORT
 
 DEFAULT_WINDOW = timedelta(days=7)
 _RELATIVE = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+@dataclass(frozen=True)
+class FlaggedTrace:
+    """A recent call that failed, broke its output contract or was truncated, with its
+    trace id (and a link to it when PROMPTCTL_TRACE_URL_TEMPLATE is set)."""
+
+    trace_id: str
+    at: datetime
+    reason: str
+    url: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "trace_id": self.trace_id,
+            "at": self.at.isoformat(),
+            "reason": self.reason,
+            "url": self.url,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FlaggedTrace:
+        return cls(
+            data["trace_id"], datetime.fromisoformat(data["at"]), data["reason"], data.get("url")
+        )
+
+
+@dataclass(frozen=True)
+class BudgetCheck:
+    """A version's declared budget beside its mean figures: what it exceeds."""
+
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+    exceeded: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": self.cost_usd,
+            "exceeded": list(self.exceeded),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BudgetCheck:
+        return cls(
+            data.get("input_tokens"),
+            data.get("output_tokens"),
+            data.get("cost_usd"),
+            tuple(data.get("exceeded") or ()),
+        )
 
 
 @dataclass(frozen=True)
@@ -47,6 +99,14 @@ class VersionMetrics:
     quality_low: float | None
     quality_high: float | None
     quality_count: int
+    outputs_checked: int = 0
+    outputs_invalid: int = 0
+    finishes: int = 0
+    truncated: int = 0
+    # (error type, calls), most frequent first; at most 20 types and `other`.
+    error_types: tuple[tuple[str, int], ...] = ()
+    failing_traces: tuple[FlaggedTrace, ...] = ()
+    budget: BudgetCheck | None = field(default=None)
 
     @property
     def label(self) -> str:
@@ -55,6 +115,19 @@ class VersionMetrics:
     @property
     def error_rate(self) -> float | None:
         return self.errors / self.count if self.count else None
+
+    @property
+    def invalid_output_rate(self) -> float | None:
+        """Invalid outputs among the calls whose output was checked."""
+        return self.outputs_invalid / self.outputs_checked if self.outputs_checked else None
+
+    @property
+    def truncation_rate(self) -> float | None:
+        """Truncated calls (finish reason length or max_tokens) among those reporting one."""
+        return self.truncated / self.finishes if self.finishes else None
+
+    def top_error_types(self, n: int = 3) -> tuple[tuple[str, int], ...]:
+        return self.error_types[:n]
 
     @classmethod
     def from_aggregate(
@@ -84,6 +157,25 @@ class VersionMetrics:
             quality_low=low,
             quality_high=high,
             quality_count=agg.quality_count,
+            outputs_checked=agg.outputs_checked,
+            outputs_invalid=agg.outputs_invalid,
+            finishes=agg.finishes,
+            truncated=agg.truncated,
+            error_types=_ranked(agg.error_types),
+            failing_traces=tuple(
+                FlaggedTrace(trace_id, datetime.fromtimestamp(at, UTC), why)
+                for at, trace_id, why in agg.traces
+            ),
+        )
+
+    def with_links(self, template: str) -> VersionMetrics:
+        """Give each flagged trace its link: `template` with `{trace_id}` filled in."""
+        return replace(
+            self,
+            failing_traces=tuple(
+                replace(t, url=template.replace("{trace_id}", t.trace_id))
+                for t in self.failing_traces
+            ),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -117,11 +209,28 @@ class VersionMetrics:
                 else None,
                 "count": self.quality_count,
             },
+            "outputs": {
+                "checked": self.outputs_checked,
+                "invalid": self.outputs_invalid,
+                "invalid_rate": self.invalid_output_rate,
+            },
+            "finish_reasons": {
+                "reported": self.finishes,
+                "truncated": self.truncated,
+                "truncation_rate": self.truncation_rate,
+            },
+            "error_types": [{"type": t, "count": n} for t, n in self.error_types],
+            "failing_traces": [t.to_json() for t in self.failing_traces],
+            "budget": self.budget.to_json() if self.budget is not None else None,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> VersionMetrics:
         latency, cost, quality = data["latency_ms"], data["cost_usd"], data["quality"]
+        # A server older than these figures does not send them.
+        outputs = data.get("outputs") or {}
+        finishes = data.get("finish_reasons") or {}
+        budget = data.get("budget")
         ci = quality.get("ci95") or (None, None)
         return cls(
             digest=data["digest"],
@@ -146,6 +255,15 @@ class VersionMetrics:
             quality_low=ci[0],
             quality_high=ci[1],
             quality_count=quality["count"],
+            outputs_checked=outputs.get("checked", 0),
+            outputs_invalid=outputs.get("invalid", 0),
+            finishes=finishes.get("reported", 0),
+            truncated=finishes.get("truncated", 0),
+            error_types=tuple((e["type"], e["count"]) for e in data.get("error_types") or ()),
+            failing_traces=tuple(
+                FlaggedTrace.from_json(t) for t in data.get("failing_traces") or ()
+            ),
+            budget=BudgetCheck.from_json(budget) if budget else None,
         )
 
 
@@ -163,14 +281,17 @@ class MetricsSummary:
     since: datetime
     until: datetime
     versions: list[VersionMetrics]
+    # Where the cost of events sent without one came from: {"source": ..., "as_of": ...}.
+    prices: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "prompt": self.prompt,
             "environment": self.environment,
-            "since": self.since.isoformat(),
-            "until": self.until.isoformat(),
+            "since": self.since.astimezone(UTC).isoformat(),
+            "until": self.until.astimezone(UTC).isoformat(),
             "versions": [v.to_json() for v in self.versions],
+            "prices": dict(self.prices) if self.prices is not None else None,
         }
 
     @classmethod
@@ -181,6 +302,7 @@ class MetricsSummary:
             since=datetime.fromisoformat(data["since"]),
             until=datetime.fromisoformat(data["until"]),
             versions=[VersionMetrics.from_json(v) for v in data["versions"]],
+            prices=data.get("prices"),
         )
 
 
@@ -204,6 +326,34 @@ def parse_time(text: str | None, now: datetime | None = None) -> datetime | None
             "(15m, 24h, 7d)"
         ) from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def check_budget(v: VersionMetrics, budget: Any) -> BudgetCheck:
+    """Compare a version's mean tokens and cost per call with its declared budget (any
+    object with `input_tokens`, `output_tokens` and `cost_usd`, None meaning no limit)."""
+    exceeded = []
+    for name, mean in (
+        ("input_tokens", v.input_tokens_mean),
+        ("output_tokens", v.output_tokens_mean),
+        ("cost_usd", v.cost_mean),
+    ):
+        limit = getattr(budget, name, None)
+        if limit is not None and mean is not None and mean > limit:
+            exceeded.append(name)
+    return BudgetCheck(
+        getattr(budget, "input_tokens", None),
+        getattr(budget, "output_tokens", None),
+        getattr(budget, "cost_usd", None),
+        tuple(exceeded),
+    )
+
+
+def _ranked(types: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
+    """Error types by calls, most first (ties by name), `other` last."""
+    named = sorted(((t, n) for t, n in types.items() if t != OTHER), key=lambda x: (-x[1], x[0]))
+    if types.get(OTHER):
+        named.append((OTHER, types[OTHER]))
+    return tuple(named)
 
 
 def _mean(total: float, n: int) -> float | None:

@@ -162,6 +162,10 @@ class MetricEvent(Base):
     attributes: Mapped[dict[str, Any] | None] = mapped_column(
         JSON(none_as_null=True), nullable=True
     )
+    error_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    output_valid: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    finish_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    trace_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     scored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
@@ -209,4 +213,17 @@ class MetricRollup(Base):
     quality_count: Mapped[int] = mapped_column(BigInteger, default=0)
     quality_sum: Mapped[float] = mapped_column(Float, default=0.0)
     quality_sumsq: Mapped[float] = mapped_column(Float, default=0.0)
+    # How the calls ended: outputs checked against the contract and found invalid, finish
+    # reasons reported and truncated (length, max_tokens), calls per error type (at most
+    # 20 types and `other`), and the newest flagged calls' [ts, trace id, why].
+    outputs_checked: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    outputs_invalid: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    finishes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    truncated: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    error_types: Mapped[dict[str, int] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True
+    )
+    failing_traces: Mapped[list[Any] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True
+    )
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

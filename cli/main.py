@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 # SQLAlchemy, Alembic and httpx, so they are imported only when one of their commands (or
 # the whole list, for --help) is asked for: the read commands start twice as fast.
 COMMAND_MODULES = (
+    "promptctl.cli.ci",
     "promptctl.cli.metrics",
     "promptctl.cli.releases",
     "promptctl.cli.review",

@@ -2,9 +2,10 @@
 
 The contract is what a caller relies on: the variables a version takes (which it requires,
 their types and allowed values, whether it refuses the ones it does not declare), whether
-it renders to chat messages or text, and its declared `output`. `incompatibilities(old,
-new)` names every way `new` breaks a caller written for `old`, or served in one
-environment alongside it (a canary and its stable get the same calls).
+it renders to chat messages or text, and its declared `output` (the format, and in the
+answers' JSON Schema a property dropped, newly required or given another type).
+`incompatibilities(old, new)` names every way `new` breaks a caller written for `old`, or
+served in one environment alongside it (a canary and its stable get the same calls).
 
 These rules are written once: `review` reports them as breaking changes between base and
 head, the release service refuses a canary with any of them against what serves (unless
@@ -32,7 +33,11 @@ ENUM_NARROWED = "enum-narrowed"  # a shared variable lost allowed values (or gai
 REMOVED = "variable-removed"  # a strict prompt no longer declares a variable
 BECAME_STRICT = "became-strict"  # it now refuses what it does not declare
 REFUSED_BY_OLD = "refused-by-old"  # a new variable the old, strict version refuses
-OUTPUT_CHANGED = "output-changed"  # the declared `output` contract
+OUTPUT_CHANGED = "output-changed"  # the declared output format
+OUTPUT_SCHEMA_REMOVED = "output-schema-removed"  # answers are no longer checked at all
+OUTPUT_PROPERTY_REMOVED = "output-property-removed"  # a property of the answers dropped
+OUTPUT_NEWLY_REQUIRED = "output-newly-required"  # answers must now have a property
+OUTPUT_TYPE_CHANGED = "output-type-changed"  # a property (or the answer) has another type
 KIND_CHANGED = "kind-changed"  # chat messages <-> text
 
 CODES = (
@@ -44,8 +49,13 @@ CODES = (
     BECAME_STRICT,
     REFUSED_BY_OLD,
     OUTPUT_CHANGED,
+    OUTPUT_SCHEMA_REMOVED,
+    OUTPUT_PROPERTY_REMOVED,
+    OUTPUT_NEWLY_REQUIRED,
+    OUTPUT_TYPE_CHANGED,
     KIND_CHANGED,
 )
+_MAX_SCHEMA_DEPTH = 32  # how deep two schemas are compared (a $ref may loop)
 
 
 @dataclass(frozen=True)
@@ -102,13 +112,7 @@ def incompatibilities(old: PromptVersion, new: PromptVersion) -> list[Incompatib
                 old_inputs or {}, new_inputs, old_strict=old_strict, new_strict=new_strict
             )
         )
-    if old.prompt.front_matter.get("output") != new.prompt.front_matter.get("output"):
-        out.append(
-            Incompatibility(
-                OUTPUT_CHANGED,
-                "the output format or schema changed: parsers of its answers may break",
-            )
-        )
+    out.extend(_output(old, new))
     if old.is_chat != new.is_chat:
         out.append(
             Incompatibility(
@@ -119,9 +123,7 @@ def incompatibilities(old: PromptVersion, new: PromptVersion) -> list[Incompatib
     return sorted(out, key=lambda i: order[i.code])  # stable: variables stay sorted per code
 
 
-def conflicts(
-    new: PromptVersion, serving: Iterable[tuple[str, PromptVersion]]
-) -> list[Conflict]:
+def conflicts(new: PromptVersion, serving: Iterable[tuple[str, PromptVersion]]) -> list[Conflict]:
     """The incompatibilities of `new` with each version that serves (described, version)."""
     return [
         Conflict(described, found)
@@ -155,8 +157,7 @@ def _declarations(
                 out.append(
                     Incompatibility(
                         REQUIRED,
-                        f"new required {what} without a default: callers do not "
-                        "send it yet",
+                        f"new required {what} without a default: callers do not send it yet",
                         path,
                     )
                 )
@@ -237,3 +238,116 @@ def _spec(path: str, old: InputSpec, new: InputSpec) -> list[Incompatibility]:
             )
         )
     return out
+
+
+def _output(old: PromptVersion, new: PromptVersion) -> list[Incompatibility]:
+    """What in `new`'s output contract breaks code that parses `old`'s answers.
+
+    A schema where there was none is a new contract, not a change: nobody relied on more.
+    Schemas are compared resolved (inline or from their file), so moving a schema into a
+    file changes nothing.
+    """
+    old_format, new_format = old.prompt.output_format, new.prompt.output_format
+    if old_format != new_format:
+        return [
+            Incompatibility(
+                OUTPUT_CHANGED,
+                "the output format or schema changed: parsers of its answers may break",
+            )
+        ]
+    old_schema, new_schema = old.prompt.output_schema, new.prompt.output_schema
+    if old_schema is None or old_schema == new_schema:
+        return []
+    if new_schema is None:
+        return [
+            Incompatibility(
+                OUTPUT_SCHEMA_REMOVED,
+                "the output schema was removed: its answers are no longer checked",
+            )
+        ]
+    return _schemas(old_schema, new_schema, old_schema, new_schema, "", 0)
+
+
+def _schemas(
+    old: Any, new: Any, old_root: Any, new_root: Any, path: str, depth: int
+) -> list[Incompatibility]:
+    """Compare one place of two output schemas (`path` names it: `customer.plan`,
+    `items[]`; '' is the whole answer)."""
+    old, new = _resolved(old, old_root), _resolved(new, new_root)
+    if depth > _MAX_SCHEMA_DEPTH or not isinstance(old, dict) or not isinstance(new, dict):
+        return []
+    out: list[Incompatibility] = []
+    where = f"output property '{path}'" if path else "the output"
+    old_types, new_types = _types(old), _types(new)
+    if old_types and old_types != new_types:
+        before, after = "/".join(sorted(old_types)), "/".join(sorted(new_types)) or "any"
+        out.append(
+            Incompatibility(OUTPUT_TYPE_CHANGED, f"{where} changed type from {before} to {after}")
+        )
+        return out
+    old_props, new_props = _properties(old), _properties(new)
+    for name in sorted(set(old_props) | set(new_props)):
+        inner = f"{path}.{name}" if path else name
+        if name not in new_props:
+            out.append(
+                Incompatibility(
+                    OUTPUT_PROPERTY_REMOVED,
+                    f"output property '{inner}' was removed: code reading it breaks",
+                )
+            )
+        elif name in old_props:
+            out.extend(
+                _schemas(old_props[name], new_props[name], old_root, new_root, inner, depth + 1)
+            )
+    for name in sorted(_required(new) - _required(old)):
+        inner = f"{path}.{name}" if path else name
+        out.append(
+            Incompatibility(
+                OUTPUT_NEWLY_REQUIRED,
+                f"output property '{inner}' is newly required: answers without it fail to parse",
+            )
+        )
+    old_items, new_items = old.get("items"), new.get("items")
+    if isinstance(old_items, dict) and isinstance(new_items, dict):
+        out.extend(_schemas(old_items, new_items, old_root, new_root, f"{path}[]", depth + 1))
+    return out
+
+
+def _resolved(schema: Any, root: Any) -> Any:
+    """Follow local `$ref`s (`#/$defs/x`) to the schema they name; others stay as they are."""
+    for _ in range(_MAX_SCHEMA_DEPTH):
+        if not isinstance(schema, dict) or not isinstance(schema.get("$ref"), str):
+            return schema
+        ref = schema["$ref"]
+        if not ref.startswith("#"):
+            return schema
+        target: Any = root
+        for part in ref[1:].split("/")[1:]:
+            key = part.replace("~1", "/").replace("~0", "~")
+            if isinstance(target, dict) and key in target:
+                target = target[key]
+            elif isinstance(target, list) and key.isdigit() and int(key) < len(target):
+                target = target[int(key)]
+            else:
+                return schema
+        schema = target
+    return schema
+
+
+def _types(schema: dict[str, Any]) -> frozenset[str]:
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return frozenset([kind])
+    if isinstance(kind, list):
+        return frozenset(k for k in kind if isinstance(k, str))
+    return frozenset()
+
+
+def _properties(schema: dict[str, Any]) -> dict[str, Any]:
+    found = schema.get("properties")
+    return found if isinstance(found, dict) else {}
+
+
+def _required(schema: dict[str, Any]) -> set[str]:
+    found = schema.get("required")
+    return {r for r in found if isinstance(r, str)} if isinstance(found, list) else set()

@@ -27,8 +27,14 @@ def prompt(
 ) -> str:
     """A prompt taking `ticket` and the declarations in `extra` (input lines)."""
     head = "strict: true\n" if strict else ""
+    return f"---\n{head}output: {output}\ninput:\n  ticket: {{type: string}}\n{extra}---\n{body}"
+
+
+def schema(properties: str, required: str = "[]", defs: str = "{}") -> str:
+    """An inline output contract: a JSON object with these properties (YAML flow style)."""
     return (
-        f"---\n{head}output: {output}\ninput:\n  ticket: {{type: string}}\n{extra}---\n{body}"
+        f"{{format: json, schema: {{type: object, properties: {properties}, "
+        f"required: {required}, $defs: {defs}}}}}"
     )
 
 
@@ -99,6 +105,52 @@ CASES = {
             output="{format: text}",
         ),
         [contract.REQUIRED, contract.ENUM_NARROWED, contract.OUTPUT_CHANGED],
+    ),
+    "an optional output property": (
+        prompt(output=schema("{category: {type: string}}", "[category]")),
+        prompt(output=schema("{category: {type: string}, note: {type: string}}", "[category]")),
+        [],
+    ),
+    "an output property dropped": (
+        prompt(output=schema("{category: {type: string}, note: {type: string}}")),
+        prompt(output=schema("{category: {type: string}}")),
+        [contract.OUTPUT_PROPERTY_REMOVED],
+    ),
+    "an output property newly required": (
+        prompt(output=schema("{category: {type: string}, note: {type: string}}", "[category]")),
+        prompt(
+            output=schema("{category: {type: string}, note: {type: string}}", "[category, note]")
+        ),
+        [contract.OUTPUT_NEWLY_REQUIRED],
+    ),
+    "an output property of another type": (
+        prompt(output=schema("{score: {type: integer}}")),
+        prompt(output=schema("{score: {type: string}}")),
+        [contract.OUTPUT_TYPE_CHANGED],
+    ),
+    "a nested output property dropped behind a $ref": (
+        prompt(
+            output=schema(
+                "{customer: {$ref: '#/$defs/c'}}",
+                defs="{c: {properties: {id: {type: string}, plan: {type: string}}}}",
+            )
+        ),
+        prompt(
+            output=schema(
+                "{customer: {$ref: '#/$defs/c'}}", defs="{c: {properties: {id: {type: string}}}}"
+            )
+        ),
+        [contract.OUTPUT_PROPERTY_REMOVED],
+    ),
+    "an output schema where there was none": (
+        prompt(),
+        prompt(output=schema("{category: {type: string}}", "[category]")),
+        [],
+    ),
+    "the output schema removed": (
+        prompt(output=schema("{category: {type: string}}")),
+        prompt(),
+        [contract.OUTPUT_SCHEMA_REMOVED],
     ),
     "a new description": (
         prompt("  tone: {type: string, default: warm}\n"),
@@ -264,6 +316,5 @@ def test_diff_env_names_the_incompatibilities_with_every_version_serving(registr
         "against": "v1 (stable)",
         "code": contract.REQUIRED,
         "variable": "audience",
-        "message": "new required variable 'audience' without a default: callers do not send "
-        "it yet",
+        "message": "new required variable 'audience' without a default: callers do not send it yet",
     }

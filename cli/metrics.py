@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import click
@@ -34,7 +35,12 @@ def metrics_command(
     as_json: bool,
 ) -> None:
     """Show a prompt's metrics per version and variant: calls, error rate, latency
-    p50/p95/p99, mean cost and tokens, and mean quality with its 95 % confidence interval.
+    p50/p95/p99, mean cost and tokens, mean quality with its 95 % confidence interval,
+    invalid-output and truncation rates, the most frequent error types, and each
+    version's declared budget where its means exceed it.
+
+    Costs not sent with the events are priced from the model's price (PROMPTCTL_PRICES,
+    else the maintained genai-prices data); the source and its date are shown.
 
     Reads the local release database, or the server given with --server."""
     summary = options.backend.metrics_summary(name, environment, since, until)
@@ -59,9 +65,56 @@ def metrics_command(
             "IN TOKENS",
             "OUT TOKENS",
             "QUALITY (95% CI)",
+            "INVALID",
+            "TRUNCATED",
         ],
         [_row(v) for v in summary.versions],
     )
+    for line in _notes(summary.versions):
+        click.echo(line)
+    if summary.prices and summary.prices.get("source") not in (None, "none"):
+        as_of = summary.prices.get("as_of")
+        dated = f" (prices as of {as_of})" if as_of else ""
+        click.echo(f"Costs not sent with events: {summary.prices['source']}{dated}.")
+
+
+def _notes(versions: list[VersionMetrics]) -> list[str]:
+    """Lines under the table: cost changes between versions, error types, budgets."""
+    lines = []
+    newest_first = []
+    for v in versions:  # one figure per version: its stable variant, else its canary
+        if v.cost_mean is not None and v.digest not in {n.digest for n in newest_first}:
+            newest_first.append(v)
+    for newer, older in zip(newest_first, newest_first[1:], strict=False):
+        new_cost, old_cost = newer.cost_mean or 0.0, older.cost_mean or 0.0
+        change = new_cost - old_cost
+        relative = f", {change / old_cost:+.1%}" if old_cost else ""
+        lines.append(
+            f"Cost per call {newer.label} vs {older.label}: {_usd(new_cost)} vs "
+            f"{_usd(old_cost)} ({_signed_usd(change)}{relative})"
+        )
+    for v in versions:
+        name = f"{v.label} {v.variant}"
+        if v.error_types:
+            top = ", ".join(f"{t} {n:,}" for t, n in v.top_error_types(3))
+            lines.append(f"Errors of {name}: {top}")
+        if v.budget is not None and v.budget.exceeded:
+            over = ", ".join(_over_budget(v, key) for key in v.budget.exceeded)
+            lines.append(click.style(f"Over budget: {name}: {over}", fg="red"))
+    return lines
+
+
+def _over_budget(v: VersionMetrics, key: str) -> str:
+    assert v.budget is not None
+    if key == "cost_usd":
+        return f"mean cost {_usd(v.cost_mean)} > {_usd(v.budget.cost_usd)}"
+    mean = v.input_tokens_mean if key == "input_tokens" else v.output_tokens_mean
+    limit = getattr(v.budget, key)
+    return f"mean {key.replace('_', ' ')} {_number(mean)} > {limit:,}"
+
+
+def _signed_usd(value: float) -> str:
+    return ("+" if value >= 0 else "-") + _usd(abs(value))
 
 
 def _row(v: VersionMetrics) -> list[str]:
@@ -77,7 +130,13 @@ def _row(v: VersionMetrics) -> list[str]:
         _number(v.input_tokens_mean),
         _number(v.output_tokens_mean),
         _quality(v),
+        _rate(v.invalid_output_rate),
+        _rate(v.truncation_rate),
     ]
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
 
 
 def _ms(value: float | None) -> str:
@@ -89,7 +148,10 @@ def _ms(value: float | None) -> str:
 def _usd(value: float | None) -> str:
     if value is None:
         return "-"
-    return f"${value:.3g}" if value < 0.01 and value != 0 else f"${value:,.4f}"
+    if 0 < value < 0.01:  # fractions of a cent: three significant digits, never 4.2e-05
+        digits = 2 - math.floor(math.log10(value))
+        return f"${value:.{digits}f}".rstrip("0")
+    return f"${value:,.4f}"
 
 
 def _number(value: float | None) -> str:

@@ -5,7 +5,7 @@
 whatever `per_page` asks, so pagination shows with a handful of comments), create and
 update. It checks the bearer token, refuses a body over GitHub's 65,536 characters with
 422 as GitHub does, answers 403 to writes when `read_only` (the token a fork's pull
-request gets), and records every request.
+request gets) and 502 to everything when `down`, and records every request.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class FakeGitHub:
     repository: str = "acme/prompts"
     page_size: int = 2
     read_only: bool = False
+    down: bool = False  # every answer a 502, as from GitHub in an outage
     url: str = ""
     comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
@@ -80,6 +81,8 @@ class _Handler(BaseHTTPRequestHandler):
         fake.requests.append((method, self.path))
         length = int(self.headers.get("Content-Length") or 0)
         payload = json.loads(self.rfile.read(length) or b"null") if length else None
+        if fake.down:
+            return self._send(502, {"message": "Server Error"})
         if self.headers.get("Authorization") != f"Bearer {TOKEN}":
             return self._send(401, {"message": "Bad credentials"})
         parts = urlsplit(self.path)

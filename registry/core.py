@@ -411,9 +411,10 @@ class Registry:
 
         if releases is self and not self.settings.database_url and self.missing_database_file():
             releases = None
-        lookup = release_lookup(releases) if releases is not None else None
         library = self.library
-        return review(library, base or library.layout.branch, head, lookup)
+        lookup = release_lookup(releases, library) if releases is not None else None
+        branch = base or library.layout.branch
+        return review(library, branch, head, lookup, self.price_book())
 
     # -- releases: the local ReleaseBackend --------------------------------------------
 

@@ -2,44 +2,91 @@
 
 Compares the prompt trees of `base` and `head` (they need not be related: a base that is
 not an ancestor still compares as trees), including every prompt that changes only
-because a partial it includes changed, and names the changes that break callers.
+because a partial it includes changed, and names the changes that break callers: between
+base and head (the exit code gates on these), and against what serves in each
+environment today (the rules of the release gate, `registry.prompts.contract`).
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from promptctl.registry.errors import RegistryError
-from promptctl.registry.prompts.diff import PromptDiff, diff_versions
+from promptctl.registry.prompts.contract import Conflict, conflicts
+from promptctl.registry.prompts.diff import PromptDiff, diff_versions, unified
 from promptctl.registry.prompts.library import PromptLibrary, PromptVersion, Snapshot
 from promptctl.registry.prompts.lint import ERROR, Finding, lint_version
 from promptctl.registry.prompts.rendering import Rendered
-from promptctl.registry.prompts.tokencount import count_tokens, describe
+from promptctl.registry.review.costs import CallCost, budget_findings, budget_of, estimate
+from promptctl.registry.review.frontmatter import KeyChange, key_changes
+from promptctl.registry.review.releases import ReleaseLookup, Serving
+
+if TYPE_CHECKING:
+    from promptctl.registry.metrics.prices import PriceBook
 
 RENAME_SIMILARITY = 0.75
 
-# name -> [{"environment", "stable", "canary", "weight", "metrics"}], or None when unknown
-ReleaseLookup = Callable[[str], list[dict[str, Any]] | None]
-
 
 @dataclass
-class SampleChange:
-    """A sample whose rendering differs between base and head."""
+class SampleResult:
+    """One sample rendered by the base and the head version, and the difference."""
 
-    index: int
+    index: int  # 1-based, as authors count them
     variables: dict[str, Any]
     before: str
     after: str
+    diff: str  # unified diff of the two renderings; '' when they are the same
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
 
     def to_json(self) -> dict[str, Any]:
         return {
             "index": self.index,
             "variables": self.variables,
+            "changed": self.changed,
+            "diff": self.diff,
             "before": self.before,
             "after": self.after,
+        }
+
+
+@dataclass
+class EnvironmentVerdict:
+    """What runs a prompt in one environment today, and whether the head version breaks it.
+
+    `breaking` holds the release gate's findings against every version serving there (or a
+    removal or rename while released); `unknown` names serving versions whose content could
+    not be read, so `compatible` is None rather than a guess.
+    """
+
+    serving: Serving
+    breaking: list[str] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    same: bool = False  # the head version is what serves there (stable or canary)
+
+    @property
+    def environment(self) -> str:
+        return self.serving.environment
+
+    @property
+    def compatible(self) -> bool | None:
+        if self.breaking:
+            return False
+        return None if self.unknown else True
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.serving.to_json(),
+            "compatible": self.compatible,
+            "same_as_head": self.same,
+            "breaking": self.breaking,
+            "conflicts": [c.to_json() for c in self.conflicts],
+            "unknown": self.unknown,
         }
 
 
@@ -54,14 +101,32 @@ class PromptReview:
     diff: PromptDiff
     old_name: str | None = None
     via_partials: list[str] = field(default_factory=list)
-    tokens_before: int | None = None
-    tokens_after: int | None = None
-    tokenizer: str = ""
+    cost_before: CallCost | None = None
+    cost_after: CallCost | None = None
+    budget: Any = None  # the head version's declared budget
+    over_budget: list[str] = field(default_factory=list)
     lint: list[Finding] = field(default_factory=list)
-    samples: list[SampleChange] = field(default_factory=list)
+    samples: list[SampleResult] = field(default_factory=list)
     breaking: list[str] = field(default_factory=list)
-    releases: list[dict[str, Any]] | None = None
+    environments: list[EnvironmentVerdict] | None = None  # None: releases unknown
     error: str | None = None
+
+    @property
+    def front_matter(self) -> list[KeyChange]:
+        return key_changes(self.diff.front_matter)
+
+    @property
+    def tokens_before(self) -> int | None:
+        return self.cost_before.input_tokens if self.cost_before else None
+
+    @property
+    def tokens_after(self) -> int | None:
+        return self.cost_after.input_tokens if self.cost_after else None
+
+    @property
+    def tokenizer(self) -> str:
+        cost = self.cost_after or self.cost_before
+        return cost.tokenizer if cost else ""
 
     @property
     def lint_errors(self) -> int:
@@ -69,19 +134,25 @@ class PromptReview:
 
     def to_json(self) -> dict[str, Any]:
         def side(v: PromptVersion | None) -> dict[str, Any] | None:
-            return (
-                None if v is None else {"label": v.label, "digest": v.digest, "path": v.prompt.path}
-            )
+            if v is None:
+                return None
+            return {
+                "version": v.number,
+                "label": v.label,
+                "digest": v.digest,
+                "path": v.prompt.path,
+            }
 
         diff = self.diff.to_json()
+        budget = self.budget
         return {
-            "name": self.name,
+            "prompt": self.name,
             "change": self.change,
-            "old_name": self.old_name,
+            "renamed_from": self.old_name,
             "old": side(self.old),
             "new": side(self.new),
             "via_partials": self.via_partials,
-            "front_matter": diff["front_matter"],
+            "front_matter": [c.to_json() for c in self.front_matter],
             "variables": diff["variables"],
             "body_diff": diff["body"],
             "partial_diffs": diff["partials"],
@@ -90,12 +161,38 @@ class PromptReview:
                 "after": self.tokens_after,
                 "tokenizer": self.tokenizer,
             },
+            "cost": {
+                "before": self.cost_before.to_json() if self.cost_before else None,
+                "after": self.cost_after.to_json() if self.cost_after else None,
+            },
+            "budget": None
+            if budget is None
+            else {
+                "input_tokens": budget.input_tokens,
+                "output_tokens": budget.output_tokens,
+                "cost_usd": budget.cost_usd,
+                "exceeded": self.over_budget,
+            },
             "lint": [f.to_json() for f in self.lint],
             "samples": [s.to_json() for s in self.samples],
             "breaking": self.breaking,
-            "releases": self.releases,
+            "environments": None
+            if self.environments is None
+            else [e.to_json() for e in self.environments],
             "error": self.error,
         }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Whether the review passes, as the result line says and the exit code agrees."""
+
+    passed: bool
+    exit_code: int
+    text: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"passed": self.passed, "exit_code": self.exit_code, "text": self.text}
 
 
 @dataclass
@@ -110,6 +207,7 @@ class ReviewReport:
     prompts: list[PromptReview]
     notes: list[str] = field(default_factory=list)
     unchanged: int = 0
+    prices: PriceBook | None = None
 
     @property
     def lint_errors(self) -> int:
@@ -119,16 +217,44 @@ class ReviewReport:
     def breaking(self) -> list[tuple[str, str]]:
         return [(p.name, b) for p in self.prompts for b in p.breaking]
 
-    def exit_code(self, *, allow_breaking: bool) -> int:
-        if self.lint_errors:
-            return 1
-        return 1 if self.breaking and not allow_breaking else 0
+    @property
+    def environments(self) -> list[str]:
+        """Every environment a changed prompt runs in, in the order the releases list them."""
+        seen: dict[str, None] = {}
+        for p in self.prompts:
+            for verdict in p.environments or []:
+                seen.setdefault(verdict.environment)
+        return list(seen)
 
-    def to_json(self) -> dict[str, Any]:
+    @property
+    def releases_known(self) -> bool:
+        return any(p.environments is not None for p in self.prompts)
+
+    def exit_code(self, *, allow_breaking: bool) -> int:
+        return self.outcome(allow_breaking=allow_breaking).exit_code
+
+    def outcome(self, *, allow_breaking: bool) -> Outcome:
+        """The verdict: lint errors fail; breaking changes fail unless allowed."""
+        lint = f"{self.lint_errors} lint error(s)" if self.lint_errors else ""
+        count = len(self.breaking)
+        breaking = f"{count} breaking change(s)" if count else ""
+        if lint:
+            also = f" and {breaking}" if breaking else ""
+            return Outcome(False, 1, f"❌ fails: {lint}{also}.")
+        if breaking and not allow_breaking:
+            return Outcome(False, 1, f"❌ fails: {breaking} (accept with --allow-breaking).")
+        if breaking:
+            return Outcome(True, 0, f"✅ passes ({breaking} allowed by --allow-breaking).")
+        return Outcome(True, 0, "✅ passes: no lint errors, no breaking changes.")
+
+    def to_json(self, *, allow_breaking: bool = False) -> dict[str, Any]:
+        outcome = self.outcome(allow_breaking=allow_breaking)
         return {
             "base": {"ref": self.base, "commit": self.base_sha},
             "head": {"ref": self.head, "commit": self.head_sha},
             "base_is_ancestor": self.base_is_ancestor,
+            "result": outcome.to_json(),
+            "exit_code": outcome.exit_code,
             "summary": {
                 "added": sum(p.change == "added" for p in self.prompts),
                 "removed": sum(p.change == "removed" for p in self.prompts),
@@ -138,15 +264,21 @@ class ReviewReport:
                 "lint_errors": self.lint_errors,
                 "breaking": len(self.breaking),
             },
+            "environments": self.environments if self.releases_known else None,
             "prompts": [p.to_json() for p in self.prompts],
+            "prices": None if self.prices is None else self.prices.to_json(),
             "notes": self.notes,
         }
 
 
 def review(
-    library: PromptLibrary, base: str, head: str, releases: ReleaseLookup | None = None
+    library: PromptLibrary,
+    base: str,
+    head: str,
+    releases: ReleaseLookup | None = None,
+    prices: PriceBook | None = None,
 ) -> ReviewReport:
-    """Compare the prompts of two revisions."""
+    """Compare the prompts of two revisions (with what serves where, and model prices)."""
     base_snap = library.snapshot(base)
     head_snap = library.snapshot(head)
     notes: list[str] = []
@@ -187,9 +319,19 @@ def review(
             if after is None
             else "changed"
         )
-        reviews.append(_review_prompt(name, kind, before, after, old_name, releases))
+        reviews.append(
+            _review_prompt(name, kind, before, after, old_name, releases, prices)
+        )
     return ReviewReport(
-        base, head, base_snap.commit, head_snap.commit, ancestor, reviews, notes, unchanged
+        base,
+        head,
+        base_snap.commit,
+        head_snap.commit,
+        ancestor,
+        reviews,
+        notes,
+        unchanged,
+        prices,
     )
 
 
@@ -242,6 +384,7 @@ def _review_prompt(
     after: Any,
     old_name: str | None,
     releases: ReleaseLookup | None,
+    prices: PriceBook | None,
 ) -> PromptReview:
     error = None
     if isinstance(after, RegistryError):
@@ -259,32 +402,72 @@ def _review_prompt(
     )
     if before is not None and after is not None and not result.diff.body:
         result.via_partials = sorted(result.diff.partials)
-    model = (after or before).prompt.model if (after or before) else None
-    result.tokenizer = describe(model)
+    inputs = _sample_inputs(before, after)
+    old_texts = _renderings(before, inputs, own=after is None)
+    new_texts = _renderings(after, inputs, own=True)
     if before is not None:
-        result.tokens_before = _tokens(before)
+        result.cost_before = estimate(before, _rendered(old_texts), prices)
     if after is not None:
-        result.tokens_after = _tokens(after)
+        result.cost_after = estimate(after, _rendered(new_texts), prices)
         result.lint = lint_version(after)
+        result.budget = budget_of(after)
+        result.over_budget = budget_findings(result.cost_before, result.cost_after, result.budget)
     if before is not None and after is not None:
-        result.samples = _sample_changes(before, after)
-    lookup_name = old_name or name
-    result.releases = releases(lookup_name) if releases else None
+        result.samples = [
+            SampleResult(
+                index + 1,
+                variables,
+                old,
+                new,
+                unified(old, new, f"sample {index + 1} @ {before.label}",
+                        f"sample {index + 1} @ {after.label}"),
+            )
+            for index, (variables, old, new) in enumerate(
+                zip(inputs, _shown(old_texts), _shown(new_texts), strict=True)
+            )
+        ]
+    serving = releases(old_name or name) if releases else None
+    if serving is not None:
+        result.environments = [_verdict(result, row) for row in serving]
     result.breaking = _breaking(result)
     return result
 
 
-def _tokens(version: PromptVersion) -> int:
-    """Tokens of the prompt as sent: its first sample rendered, else its template text."""
-    text = None
-    if version.prompt.samples:
+def _sample_inputs(before: PromptVersion | None, after: PromptVersion | None) -> list[dict]:
+    """The sample inputs both versions are rendered with: the head's, else the base's."""
+    if after is not None and after.prompt.samples:
+        return list(after.prompt.samples)
+    return list(before.prompt.samples) if before is not None else []
+
+
+def _renderings(
+    version: PromptVersion | None, inputs: list[dict[str, Any]], *, own: bool
+) -> list[str | RegistryError]:
+    """Render each input; the base gets only the variables it declares (`own` False), so a
+    new optional variable in the head does not hide the real change."""
+    if version is None:
+        return []
+    declared = version.prompt.inputs
+    out: list[str | RegistryError] = []
+    for sample in inputs:
+        variables = (
+            sample
+            if own or declared is None
+            else {k: v for k, v in sample.items() if k in declared}
+        )
         try:
-            text = _text(version.render(version.prompt.samples[0]))
-        except RegistryError:
-            text = None
-    if text is None:
-        text = version.prompt.body + "".join(t for t in version.partials.values() if t)
-    return count_tokens(text, version.prompt.model)
+            out.append(_text(version.render(variables)))
+        except RegistryError as exc:
+            out.append(exc)
+    return out
+
+
+def _rendered(texts: list[str | RegistryError]) -> list[tuple[int, str]]:
+    return [(i + 1, t) for i, t in enumerate(texts) if isinstance(t, str)]
+
+
+def _shown(texts: list[str | RegistryError]) -> list[str]:
+    return [t if isinstance(t, str) else f"(does not render: {t})" for t in texts]
 
 
 def _text(rendered: Rendered) -> str:
@@ -293,27 +476,26 @@ def _text(rendered: Rendered) -> str:
     return rendered.text or ""
 
 
-def _render_or_error(version: PromptVersion, variables: dict[str, Any]) -> str:
-    try:
-        return _text(version.render(variables))
-    except RegistryError as exc:
-        return f"(does not render: {exc})"
-
-
-def _sample_changes(before: PromptVersion, after: PromptVersion) -> list[SampleChange]:
-    samples = after.prompt.samples or before.prompt.samples
-    changes = []
-    old_inputs = before.prompt.inputs
-    for index, sample in enumerate(samples):
-        # The same input as the base version would get it: variables it does not declare
-        # yet are left out, so a new optional variable does not hide the real change.
-        old_sample = sample if old_inputs is None else {
-            k: v for k, v in sample.items() if k in old_inputs}
-        old_text = _render_or_error(before, old_sample)
-        new_text = _render_or_error(after, sample)
-        if old_text != new_text:
-            changes.append(SampleChange(index + 1, sample, old_text, new_text))
-    return changes
+def _verdict(review: PromptReview, serving: Serving) -> EnvironmentVerdict:
+    """Judge the head version against what serves in one environment, as the gate would."""
+    verdict = EnvironmentVerdict(serving, unknown=list(serving.unread))
+    new = review.new
+    if review.change == "removed":
+        verdict.breaking.append(f"'{review.name}' is removed but released here")
+        return verdict
+    if review.change == "renamed":
+        verdict.breaking.append(
+            f"'{review.old_name}' is renamed to '{review.name}' but released here "
+            "under its old name"
+        )
+        return verdict
+    if new is None:  # the head version does not load: nothing to judge
+        verdict.unknown = [described for described, _ in serving.versions] + verdict.unknown
+        return verdict
+    verdict.same = any(v.digest == new.digest for _, v in serving.versions)
+    verdict.conflicts = conflicts(new, serving.versions)
+    verdict.breaking = [str(c) for c in verdict.conflicts]
+    return verdict
 
 
 def _breaking(review: PromptReview) -> list[str]:
@@ -322,7 +504,7 @@ def _breaking(review: PromptReview) -> list[str]:
     applies too)."""
     out: list[str] = []
     old, new = review.old, review.new
-    released = [r["environment"] for r in (review.releases or [])]
+    released = [e.environment for e in (review.environments or [])]
     if review.change in ("removed", "renamed") and released:
         verb = "removed" if review.change == "removed" else f"renamed to '{review.name}'"
         out.append(

@@ -68,12 +68,15 @@ def test_a_clean_change_exits_0_with_a_passing_result_line(promptctl, clean):
     assert result.stderr == ""
     lines = result.stdout.splitlines()
     assert lines[0] == "## promptctl review: `main` → `clean`"
-    assert "| Prompt | Change | Version | Tokens | Lint | Breaking |" in lines
+    assert lines[2] == "**Result:** ✅ passes: no lint errors, no breaking changes."
+    assert (
+        "| Prompt | Change | Version | Breaking | Lint | Input tokens | Cost / 1k calls |"
+        in lines
+    )
     row = next(line for line in lines if line.startswith("| `summarize` |"))
     assert row.startswith("| `summarize` | changed | `v1` → ")
-    assert row.endswith("| ✅ | — |")
+    assert "(new) | — | ✅ |" in row
     assert "1 other prompt(s) unchanged." in lines
-    assert "**Result:** ✅ no lint errors, no breaking changes." in lines
     assert "+Summarise in one short line:" in result.stdout
 
 
@@ -83,7 +86,7 @@ def test_the_base_defaults_to_the_tracked_branch_and_the_head_to_head(
     repo.git("checkout", "-q", clean)
     data = json.loads(promptctl("review", "--format", "json").stdout)
     assert (data["base"]["ref"], data["head"]["ref"]) == ("main", "HEAD")
-    assert [p["name"] for p in data["prompts"]] == ["summarize"]
+    assert [p["prompt"] for p in data["prompts"]] == ["summarize"]
     assert data["exit_code"] == 0
 
 
@@ -109,7 +112,9 @@ def test_breaking_changes_exit_1_and_say_how_to_accept_them(promptctl, breaking)
         "review failed: 1 breaking change(s) (--allow-breaking to accept them)\n"
     )
     assert "- ⚠️ new required variable 'locale' without a default" in result.stdout
-    assert "**Result:** ❌ 1 breaking change(s)." in result.stdout.splitlines()
+    assert result.stdout.splitlines()[2] == (
+        "**Result:** ❌ fails: 1 breaking change(s) (accept with --allow-breaking)."
+    )
 
 
 def test_allow_breaking_accepts_breaking_changes(promptctl, breaking):
@@ -148,9 +153,9 @@ def test_lint_errors_and_breaking_changes_are_both_named(promptctl, lint_error):
         "review failed: 1 lint error(s); 1 breaking change(s) (--allow-breaking to accept them)\n"
     )
     lines = result.stdout.splitlines()
-    assert "**Result:** ❌ 1 lint error(s) and 1 breaking change(s)." in lines
+    assert lines[2] == "**Result:** ❌ fails: 1 lint error(s) and 1 breaking change(s)."
     row = next(line for line in lines if line.startswith("| `support/triage` |"))
-    assert "| ❌ 1 error(s) | ⚠️ 1 |" in row
+    assert "| ⚠️ 1 | ❌ 1 error(s) |" in row
     assert any("undeclared-variable" in line and line.startswith("- ❌") for line in lines)
 
 
@@ -162,7 +167,7 @@ def test_output_writes_the_markdown_to_a_file_and_nothing_to_stdout(promptctl, c
     assert result.stderr == f"wrote the review of 1 prompt change(s) to {target}\n"
     text = target.read_text(encoding="utf-8")
     assert text.startswith("## promptctl review: `main` → `clean`\n")
-    assert "**Result:** ✅ no lint errors, no breaking changes." in text
+    assert "**Result:** ✅ passes: no lint errors, no breaking changes." in text
 
 
 def test_output_writes_json_and_still_fails_on_breaking_changes(promptctl, breaking, tmp_path):
@@ -208,7 +213,7 @@ def test_a_base_that_is_not_an_ancestor_works_and_the_report_says_so(promptctl, 
     assert as_json.exit_code == 0, as_json.stderr
     data = json.loads(as_json.stdout)
     assert data["base_is_ancestor"] is False
-    assert [(p["name"], p["change"]) for p in data["prompts"]] == [
+    assert [(p["prompt"], p["change"]) for p in data["prompts"]] == [
         ("summarize", "changed"),
         ("support/triage", "changed"),
     ]
@@ -228,7 +233,7 @@ def test_a_repository_without_prompts_works_and_says_so(promptctl, make_git_repo
     lines = result.stdout.splitlines()
     assert "No prompt changes (0 prompt(s) unchanged)." in lines
     assert "> no prompts under 'prompts' in main or HEAD" in lines
-    assert "**Result:** ✅ no lint errors, no breaking changes." in lines
+    assert "**Result:** ✅ passes: no lint errors, no breaking changes." in lines
     data = json.loads(promptctl("review", "--base", "main", "--format", "json", repo=empty).stdout)
     assert data["prompts"] == []
     assert data["notes"] == ["no prompts under 'prompts' in main or HEAD"]
@@ -255,11 +260,13 @@ def test_a_binary_prompt_file_is_reported_for_that_prompt_without_a_traceback(
         "❌ **Does not load:** prompts/logo.prompt: binary file (contains NUL bytes), "
         "not a text prompt" in result.stdout
     )
-    assert "| `logo` | added | — → — | — | ❌ does not load | — |" in result.stdout.splitlines()
+    assert "| `logo` | added | — → — | — | ❌ does not load | — | — |" in (
+        result.stdout.splitlines()
+    )
     data = json.loads(
         promptctl("review", "--base", "main", "--head", "binary", "--format", "json").stdout
     )
-    assert [p["name"] for p in data["prompts"]] == ["logo"]  # logo.png is not a prompt
+    assert [p["prompt"] for p in data["prompts"]] == ["logo"]  # logo.png is not a prompt
 
 
 def test_an_undecodable_prompt_file_is_reported_with_its_line(promptctl, repo):
@@ -294,22 +301,29 @@ def test_a_released_prompt_shows_what_runs_today(run, repo, json_of):
     data = json.loads(
         run("review", "--base", "main", "--head", "both", "--format", "json").stdout
     )
-    prompts = {p["name"]: p for p in data["prompts"]}
-    [row] = prompts["summarize"]["releases"]
+    assert data["environments"] == ["staging"]
+    prompts = {p["prompt"]: p for p in data["prompts"]}
+    [row] = prompts["summarize"]["environments"]
     assert row["environment"] == "staging"
-    assert row["stable"] == f"v1 ({digest[:12]})"
-    assert row["canary"] is None
-    assert prompts["support/triage"]["releases"] == []
+    assert (row["stable"]["version"], row["stable"]["digest"]) == (1, digest)
+    assert (row["canary"], row["weight"], row["weight_bp"]) == (None, None, 0)
+    assert (row["compatible"], row["breaking"]) == (True, [])
+    assert prompts["support/triage"]["environments"] == []
     markdown = run("review", "--base", "main", "--head", "both")
     assert markdown.exit_code == 0, markdown.stderr
     lines = markdown.stdout.splitlines()
+    assert lines[4].endswith("| Cost / 1k calls | staging |")
+    summary = next(line for line in lines if line.startswith("| `summarize` |"))
+    assert summary.endswith("| `v1` ✅ |")
+    triage = next(line for line in lines if line.startswith("| `support/triage` |"))
+    assert triage.endswith("| — |")
     assert "**Running today**" in lines
     assert (
-        "| Environment | Stable | Canary | Calls | Errors | p95 latency | Mean cost | Quality |"
-        in lines
+        "| Environment | Stable | Canary | Merging | Calls | Errors | p95 latency | Mean cost "
+        "| Quality |" in lines
     )
-    assert any(line.startswith(f"| staging | v1 ({digest[:12]}) | — |") for line in lines)
-    assert "**Released:** nowhere yet." in lines
+    assert "| staging | `v1` | — | ✅ | — | — | — | — | — |" in lines
+    assert "**Running today:** released nowhere yet." in lines
 
 
 def test_a_canary_shows_with_its_weight(run, repo):
@@ -321,12 +335,16 @@ def test_a_canary_shows_with_its_weight(run, repo):
         run("review", "--base", "main", "--head", "canary", "--format", "json").stdout
     )
     [summarize] = data["prompts"]
-    [row] = summarize["releases"]
-    head = repo.git("rev-parse", "canary")
-    assert row["stable"].startswith("v1 (")
-    assert row["canary"] == (
-        f"{summarize['new']['digest'][:12]} (preview of canary@{head[:10]}) @ 12.5%"
-    )
+    [row] = summarize["environments"]
+    assert row["stable"]["label"] == "v1"
+    assert row["canary"]["digest"] == summarize["new"]["digest"]
+    assert (row["weight"], row["weight_bp"]) == (12.5, 1250)
+    assert row["same_as_head"] is True
+    markdown = run("review", "--base", "main", "--head", "canary").stdout
+    label = summarize["new"]["digest"][:12]
+    row_line = next(line for line in markdown.splitlines() if line.startswith("| `summarize` |"))
+    assert row_line.endswith(f"| `v1` + `{label}` 12.5% ✅ |")
+    assert f"| staging | `v1` | `{label}` at 12.5% | ✅ |" in markdown
 
 
 def test_a_removed_prompt_that_is_released_is_a_breaking_change(run, repo):
@@ -354,8 +372,8 @@ def test_without_a_database_there_is_no_release_section_and_nothing_is_created(
     as_json = promptctl("review", "--base", "main", "--head", clean, "--format", "json")
     assert markdown.exit_code == 0
     assert "Running today" not in markdown.stdout
-    assert "Released:" not in markdown.stdout
-    assert json.loads(as_json.stdout)["prompts"][0]["releases"] is None
+    assert "released nowhere" not in markdown.stdout
+    assert json.loads(as_json.stdout)["prompts"][0]["environments"] is None
     assert not (repo.path / ".promptctl").exists()
     assert sorted(p.name for p in repo.path.iterdir()) == before
 
@@ -387,12 +405,12 @@ def test_the_review_shows_the_metrics_of_what_runs_today(run, repo, database_url
     branch(repo, "shorter", {SUMMARIZE: "Summarise in five words:\n{{ article }}\n"})
     result = run("review", "--base", "main", "--head", "shorter", "--format", "json")
     assert result.stdout, result.stderr
-    [summarize] = [p for p in json.loads(result.stdout)["prompts"] if p["name"] == "summarize"]
-    [row] = summarize["releases"]
+    prompts = json.loads(result.stdout)["prompts"]
+    [summarize] = [p for p in prompts if p["prompt"] == "summarize"]
+    [row] = summarize["environments"]
     assert row["metrics"]["count"] == 20
     assert row["metrics"]["error_rate"] == pytest.approx(0.1)
     assert row["metrics"]["mean_cost_usd"] == pytest.approx(0.002)
     assert row["metrics"]["mean_quality"] == pytest.approx(0.5)
     markdown = run("review", "--base", "main", "--head", "shorter").stdout
-    assert "| staging | v1 (" in markdown
-    assert "| 20 | 10.0% |" in markdown
+    assert "| staging | `v1` | — | ✅ | 20 | 10.0% | 100 ms | $0.002 | 0.5 |" in markdown

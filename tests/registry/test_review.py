@@ -6,12 +6,15 @@ merged branch, then feature branches that add, remove, rename and change prompts
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from promptctl.registry.prompts.library import PromptLibrary
+from promptctl.registry.releases.values import ReleaseState, VersionRef
 from promptctl.registry.review.markdown import to_markdown
+from promptctl.registry.review.releases import Serving
 from promptctl.registry.review.report import ReviewReport, review
 
 TONE = "Be kind and precise.\n"
@@ -136,8 +139,46 @@ def branch(repo, name: str, message: str, files: dict[str, str], start: str = "m
     repo.git("checkout", "-q", "main")
 
 
+def serving(
+    name: str,
+    environment: str,
+    stable: Any,
+    canary: Any = None,
+    weight_bp: int = 0,
+    metrics: dict[str, Any] | None = None,
+) -> Serving:
+    """What a release lookup answers: `stable`/`canary` are versions (content known) or
+    digests (content unread)."""
+
+    def ref(version: Any) -> VersionRef:
+        if isinstance(version, str):
+            return VersionRef(version, None)
+        return VersionRef(version.digest, version.number)
+
+    state = ReleaseState(
+        name,
+        environment,
+        ref(stable),
+        ref(canary) if canary is not None else None,
+        weight_bp,
+        1,
+        datetime(2025, 1, 1, tzinfo=UTC),
+        "tester",
+    )
+    row = Serving(state, metrics=metrics)
+    for variant, version in (("stable", stable), ("canary", canary)):
+        if version is None:
+            continue
+        described = f"{ref(version).label} ({variant})"
+        if isinstance(version, str):
+            row.unread.append(described)
+        else:
+            row.versions.append((described, version))
+    return row
+
+
 def by_name(report: ReviewReport) -> dict[str, dict[str, Any]]:
-    return {p["name"]: p for p in report.to_json()["prompts"]}
+    return {p["prompt"]: p for p in report.to_json()["prompts"]}
 
 
 @pytest.fixture
@@ -182,7 +223,7 @@ def test_summary_counts_every_kind_of_change_on_a_feature_branch(library, featur
 
 def test_each_prompt_is_reported_under_its_change_kind(library, feature):
     prompts = by_name(review(library, "main", feature))
-    kinds = {name: (p["change"], p["old_name"]) for name, p in prompts.items()}
+    kinds = {name: (p["change"], p["renamed_from"]) for name, p in prompts.items()}
     assert kinds == {
         "hello": ("renamed", "greet"),
         "legacy": ("removed", None),
@@ -214,7 +255,7 @@ def test_a_pure_git_mv_is_reported_as_a_rename_with_the_same_digest(library, fea
     assert hello["new"]["path"] == "prompts/hello.prompt"
     assert hello["old"]["digest"] == hello["new"]["digest"]
     assert hello["body_diff"] == ""
-    assert hello["samples"] == []
+    assert [(s["index"], s["changed"], s["diff"]) for s in hello["samples"]] == [(1, False, "")]
     assert hello["breaking"] == []
 
 
@@ -247,7 +288,7 @@ def test_a_removed_prompt_that_is_not_released_is_not_breaking(library, feature)
     assert legacy["tokens"]["after"] is None
     assert isinstance(legacy["tokens"]["before"], int)
     assert legacy["breaking"] == []
-    assert legacy["releases"] is None
+    assert legacy["environments"] is None
 
 
 def test_tokens_are_integers_counted_with_a_named_tokenizer(library, feature):
@@ -304,9 +345,17 @@ def test_a_change_that_does_not_alter_the_rendering_has_no_samples(repo, library
     refund = by_name(review(library, "main", "reword"))["support/refund"]
     assert refund["change"] == "changed"
     assert refund["front_matter"] == [
-        {"key": "description", "old": "Draft a refund reply", "new": "Refunds"}
+        {
+            "key": "description",
+            "change": "changed",
+            "old": "Draft a refund reply",
+            "new": "Refunds",
+            "old_yaml": "description: Draft a refund reply\n",
+            "new_yaml": "description: Refunds\n",
+            "diff": "-description: Draft a refund reply\n+description: Refunds\n",
+        }
     ]
-    assert refund["samples"] == []
+    assert [s["changed"] for s in refund["samples"]] == [False]
     assert refund["body_diff"] == ""
     assert refund["via_partials"] == []
     assert refund["tokens"]["before"] == refund["tokens"]["after"]
@@ -316,7 +365,7 @@ def test_a_merge_commit_reviewed_against_its_first_parent_shows_what_the_branch_
     library,
 ):
     data = review(library, "main^1", "main").to_json()
-    assert [(p["name"], p["change"]) for p in data["prompts"]] == [("summarize", "added")]
+    assert [(p["prompt"], p["change"]) for p in data["prompts"]] == [("summarize", "added")]
     assert data["summary"]["unchanged"] == 5
 
 
@@ -444,25 +493,28 @@ def test_an_optional_new_variable_is_not_breaking(repo, library):
 
 
 def test_a_removed_prompt_released_somewhere_is_breaking(library, feature):
-    def releases(name: str) -> list[dict[str, Any]] | None:
+    def releases(name: str) -> list[Serving] | None:
         if name == "legacy":
-            return [{"environment": "production", "stable": "v1 (abc)", "canary": None}]
+            return [serving("legacy", "production", "ab" * 32)]
         return []
 
     report = review(library, "main", feature, releases)
     prompts = by_name(report)
     assert prompts["legacy"]["breaking"] == ["'legacy' is removed but released in production"]
-    assert prompts["legacy"]["releases"][0]["environment"] == "production"
-    assert prompts["welcome"]["releases"] == []
+    [production] = prompts["legacy"]["environments"]
+    assert production["environment"] == "production"
+    assert production["compatible"] is False
+    assert production["breaking"] == ["'legacy' is removed but released here"]
+    assert prompts["welcome"]["environments"] == []
     assert report.breaking == [("legacy", "'legacy' is removed but released in production")]
 
 
 def test_a_renamed_prompt_is_looked_up_under_its_old_name(library, feature):
     asked: list[str] = []
 
-    def releases(name: str) -> list[dict[str, Any]]:
+    def releases(name: str) -> list[Serving]:
         asked.append(name)
-        return [{"environment": "staging", "stable": "v1"}] if name == "greet" else []
+        return [serving("greet", "staging", "cd" * 32)] if name == "greet" else []
 
     hello = by_name(review(library, "main", feature, releases))["hello"]
     assert "greet" in asked
@@ -563,12 +615,17 @@ def test_a_repository_without_prompts_reports_nothing_and_says_where_it_looked(
 # -- Markdown -------------------------------------------------------------------------
 
 
-def test_markdown_starts_with_a_summary_table_with_one_row_per_changed_prompt(library, feature):
+def test_markdown_starts_with_the_result_and_a_summary_table_with_one_row_per_prompt(
+    library, feature
+):
     report = review(library, "main", feature)
     lines = to_markdown(report).splitlines()
     assert lines[0] == "## promptctl review: `main` → `feature`"
-    header = lines.index("| Prompt | Change | Version | Tokens | Lint | Breaking |")
-    assert lines[header + 1] == "| --- | --- | --- | --- | --- | --- |"
+    assert lines[2] == "**Result:** ✅ passes: no lint errors, no breaking changes."
+    header = lines.index(
+        "| Prompt | Change | Version | Breaking | Lint | Input tokens | Cost / 1k calls |"
+    )
+    assert lines[header + 1] == "| --- | --- | --- | --- | --- | --- | --- |"
     rows = lines[header + 2 : header + 8]
     assert [r.split(" | ")[0] for r in rows] == [
         "| `hello`",
@@ -579,23 +636,34 @@ def test_markdown_starts_with_a_summary_table_with_one_row_per_changed_prompt(li
         "| `welcome`",
     ]
     assert rows[0].startswith("| `hello` | renamed from `greet` | ")
-    assert rows[1].startswith("| `legacy` | removed | `v1` → — |")
+    assert rows[1].startswith("| `legacy` | removed | `v1` → — | — |")
     assert rows[3].startswith("| `support/refund` | changed via `partials/tone.j2` | `v1` → ")
     assert rows[5].startswith("| `welcome` | added | — → ")
     assert lines[header + 8] == ""
     assert lines[header + 9] == "1 other prompt(s) unchanged."
-    assert "**Result:** ✅ no lint errors, no breaking changes." in lines
+    assert lines.index("### `hello` — renamed (was `greet`)") > header
 
 
-def test_markdown_has_a_section_per_prompt_with_samples_folded_in_details(library, feature):
+def test_markdown_has_a_section_per_prompt_with_samples_as_diffs(library, feature):
     markdown = to_markdown(review(library, "main", feature))
     assert "### `support/triage` — changed" in markdown
     assert "### `hello` — renamed (was `greet`)" in markdown
     assert "**Partial `partials/tone.j2`**" in markdown
-    assert "<details><summary>Sample 1 rendered before and after (15 lines)</summary>" in markdown
+    sample = (
+        '**Sample 1 rendered (`{"ticket": "I was charged twice", "tier": "pro"}`)**\n\n'
+        "```diff\n"
+        "--- sample 1 @ v1\n"
+        "+++ sample 1 @ "
+    )
+    assert sample in markdown
+    assert "-Be kind and precise.\n+Be brief.\n" in markdown
+    # A rename that renders the same says so in one line.
+    assert "Sample 1 renders the same before and after." in markdown
     assert markdown.count("</details>") == markdown.count("<details>")
-    assert "**Tokens:** " in markdown
-    assert "counted with o200k_base (estimate for claude-3-haiku)" in markdown
+    assert (
+        "**Tokens and cost** (model `claude-3-haiku`; counted with o200k_base (estimate for "
+        "claude-3-haiku))" in markdown
+    )
     assert markdown.rstrip().endswith("<sub>Generated by `promptctl review`.</sub>")
 
 
@@ -613,35 +681,31 @@ def test_markdown_folds_a_long_body_diff_and_shows_a_short_one_inline(repo, libr
 def test_markdown_names_breaking_changes_and_fails_the_result_line(library, breaking):
     markdown = to_markdown(review(library, "main", breaking))
     lines = markdown.splitlines()
-    assert "**Result:** ❌ 3 breaking change(s)." in lines
+    assert lines[2] == "**Result:** ❌ fails: 3 breaking change(s) (accept with --allow-breaking)."
     assert "- ⚠️ variable 'tier' no longer accepts free" in lines
     assert "**Variables:** added `language`; changed `tier`" in lines
     row = next(line for line in lines if line.startswith("| `support/triage` |"))
-    assert row.endswith("| ✅ | ⚠️ 3 |")
-    assert '| `output` | `{"format": "json"}` | `{"format": "text"}` |' in lines
+    assert "| ⚠️ 3 | ✅ |" in row
+    assert "- `output`: `{format: json}` → `{format: text}`" in lines
 
 
 def test_markdown_shows_what_runs_today_when_releases_are_known(library, feature):
-    def releases(name: str) -> list[dict[str, Any]]:
+    v1 = library.get("support/triage", "v1")
+
+    def releases(name: str) -> list[Serving]:
         if name == "support/triage":
-            return [
-                {
-                    "environment": "staging",
-                    "stable": "v1 (8af7937451d2)",
-                    "canary": None,
-                    "metrics": {"count": 120, "error_rate": 0.025, "latency_p95_ms": 812.0},
-                }
-            ]
+            metrics = {"count": 120, "error_rate": 0.025, "latency_p95_ms": 812.0}
+            return [serving(name, "staging", v1, metrics=metrics)]
         return []
 
     markdown = to_markdown(review(library, "main", feature, releases))
     lines = markdown.splitlines()
     assert "**Running today**" in lines
-    assert "| staging | v1 (8af7937451d2) | — | 120 | 2.5% | 812 ms | — | — |" in lines
-    assert "**Released:** nowhere yet." in lines
+    assert "| staging | `v1` | — | ✅ | 120 | 2.5% | 812 ms | — | — |" in lines
+    assert "**Running today:** released nowhere yet." in lines
 
 
 def test_markdown_without_release_information_has_no_release_section(library, feature):
     markdown = to_markdown(review(library, "main", feature))
     assert "Running today" not in markdown
-    assert "Released:" not in markdown
+    assert "released nowhere" not in markdown

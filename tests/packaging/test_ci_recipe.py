@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 from fake_github import TOKEN, FakeGitHub, fake_github
+from remotes import GIT_ENV, git
 from support import promptctl_command
 from workflow_runner import JobResult, load_workflow, run_job, runner_environment
 
@@ -36,12 +37,6 @@ RECIPE = CHECKOUT / "examples" / "github-actions" / "prompt-review.yml"
 MARKER = "<!-- promptctl review -->"
 NUMBER = 7
 GREET = "prompts/greet.prompt"
-GIT_IDENTITY = {
-    "GIT_AUTHOR_NAME": "CI Test",
-    "GIT_AUTHOR_EMAIL": "ci@example.com",
-    "GIT_COMMITTER_NAME": "CI Test",
-    "GIT_COMMITTER_EMAIL": "ci@example.com",
-}
 
 
 def greet(body: str, *, extra_input: str = "", sample: str = "{name: Ada}") -> str:
@@ -66,18 +61,6 @@ BREAKING = greet(
     sample="{name: Ada, locale: en}",
 )
 LINT_ERROR = greet("Hello {{ name }}, alias {{ nickname }}!")
-
-
-def git(cwd: Path, *args: str) -> str:
-    result = subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        env={**os.environ, **GIT_IDENTITY},
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return result.stdout.strip()
 
 
 def commit(repo: Path, message: str, files: dict[str, str]) -> None:
@@ -140,7 +123,7 @@ class PullRequest:
         event_path = scratch / "event.json"
         event_path.write_text(json.dumps(event))
         env = runner_environment()
-        env.update(GIT_IDENTITY)
+        env.update(GIT_ENV)
         env.update(
             {
                 "CI": "true",

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from statistics import NormalDist
 from typing import Protocol
 
@@ -57,6 +58,7 @@ def check_alpha(alpha: float, name: str = "alpha") -> float:
     return float(alpha)
 
 
+@lru_cache(maxsize=64)
 def optimal_tuning(alpha: float) -> float:
     """Return x* = t*·ρ², the root of x = 2 log(1/α) + log(1 + x) that minimises m(t*)."""
     check_alpha(alpha)

@@ -72,7 +72,10 @@ class ReleaseEntry:
         self.document = document
         self.stable = version_from_document(document["stable"], source)
         self.canary = version_from_document(canary_doc, source) if canary_doc else None
-        self.weight_bp = int(document.get("canary_weight_bp") or 0)
+        # "canary_weight_bp" in documents from servers and bundles before the shared JSON
+        # vocabulary; "weight_bp" since.
+        weight = document.get("weight_bp", document.get("canary_weight_bp"))
+        self.weight_bp = int(weight or 0)
         self.etag = etag
         self.fetched_at = time.monotonic()
         self.source = source

@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from promptctl.registry.errors import RegistryError
+from promptctl.registry.releases.values import percent
 
 if TYPE_CHECKING:
     from promptctl.registry.prompts.library import PromptLibrary
@@ -28,7 +29,8 @@ def catalog(
         releases.setdefault(state.prompt, {})[state.environment] = {
             "stable": state.stable.to_json(),
             "canary": state.canary.to_json() if state.canary else None,
-            "canary_weight_bp": state.weight_bp if state.canary else 0,
+            "weight": percent(state.canary_weight_bp),
+            "weight_bp": state.canary_weight_bp,
             "revision": state.revision,
         }
     described: dict[str, dict[str, Any]] = {}
@@ -39,10 +41,10 @@ def catalog(
                 try:
                     found = library.get(name, rev)
                 except RegistryError as exc:
-                    described[name] = {"name": name, "error": str(exc)}
+                    described[name] = {"prompt": name, "error": str(exc)}
                     continue
                 described[name] = {
-                    "name": name,
+                    "prompt": name,
                     "version": found.number,
                     "label": found.label,
                     "digest": found.digest,
@@ -52,5 +54,5 @@ def catalog(
     except RegistryError:
         pass  # no readable repository: list what is released
     for name in releases:
-        described.setdefault(name, {"name": name})
+        described.setdefault(name, {"prompt": name})
     return [{**described[n], "releases": releases.get(n, {})} for n in sorted(described)]

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from promptctl.registry.core import Registry
 from promptctl.registry.errors import NoRemote, RegistryError
 from promptctl.server import (
+    openapi,
     problems,
     routes_docs,
     routes_git,
@@ -86,6 +87,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(routes_metrics.router)
     app.include_router(routes_ops.router)
     routes_docs.install(app)
+    openapi.install(app, settings)
     app.add_middleware(JsonWrites, router=app.router)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(TelemetryMiddleware, telemetry=telemetry)

@@ -17,7 +17,8 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from promptctl.server.deps import ContextDep
-from promptctl.server.problems import problem_responses
+from promptctl.server.openapi import answers
+from promptctl.server.schemas import GitStatusShape
 
 router = APIRouter(prefix="/v1", tags=["git"])
 
@@ -25,7 +26,7 @@ router = APIRouter(prefix="/v1", tags=["git"])
 @router.get(
     "/git",
     summary="The commit the server has, and how following its remote goes",
-    responses=problem_responses(401, 403, 503),
+    **answers(GitStatusShape, 401, 403, 503),
 )
 def git_status(request: Request, ctx: ContextDep) -> dict[str, Any]:
     ctx.authorize(request, "read")
@@ -35,7 +36,7 @@ def git_status(request: Request, ctx: ContextDep) -> dict[str, Any]:
 @router.post(
     "/git/fetch",
     summary="Fetch the remote now (also a GitHub push webhook)",
-    responses=problem_responses(401, 403, 409, 413, 415, 502, 503),
+    **answers(GitStatusShape, 401, 403, 409, 413, 415, 502, 503, description="Fetched"),
 )
 async def fetch(request: Request, ctx: ContextDep) -> dict[str, Any]:
     signature = request.headers.get("x-hub-signature-256")

@@ -19,13 +19,18 @@ from starlette.concurrency import run_in_threadpool
 from promptctl.registry.errors import Forbidden, RegistryError
 from promptctl.registry.metrics.events import BatchResult, batch_items
 from promptctl.server.deps import AppContext, ContextDep
-from promptctl.server.problems import MalformedJSON, problem_responses
+from promptctl.server.openapi import answers
+from promptctl.server.problems import MalformedJSON
+from promptctl.server.schemas import BatchResultShape, MetricsSummaryShape
 
 if TYPE_CHECKING:
     from promptctl.registry.auth import TokenInfo
 
 router = APIRouter(prefix="/v1", tags=["metrics"])
-BATCH_PROBLEMS = problem_responses(400, 401, 403, 413, 415, 422, 503)
+# Documented, never validated: ingest encodes its answer itself (see the module's note).
+BATCH_ANSWERS = answers(
+    BatchResultShape, 400, 401, 403, 413, 415, 422, 503, description="Every item's fate, in order"
+)
 SCOPE = "metrics:write"
 
 # The request bodies for /docs; the checks themselves are registry.metrics.parse_event's.
@@ -137,7 +142,7 @@ async def _batch(
         "`reason`; the valid events of a batch are stored even when others are rejected."
     ),
     openapi_extra=_body("events", _EVENT_SCHEMA),
-    responses=BATCH_PROBLEMS,
+    **BATCH_ANSWERS,
 )
 async def ingest(request: Request, ctx: ContextDep) -> Response:
     return await _batch(request, ctx, "events", ctx.registry.metrics.ingest)
@@ -151,7 +156,7 @@ async def ingest(request: Request, ctx: ContextDep) -> Response:
         "once per event; an event that already has a quality answers `duplicate`."
     ),
     openapi_extra=_body("scores", _SCORE_SCHEMA),
-    responses=BATCH_PROBLEMS,
+    **BATCH_ANSWERS,
 )
 async def scores(request: Request, ctx: ContextDep) -> Response:
     return await _batch(request, ctx, "scores", ctx.registry.metrics.score)
@@ -160,7 +165,7 @@ async def scores(request: Request, ctx: ContextDep) -> Response:
 @router.get(
     "/prompts/{name:path}/metrics",
     summary="Metrics per version and variant",
-    responses=problem_responses(400, 401, 403, 404, 422, 503),
+    **answers(MetricsSummaryShape, 400, 401, 403, 404, 422, 503),
 )
 def summary(
     name: str,

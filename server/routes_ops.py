@@ -13,12 +13,14 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from promptctl.registry.errors import RegistryError
 from promptctl.server.deps import ContextDep, OpsGuard
+from promptctl.server.openapi import answers
 from promptctl.server.problems import problem_responses
+from promptctl.server.schemas import HealthShape, ReadinessShape
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", summary="Liveness")
+@router.get("/healthz", summary="Liveness", **answers(HealthShape, description="Alive"))
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -27,13 +29,18 @@ async def healthz() -> dict[str, str]:
     "/readyz",
     summary="Readiness: database reachable, repository readable",
     dependencies=[OpsGuard],
-    responses={
-        503: {
-            "description": "Not ready: the checks say which part failed",
-            "content": {"application/json": {}},
+    **answers(
+        ReadinessShape,
+        401,
+        403,
+        description="Ready",
+        extra={
+            503: {
+                "description": "Not ready: the checks say which part failed",
+                "model": ReadinessShape,
+            }
         },
-        **problem_responses(401, 403),
-    },
+    ),
 )
 def readyz(ctx: ContextDep) -> JSONResponse:
     checks: dict[str, Any] = {}

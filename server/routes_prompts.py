@@ -10,8 +10,16 @@ from fastapi.exceptions import RequestValidationError
 from promptctl.registry.errors import UsageError
 from promptctl.registry.releases.documents import version_document
 from promptctl.server.deps import AppContext, ContextDep
-from promptctl.server.problems import problem_responses
-from promptctl.server.schemas import RenderRequest
+from promptctl.server.openapi import answers
+from promptctl.server.schemas import (
+    CatalogEntryShape,
+    ReleaseDocumentShape,
+    RenderRequest,
+    RenderShape,
+    ResolutionShape,
+    VersionDetailShape,
+    VersionListShape,
+)
 
 if TYPE_CHECKING:
     from promptctl.registry.auth import TokenInfo
@@ -39,8 +47,14 @@ def install(app: FastAPI) -> None:
         tags=["prompts"],
         summary="Resolve a prompt in an environment",
         openapi_extra={"parameters": _RESOLVE_PARAMETERS},
-        responses={**NOT_MODIFIED, **problem_responses(401, 403, 404, 422, 503)},
-    )
+        # Documented, never validated: resolve answers the bytes the serving cache built.
+        **answers(
+            ResolutionShape,
+            401, 403, 404, 422, 503,
+            description="The version this request gets, with its content",
+            extra=NOT_MODIFIED,
+        ),
+    )  # fmt: skip
     app.include_router(router)
 
 
@@ -96,8 +110,13 @@ async def resolve(request: Request) -> Response:
 @router.get(
     "/prompts/{name:path}/release",
     summary="Release state for local resolution",
-    responses={**NOT_MODIFIED, **problem_responses(401, 403, 404, 422, 503)},
-)
+    **answers(
+        ReleaseDocumentShape,
+        401, 403, 404, 422, 503,
+        description="The release with the content of its versions",
+        extra=NOT_MODIFIED,
+    ),
+)  # fmt: skip
 async def release_state(
     name: str, request: Request, ctx: ContextDep, env: str = Query(description="Environment")
 ) -> Response:
@@ -114,7 +133,7 @@ async def release_state(
 @router.post(
     "/prompts/{name:path}/render",
     summary="Render a prompt",
-    responses=problem_responses(400, 401, 403, 404, 413, 415, 422, 503),
+    **answers(RenderShape, 400, 401, 403, 404, 413, 415, 422, 503),
 )
 async def render(
     name: str, body: RenderRequest, request: Request, ctx: ContextDep
@@ -137,7 +156,7 @@ def _render(
         name, body.variables, environment=body.env, key=body.key, ref=body.version, viewer=token
     )
     return {
-        "name": name,
+        "prompt": name,
         "environment": body.env,
         "variant": variant,
         "version": version.number,
@@ -152,7 +171,7 @@ def _render(
 @router.get(
     "/prompts/{name:path}/versions/{ref:path}",
     summary="One version's content",
-    responses=problem_responses(401, 403, 404, 422, 503),
+    **answers(VersionDetailShape, 401, 403, 404, 422, 503),
 )
 def version(name: str, ref: str, request: Request, ctx: ContextDep) -> dict[str, Any]:
     token = ctx.authorize(request, "read")
@@ -167,7 +186,7 @@ def version(name: str, ref: str, request: Request, ctx: ContextDep) -> dict[str,
 @router.get(
     "/prompts/{name:path}/versions",
     summary="A prompt's versions",
-    responses=problem_responses(401, 403, 404, 422, 503),
+    **answers(VersionListShape, 401, 403, 404, 422, 503),
 )
 def versions(name: str, request: Request, ctx: ContextDep) -> dict[str, Any]:
     """Numbered versions on the tracked branch, newest first."""
@@ -176,7 +195,7 @@ def versions(name: str, request: Request, ctx: ContextDep) -> dict[str, Any]:
         records, index = library.history(name)
         current = index.current_digest(name)
     return {
-        "name": name,
+        "prompt": name,
         "branch": index.branch,
         "versions": [
             {
@@ -194,7 +213,7 @@ def versions(name: str, request: Request, ctx: ContextDep) -> dict[str, Any]:
 @router.get(
     "/prompts",
     summary="List prompts and what is released where",
-    responses=problem_responses(401, 403, 503),
+    **answers(list[CatalogEntryShape], 401, 403, 503),
 )
 def list_prompts(request: Request, ctx: ContextDep) -> list[dict[str, Any]]:
     token = ctx.authorize(request, "read")

@@ -23,14 +23,17 @@ from promptctl.registry.releases.actions import (
 )
 from promptctl.registry.releases.routing import parse_percent
 from promptctl.server.deps import AppContext, ContextDep
-from promptctl.server.problems import problem_responses
+from promptctl.server.openapi import answers
 from promptctl.server.schemas import (
     AbortRequest,
     CompleteRequest,
     EnvironmentCreate,
+    EnvironmentShape,
     EnvironmentUpdate,
+    LogEntryShape,
     PromoteRequest,
     RampRequest,
+    ReleaseShape,
     RollbackRequest,
 )
 
@@ -38,8 +41,11 @@ if TYPE_CHECKING:
     from promptctl.registry.auth import TokenInfo
 
 router = APIRouter(prefix="/v1", tags=["releases"])
-# What a release action may answer besides its new release state.
-ACTION_PROBLEMS = problem_responses(400, 401, 403, 404, 409, 412, 413, 415, 422, 503)
+# What a release action answers: its new release state, or one of these problems.
+ACTION_ANSWERS = answers(
+    ReleaseShape, 400, 401, 403, 404, 409, 412, 413, 415, 422, 503,
+    description="The release after the action",
+)  # fmt: skip
 # The most log entries one request may ask for: a bound, so that a huge number is a 422
 # rather than an integer the database cannot hold.
 MAX_HISTORY = 10_000
@@ -103,7 +109,7 @@ def _perform(
 @router.post(
     "/prompts/{name:path}/promote",
     summary="Promote a version (stable or canary)",
-    responses=ACTION_PROBLEMS,
+    **ACTION_ANSWERS,
 )
 def promote(name: str, body: PromoteRequest, request: Request, ctx: ContextDep) -> dict[str, Any]:
     granted = _act(ctx, request, body)
@@ -134,7 +140,7 @@ def promote(name: str, body: PromoteRequest, request: Request, ctx: ContextDep) 
 @router.post(
     "/prompts/{name:path}/ramp",
     summary="Change the canary weight",
-    responses=ACTION_PROBLEMS,
+    **ACTION_ANSWERS,
 )
 def ramp(name: str, body: RampRequest, request: Request, ctx: ContextDep) -> dict[str, Any]:
     granted = _act(ctx, request, body)
@@ -147,7 +153,7 @@ def ramp(name: str, body: RampRequest, request: Request, ctx: ContextDep) -> dic
 @router.post(
     "/prompts/{name:path}/complete",
     summary="Make the canary stable",
-    responses=ACTION_PROBLEMS,
+    **ACTION_ANSWERS,
 )
 def complete(name: str, body: CompleteRequest, request: Request, ctx: ContextDep) -> dict[str, Any]:
     granted = _act(ctx, request, body)
@@ -157,7 +163,7 @@ def complete(name: str, body: CompleteRequest, request: Request, ctx: ContextDep
 @router.post(
     "/prompts/{name:path}/abort",
     summary="Drop the canary",
-    responses=ACTION_PROBLEMS,
+    **ACTION_ANSWERS,
 )
 def abort(name: str, body: AbortRequest, request: Request, ctx: ContextDep) -> dict[str, Any]:
     granted = _act(ctx, request, body, needs_confirmation=False)
@@ -167,7 +173,7 @@ def abort(name: str, body: AbortRequest, request: Request, ctx: ContextDep) -> d
 @router.post(
     "/prompts/{name:path}/rollback",
     summary="Roll back at once",
-    responses=ACTION_PROBLEMS,
+    **ACTION_ANSWERS,
 )
 def rollback(name: str, body: RollbackRequest, request: Request, ctx: ContextDep) -> dict[str, Any]:
     granted = _act(ctx, request, body, needs_confirmation=False)
@@ -178,7 +184,7 @@ def rollback(name: str, body: RollbackRequest, request: Request, ctx: ContextDep
 @router.get(
     "/releases",
     summary="Release status",
-    responses=problem_responses(401, 403, 404, 422, 503),
+    **answers(list[ReleaseShape], 401, 403, 404, 422, 503),
 )
 def status(
     request: Request, ctx: ContextDep, prompt: str | None = None, env: str | None = None
@@ -190,7 +196,7 @@ def status(
 @router.get(
     "/prompts/{name:path}/history",
     summary="Release log of a prompt",
-    responses=problem_responses(401, 403, 404, 422, 503),
+    **answers(list[LogEntryShape], 401, 403, 404, 422, 503, description="Newest first"),
 )
 def history(
     name: str,
@@ -208,7 +214,7 @@ def history(
 @router.get(
     "/environments",
     summary="Environments",
-    responses=problem_responses(401, 403, 503),
+    **answers(list[EnvironmentShape], 401, 403, 503),
 )
 def environments(request: Request, ctx: ContextDep) -> list[dict[str, Any]]:
     token = ctx.authorize(request, "read")
@@ -219,8 +225,11 @@ def environments(request: Request, ctx: ContextDep) -> list[dict[str, Any]]:
     "/environments",
     status_code=201,
     summary="Create an environment",
-    responses=problem_responses(400, 401, 403, 409, 413, 415, 422, 503),
-)
+    **answers(
+        EnvironmentShape, 400, 401, 403, 409, 413, 415, 422, 503,
+        status=201, description="Created",
+    ),
+)  # fmt: skip
 def create_environment(
     body: EnvironmentCreate, request: Request, ctx: ContextDep
 ) -> dict[str, Any]:
@@ -231,7 +240,7 @@ def create_environment(
 @router.patch(
     "/environments/{name}",
     summary="Protect or unprotect an environment",
-    responses=problem_responses(400, 401, 403, 404, 413, 415, 422, 503),
+    **answers(EnvironmentShape, 400, 401, 403, 404, 413, 415, 422, 503),
 )
 def update_environment(
     name: str, body: EnvironmentUpdate, request: Request, ctx: ContextDep

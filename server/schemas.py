@@ -1,10 +1,15 @@
-"""Request bodies of the API. Unknown fields are refused, so a typo never passes silently."""
+"""Request and response bodies of the API.
+
+Requests refuse unknown fields, so a typo never passes silently; responses are the JSON
+vocabulary the API and the command line share (see below).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 
 class Strict(BaseModel):
@@ -92,3 +97,520 @@ class EnvironmentCreate(Strict):
 
 class EnvironmentUpdate(Strict):
     protected: bool
+
+
+# -- response bodies ------------------------------------------------------------------------
+#
+# The JSON vocabulary, written down once. The API documents its answers with these models,
+# and `promptctl ... --json` prints the same shapes (cli/shapes.py maps each command to
+# its model); tests validate live answers and every command's output against them.
+#
+# - `prompt` is a prompt's name, `environment` an environment's name (`env` only in query
+#   strings and request bodies, as it always was);
+# - `version` is the number N of vN, or null for a version not on the tracked branch;
+#   `label` is how it shows (`v3`, or the short digest), `digest` the full SHA-256;
+# - `weight` is the canary's share in percent, `weight_bp` beside it in basis points (both
+#   0 when there is no canary); a history row has `from_weight`/`to_weight` (and `_bp`);
+# - times are ISO 8601 in UTC with the offset: `created_at` when a record came to be (a
+#   log row, an environment, a bundle), `updated_at` when a record that changes last did
+#   (a release), `committed_at` for a git commit (its author date).
+#
+# Responses are never validated against these models at run time (the routes answer their
+# own dicts or prebuilt bytes): they document, and the tests hold the answers to them.
+
+TIMESTAMP_EXAMPLE = "2026-03-02T09:15:27.512301+00:00"
+DIGEST_EXAMPLE = "1a2b3c4d5e6f" + "0" * 52
+
+
+def _utc_timestamp(value: str) -> str:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"not an ISO 8601 time: {value!r}") from exc
+    if moment.utcoffset() != timedelta(0):
+        raise ValueError(f"not in UTC with its offset: {value!r}")
+    return value
+
+
+Timestamp = Annotated[
+    str,
+    AfterValidator(_utc_timestamp),
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": [TIMESTAMP_EXAMPLE]}),
+]
+Digest = Annotated[
+    str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the version's content.")
+]
+VersionNumber = Annotated[
+    int | None,
+    Field(ge=1, description="N of vN; null for a version not on the tracked branch."),
+]
+Percent = Annotated[float, Field(ge=0, le=100, description="Canary share in percent.")]
+BasisPoints = Annotated[int, Field(ge=0, le=10_000, description="The same in basis points.")]
+Label = Annotated[str, Field(description="`vN`, or the short digest of an unnumbered version.")]
+
+
+class Shape(BaseModel):
+    """A response body: every key documented, none left over."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class CommitShape(Shape):
+    sha: str
+    author: str
+    email: str
+    committed_at: Timestamp
+    summary: str
+
+
+class VersionRefShape(Shape):
+    """A released version as status and history show it."""
+
+    digest: Digest
+    version: VersionNumber
+    label: Label
+    source: str | None = Field(
+        description="For an unnumbered version, the branch or commit it is a preview of."
+    )
+
+
+class ReleaseShape(Shape):
+    """The release of one prompt in one environment."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "prompt": "support/triage",
+                    "environment": "production",
+                    "stable": {
+                        "digest": DIGEST_EXAMPLE,
+                        "version": 6,
+                        "label": "v6",
+                        "source": None,
+                    },
+                    "canary": {
+                        "digest": "9" * 64,
+                        "version": 8,
+                        "label": "v8",
+                        "source": None,
+                    },
+                    "weight": 12.5,
+                    "weight_bp": 1250,
+                    "revision": 14,
+                    "updated_at": TIMESTAMP_EXAMPLE,
+                    "updated_by": "Ada <ada@example.com>",
+                }
+            ]
+        }
+    )
+
+    prompt: str
+    environment: str
+    stable: VersionRefShape
+    canary: VersionRefShape | None
+    weight: Percent
+    weight_bp: BasisPoints
+    revision: int = Field(description="Raised by one with every action (If-Match).")
+    updated_at: Timestamp
+    updated_by: str
+
+
+class PromotionShape(ReleaseShape):
+    """`promote --json`: the release after it, and what the person promoting should know."""
+
+    warnings: list[str]
+
+
+class EnvironmentShape(Shape):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"environment": "production", "protected": True, "created_at": TIMESTAMP_EXAMPLE}
+            ]
+        }
+    )
+
+    environment: str
+    protected: bool
+    created_at: Timestamp
+
+
+Action = Literal[
+    "promote", "canary_start", "ramp", "complete", "abort", "rollback_canary", "rollback",
+    "rollback_to",
+]  # fmt: skip
+
+
+class LogEntryShape(Shape):
+    """One release action of the append-only log; weights before (`from_`) and after it."""
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 31,
+                    "prompt": "support/triage",
+                    "environment": "production",
+                    "action": "ramp",
+                    "from": {"digest": "9" * 64, "version": 8, "label": "v8", "source": None},
+                    "to": {"digest": "9" * 64, "version": 8, "label": "v8", "source": None},
+                    "from_weight": 10.0,
+                    "from_weight_bp": 1000,
+                    "to_weight": 50.0,
+                    "to_weight_bp": 5000,
+                    "revision": 15,
+                    "actor": "Ada <ada@example.com>",
+                    "reason": "error rate flat",
+                    "forced": False,
+                    "allowed_breaking": [],
+                    "created_at": TIMESTAMP_EXAMPLE,
+                }
+            ]
+        },
+    )
+
+    id: int
+    prompt: str
+    environment: str
+    action: Action
+    from_: VersionRefShape | None = Field(
+        alias="from", description="Stable before (a canary's: the canary it ends, or ramps)."
+    )
+    to: VersionRefShape | None = Field(description="The version the action put in place.")
+    from_weight: Percent
+    from_weight_bp: BasisPoints
+    to_weight: Percent
+    to_weight_bp: BasisPoints
+    revision: int
+    actor: str
+    reason: str | None
+    forced: bool = Field(description="Promoted past lint errors (--force).")
+    allowed_breaking: list[str] = Field(
+        description="The incompatibilities --allow-breaking let through."
+    )
+    created_at: Timestamp
+
+
+class MessageShape(Shape):
+    role: str
+    content: str
+
+
+class VersionDocumentShape(Shape):
+    """A version's content as clients need it to render locally."""
+
+    prompt: str
+    name: str = Field(
+        deprecated=True,
+        description="The prompt's name again, for clients before the shared vocabulary.",
+    )
+    version: VersionNumber
+    label: Label
+    digest: Digest
+    kind: Literal["chat", "text"]
+    model: str | None
+    params: dict[str, Any]
+    front_matter: dict[str, Any]
+    template: str = Field(description="The body: the template after the front matter.")
+    source: str = Field(description="The prompt file's whole text.")
+    body_line: int = Field(description="The file's line where the body starts.")
+    path: str = Field(description="The prompt file below the prompt root.")
+    root: str = Field(description="The prompt root in the repository.")
+    partials: dict[str, str] = Field(description="The partials it includes: path -> text.")
+
+
+class ResolutionShape(VersionDocumentShape):
+    """`GET .../resolve`: the version a request gets, and which variant it is."""
+
+    environment: str
+    variant: Literal["stable", "canary"]
+
+
+class ReleaseDocumentShape(Shape):
+    """`GET .../release`: a release with the content of its versions (clients and bundles)."""
+
+    prompt: str
+    environment: str
+    stable: VersionDocumentShape
+    canary: VersionDocumentShape | None
+    weight: Percent
+    weight_bp: BasisPoints
+    canary_weight_bp: BasisPoints = Field(
+        deprecated=True, description="`weight_bp` again, for clients before the shared vocabulary."
+    )
+    revision: int
+    updated_at: Timestamp
+    updated_by: str
+
+
+class VersionDetailShape(VersionDocumentShape):
+    """`GET .../versions/{ref}`: a version's content and where it comes from."""
+
+    source: str = Field(  # type: ignore[assignment]
+        description="Where it was read: a git revision, the working tree or a release snapshot."
+    )
+    commit: CommitShape | None
+    first_commit: CommitShape | None
+
+
+class RenderedShape(Shape):
+    """Chat messages, or text for a prompt without message blocks."""
+
+    messages: list[MessageShape] | None = None
+    text: str | None = None
+    ignored: list[str] = Field(description="Variables given that the version does not declare.")
+
+
+class RenderShape(RenderedShape):
+    """`POST .../render`: what was rendered, and with which version."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "prompt": "support/triage",
+                    "environment": "production",
+                    "variant": "stable",
+                    "version": 6,
+                    "label": "v6",
+                    "digest": DIGEST_EXAMPLE,
+                    "model": "gpt-4o-mini",
+                    "params": {"temperature": 0.2},
+                    "messages": [
+                        {"role": "system", "content": "You triage support tickets."},
+                        {"role": "user", "content": "I was charged twice"},
+                    ],
+                    "ignored": [],
+                }
+            ]
+        }
+    )
+
+    prompt: str
+    environment: str | None
+    variant: Literal["stable", "canary"] | None = Field(description="Null for a given version.")
+    version: VersionNumber
+    label: Label
+    digest: Digest
+    model: str | None
+    params: dict[str, Any]
+
+
+class VersionRowShape(Shape):
+    version: int
+    label: Label
+    digest: Digest
+    current: bool = Field(description="What the tracked branch has now.")
+    commit: CommitShape
+
+
+class VersionListShape(Shape):
+    """`GET .../versions`: numbered versions on the tracked branch, newest first."""
+
+    prompt: str
+    branch: str
+    versions: list[VersionRowShape]
+
+
+class CatalogReleaseShape(Shape):
+    stable: VersionRefShape
+    canary: VersionRefShape | None
+    weight: Percent
+    weight_bp: BasisPoints
+    revision: int
+
+
+class CatalogEntryShape(Shape):
+    """A prompt on the tracked branch (or released), with its release per environment.
+
+    A prompt that cannot be read has `error` instead of its version; one that is only
+    released (the repository unreadable) has only its releases.
+    """
+
+    prompt: str
+    version: VersionNumber = None
+    label: Label | None = None
+    digest: Digest | None = None
+    description: str | None = None
+    model: str | None = None
+    error: str | None = None
+    releases: dict[str, CatalogReleaseShape] = Field(description="By environment.")
+
+
+class FiguresShape(Shape):
+    mean: float | None
+    count: int
+
+
+class LatencyShape(Shape):
+    mean: float | None
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    min: float | None
+    max: float | None
+
+
+class CostShape(Shape):
+    mean: float | None
+    total: float
+    count: int
+
+
+class QualityShape(Shape):
+    mean: float | None
+    ci95: list[float] | None = Field(min_length=2, max_length=2, description="[low, high].")
+    count: int
+
+
+class OutputsShape(Shape):
+    checked: int = Field(description="Calls whose output was checked against its contract.")
+    invalid: int
+    invalid_rate: float | None
+
+
+class FinishReasonsShape(Shape):
+    reported: int = Field(description="Calls that reported a finish reason.")
+    truncated: int
+    truncation_rate: float | None
+
+
+class ErrorTypeShape(Shape):
+    type: str
+    count: int
+
+
+class FlaggedTraceShape(Shape):
+    trace_id: str
+    created_at: Timestamp = Field(description="When the call was made.")
+    reason: str
+    url: str | None
+
+
+class BudgetCheckShape(Shape):
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+    exceeded: list[str] = Field(description="The figures whose mean is over the budget.")
+
+
+class PricesShape(Shape):
+    source: str
+    as_of: str | None
+
+
+class VersionMetricsShape(Shape):
+    digest: Digest
+    version: VersionNumber
+    label: Label
+    variant: Literal["stable", "canary"]
+    count: int
+    errors: int
+    error_rate: float | None
+    latency_ms: LatencyShape
+    input_tokens: FiguresShape
+    output_tokens: FiguresShape
+    cost_usd: CostShape
+    quality: QualityShape
+    outputs: OutputsShape
+    finish_reasons: FinishReasonsShape
+    error_types: list[ErrorTypeShape] = Field(description="Most frequent first.")
+    failing_traces: list[FlaggedTraceShape]
+    budget: BudgetCheckShape | None = Field(description="The version's declared budget.")
+
+
+class MetricsSummaryShape(Shape):
+    """Per version and variant over [since, until), at minute resolution."""
+
+    prompt: str
+    environment: str
+    since: Timestamp
+    until: Timestamp
+    versions: list[VersionMetricsShape]
+    prices: PricesShape | None = Field(description="Where the prices of cost_usd come from.")
+
+
+class ItemResultShape(Shape):
+    event_id: str | None
+    status: Literal["accepted", "duplicate", "rejected"]
+    reason: str | None = Field(default=None, description="Why it was rejected.")
+
+
+class BatchResultShape(Shape):
+    """The answer to a batch: every item in order, and the counts."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "accepted": 1,
+                    "duplicate": 0,
+                    "rejected": 1,
+                    "results": [
+                        {"event_id": "e-1", "status": "accepted"},
+                        {"event_id": "e-2", "status": "rejected", "reason": "latency_ms: < 0"},
+                    ],
+                }
+            ]
+        }
+    )
+
+    accepted: int
+    duplicate: int
+    rejected: int
+    results: list[ItemResultShape]
+
+
+class GitStatusShape(Shape):
+    """Which commit the clone has on its tracked branch, and how following its remote goes."""
+
+    branch: str
+    commit: str | None
+    remote: str | None
+    fetch_interval: float
+    last_fetch_at: Timestamp | None
+    last_attempt_at: Timestamp | None
+    last_error: str | None
+    last_error_at: Timestamp | None
+
+
+class GitErrorShape(Shape):
+    error: str
+
+
+class ReadinessChecksShape(Shape):
+    database: str = Field(description="`ok`, or `error: ...`.")
+    repository: str = Field(description="`ok`, or why not.")
+
+
+class ReadinessShape(Shape):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "ready",
+                    "checks": {"database": "ok", "repository": "ok"},
+                    "git": {
+                        "branch": "main",
+                        "commit": "4" * 40,
+                        "remote": None,
+                        "fetch_interval": 0.0,
+                        "last_fetch_at": None,
+                        "last_attempt_at": None,
+                        "last_error": None,
+                        "last_error_at": None,
+                    },
+                }
+            ]
+        }
+    )
+
+    status: Literal["ready", "not ready"]
+    checks: ReadinessChecksShape
+    git: GitStatusShape | GitErrorShape
+
+
+class HealthShape(Shape):
+    status: Literal["ok"]

@@ -34,7 +34,7 @@ class FlaggedTrace:
     def to_json(self) -> dict[str, Any]:
         return {
             "trace_id": self.trace_id,
-            "at": self.at.isoformat(),
+            "created_at": self.at.astimezone(UTC).isoformat(),  # when the call was made
             "reason": self.reason,
             "url": self.url,
         }
@@ -42,7 +42,10 @@ class FlaggedTrace:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FlaggedTrace:
         return cls(
-            data["trace_id"], datetime.fromisoformat(data["at"]), data["reason"], data.get("url")
+            data["trace_id"],
+            datetime.fromisoformat(data.get("created_at") or data["at"]),  # "at": older servers
+            data["reason"],
+            data.get("url"),
         )
 
 

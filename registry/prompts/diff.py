@@ -51,10 +51,15 @@ class PromptDiff:
         def side(v: PromptVersion | None) -> dict[str, Any] | None:
             if v is None:
                 return None
-            return {"label": v.label, "digest": v.digest, "source": v.source}
+            return {
+                "version": v.number,
+                "label": v.label,
+                "digest": v.digest,
+                "source": v.source,
+            }
 
         return {
-            "name": self.name,
+            "prompt": self.name,
             "old": side(self.old),
             "new": side(self.new),
             "unchanged": self.unchanged,

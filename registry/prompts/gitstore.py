@@ -118,7 +118,8 @@ class CommitInfo:
             "sha": self.sha,
             "author": self.author,
             "email": self.email,
-            "time": self.time.isoformat(),
+            # In UTC like every time in the JSON vocabulary; the author's offset is git's.
+            "committed_at": self.time.astimezone(UTC).isoformat(),
             "summary": self.summary,
         }
 

@@ -132,7 +132,7 @@ class PromptVersion:
 
     def to_json(self, *, content: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "name": self.name,
+            "prompt": self.name,
             "version": self.number,
             "label": self.label,
             "digest": self.digest,
@@ -194,8 +194,10 @@ def is_chat(prompt: PromptFile, partials: Mapping[str, str | None]) -> bool:
 def version_from_document(doc: Mapping[str, Any], source: str) -> PromptVersion:
     """Rebuild a version from `version_document` output (what the client receives)."""
     files = {doc["path"]: doc["source"], **doc.get("partials", {})}
+    # "name" in documents from servers and bundles before the shared JSON vocabulary.
+    name = doc["prompt"] if "prompt" in doc else doc["name"]
     return version_from_files(
-        doc["name"],
+        name,
         digest=doc["digest"],
         root=doc.get("root", ""),
         relpath=doc["path"],

@@ -10,11 +10,11 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from promptctl.registry.errors import RegistryError
+from promptctl.registry.releases.values import ReleaseState, VersionRef
 
 if TYPE_CHECKING:
     from promptctl.registry.prompts.library import PromptLibrary
     from promptctl.registry.releases.actions import Promote, PromoteAll, ReleaseBackend
-    from promptctl.registry.releases.values import ReleaseState
 
 
 @dataclass(frozen=True)
@@ -46,20 +46,23 @@ class PromptPromotion:
 
     prompt: str
     result: Literal["promoted", "unchanged", "failed"]
-    version: str | None = None
+    stable: VersionRef | None = None  # stable after the run (None when it failed)
     error: str | None = None
 
     @property
     def detail(self) -> str:
-        return self.version or self.error or ""
+        return self.stable.describe() if self.stable else self.error or ""
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"prompt": self.prompt, "result": self.result}
-        if self.result == "failed":
-            data["error"] = self.error
-        else:
-            data["version"] = self.version
-        return data
+        stable = self.stable
+        return {
+            "prompt": self.prompt,
+            "result": self.result,
+            "version": stable.number if stable else None,
+            "label": stable.label if stable else None,
+            "digest": stable.digest if stable else None,
+            "error": self.error,
+        }
 
 
 def promote_all(
@@ -78,7 +81,8 @@ def promote_all(
         try:
             version = library.get(name, ref)
             if stable.get(name) == version.digest:
-                results.append(PromptPromotion(name, "unchanged", version=version.label))
+                ref = VersionRef(version.digest, version.number)
+                results.append(PromptPromotion(name, "unchanged", stable=ref))
                 continue
             commit = version.commit.sha if version.commit else None
             action = replace(request.action(name), digest=version.digest, commit=commit)
@@ -87,7 +91,7 @@ def promote_all(
                 stored = f"stored {state.stable.describe()}, not {version.digest[:12]}"
                 results.append(PromptPromotion(name, "failed", error=stored))
                 continue
-            results.append(PromptPromotion(name, "promoted", version=state.stable.describe()))
+            results.append(PromptPromotion(name, "promoted", stable=state.stable))
         except RegistryError as exc:
             results.append(PromptPromotion(name, "failed", error=str(exc)))
     return results

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 def version_document(version: PromptVersion) -> dict[str, Any]:
     """The content of a version as clients need it to render locally."""
     return {
+        "prompt": version.name,
+        # Clients before the shared JSON vocabulary read the prompt's name here only
+        # (version_from_document); drop it once no such client is deployed.
         "name": version.name,
         "version": version.number,
         "label": version.label,
@@ -41,4 +44,7 @@ def release_document(
         **state.to_json(),
         "stable": version_document(stable),
         "canary": version_document(canary) if canary else None,
+        # Clients before the shared JSON vocabulary route with this key only (ReleaseEntry);
+        # drop it once no such client is deployed. New clients read `weight_bp`.
+        "canary_weight_bp": state.canary_weight_bp,
     }

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from promptctl.registry.errors import EnvironmentNotFound, VersionNotFound
 from promptctl.registry.prompts.promptversion import SHORT, PromptVersion, version_from_files
@@ -142,17 +142,27 @@ def log_entries(
     """Return the release log of a prompt, newest first."""
     if environment is not None:
         find_environment(session, environment)
-    query = select(ReleaseLog).where(ReleaseLog.prompt == prompt)
+    # A row keeps the weight its action set (None: the action left no canary), so the
+    # weight before it is the one the previous row of its environment set: read in order
+    # over the whole log, before the limit cuts it.
+    previous = func.lag(func.coalesce(ReleaseLog.weight_bp, 0)).over(
+        partition_by=ReleaseLog.environment, order_by=ReleaseLog.id
+    )
+    ordered = select(ReleaseLog, previous.label("previous_weight_bp")).where(
+        ReleaseLog.prompt == prompt
+    )
     if environment is not None:
-        query = query.where(ReleaseLog.environment == environment)
-    query = query.order_by(ReleaseLog.id.desc())
+        ordered = ordered.where(ReleaseLog.environment == environment)
+    window = ordered.subquery()
+    row_of = aliased(ReleaseLog, window)
+    query = select(row_of, window.c.previous_weight_bp).order_by(window.c.id.desc())
     if limit:
         query = query.limit(limit)
-    rows = session.scalars(query).all()
+    rows = session.execute(query).all()
     numbers = version_numbers(
-        session, {(r.prompt, d) for r in rows for d in (r.from_digest, r.to_digest) if d}
+        session, {(r.prompt, d) for r, _ in rows for d in (r.from_digest, r.to_digest) if d}
     )
-    return [log_entry(row, numbers) for row in rows]
+    return [log_entry(row, numbers, previous_weight_bp=before or 0) for row, before in rows]
 
 
 def read_snapshot(session: Session, prompt: str, digest: str) -> PromptVersion:
@@ -281,7 +291,7 @@ def release_state(row: Release, numbers: dict) -> ReleaseState:
     )
 
 
-def log_entry(row: ReleaseLog, numbers: dict) -> LogEntry:
+def log_entry(row: ReleaseLog, numbers: dict, *, previous_weight_bp: int = 0) -> LogEntry:
     """Return a release log row as a LogEntry, its versions numbered from `numbers`."""
     return LogEntry(
         id=row.id,
@@ -297,6 +307,7 @@ def log_entry(row: ReleaseLog, numbers: dict) -> LogEntry:
         forced=row.forced,
         time=as_utc(row.created_at),
         allowed_breaking=tuple(row.allowed_breaking or ()),
+        previous_weight_bp=previous_weight_bp,
     )
 
 

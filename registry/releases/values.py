@@ -6,12 +6,31 @@ CLI's remote backend (which rebuilds them from the server's JSON).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from promptctl.registry.prompts.promptversion import SHORT
-from promptctl.registry.releases.routing import format_percent
+
+
+def timestamp(moment: datetime) -> str:
+    """Return a moment as the JSON vocabulary writes every time: ISO 8601, UTC, with offset."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat()
+
+
+def percent(weight_bp: int) -> float:
+    """Return basis points as the percentage `weight` fields carry (1250 -> 12.5)."""
+    return weight_bp / 100
+
+
+def _first(data: Mapping[str, Any], *keys: str, default: Any = None) -> Any:
+    """The value of the first of `keys` present: reads a current document or an older one."""
+    for key in keys:
+        if key in data:
+            return data[key]
+    return default
 
 
 @dataclass(frozen=True)
@@ -53,14 +72,15 @@ class EnvironmentInfo:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "name": self.name,
+            "environment": self.name,
             "protected": self.protected,
-            "created_at": self.created_at.isoformat(),
+            "created_at": timestamp(self.created_at),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> EnvironmentInfo:
-        return cls(data["name"], data["protected"], datetime.fromisoformat(data["created_at"]))
+        name = _first(data, "environment", "name")  # "name" from older servers
+        return cls(name, data["protected"], datetime.fromisoformat(data["created_at"]))
 
 
 @dataclass(frozen=True)
@@ -82,12 +102,17 @@ class ReleaseState:
             "environment": self.environment,
             "stable": self.stable.to_json(),
             "canary": self.canary.to_json() if self.canary else None,
-            "canary_weight_bp": self.weight_bp if self.canary else 0,
-            "canary_weight": format_percent(self.weight_bp) if self.canary else None,
+            "weight": percent(self.canary_weight_bp),
+            "weight_bp": self.canary_weight_bp,
             "revision": self.revision,
-            "updated_at": self.updated_at.isoformat(),
+            "updated_at": timestamp(self.updated_at),
             "updated_by": self.updated_by,
         }
+
+    @property
+    def canary_weight_bp(self) -> int:
+        """The canary's share in basis points: 0 when there is no canary."""
+        return self.weight_bp if self.canary else 0
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ReleaseState:
@@ -98,7 +123,8 @@ class ReleaseState:
             environment=data["environment"],
             stable=stable,
             canary=VersionRef.from_json(data.get("canary")),
-            weight_bp=data.get("canary_weight_bp", 0),
+            # "canary_weight_bp" from older servers
+            weight_bp=_first(data, "weight_bp", "canary_weight_bp", default=0) or 0,
             revision=data["revision"],
             updated_at=datetime.fromisoformat(data["updated_at"]),
             updated_by=data["updated_by"],
@@ -122,6 +148,18 @@ class LogEntry:
     forced: bool
     time: datetime
     allowed_breaking: tuple[str, ...] = ()  # incompatibilities let through (--allow-breaking)
+    # The canary's weight before the action: the log keeps only the weight an action set, so
+    # this is the weight after the previous action in the same environment (read in order).
+    previous_weight_bp: int = 0
+
+    @property
+    def from_weight_bp(self) -> int:
+        return self.previous_weight_bp
+
+    @property
+    def to_weight_bp(self) -> int:
+        """The canary's weight after the action: what it set, else 0 (no canary remains)."""
+        return self.weight_bp if self.weight_bp is not None else 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -131,13 +169,16 @@ class LogEntry:
             "action": self.action,
             "from": self.from_version.to_json() if self.from_version else None,
             "to": self.to_version.to_json() if self.to_version else None,
-            "weight_bp": self.weight_bp,
+            "from_weight": percent(self.from_weight_bp),
+            "from_weight_bp": self.from_weight_bp,
+            "to_weight": percent(self.to_weight_bp),
+            "to_weight_bp": self.to_weight_bp,
             "revision": self.revision,
             "actor": self.actor,
             "reason": self.reason,
             "forced": self.forced,
             "allowed_breaking": list(self.allowed_breaking),
-            "time": self.time.isoformat(),
+            "created_at": timestamp(self.time),
         }
 
     @classmethod
@@ -149,11 +190,13 @@ class LogEntry:
             action=data["action"],
             from_version=VersionRef.from_json(data.get("from")),
             to_version=VersionRef.from_json(data.get("to")),
-            weight_bp=data.get("weight_bp"),
+            # "weight_bp" and "time" from older servers
+            weight_bp=_first(data, "to_weight_bp", "weight_bp"),
             revision=data["revision"],
             actor=data["actor"],
             reason=data.get("reason"),
             forced=data.get("forced", False),
-            time=datetime.fromisoformat(data["time"]),
+            time=datetime.fromisoformat(_first(data, "created_at", "time")),
             allowed_breaking=tuple(data.get("allowed_breaking") or ()),
+            previous_weight_bp=data.get("from_weight_bp") or 0,
         )

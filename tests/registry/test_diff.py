@@ -94,7 +94,7 @@ def test_a_removed_prompt_diffs_to_nothing(library):
 
 def test_the_json_form_carries_every_part(library):
     data = diff_versions("t", library.get("t", "v1"), library.get("t", "v2")).to_json()
-    assert data["name"] == "t"
+    assert data["prompt"] == "t"
     assert data["old"]["digest"] == library.get("t", "v1").digest
     assert data["variables"] == {"added": ["locale"], "removed": [], "changed": ["tier"]}
     assert {"key": "model", "old": "gpt-4o-mini", "new": "gpt-4o"} in data["front_matter"]

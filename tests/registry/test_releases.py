@@ -794,17 +794,14 @@ def test_states_and_log_rows_serialise_to_json(releases, library):
         "version": 2,
         "label": "v2",
     }
-    assert (state["canary_weight_bp"], state["canary_weight"], state["revision"]) == (
-        1250,
-        "12.5%",
-        2,
-    )
+    assert (state["weight_bp"], state["weight"], state["revision"]) == (1250, 12.5, 2)
     assert (entry["action"], entry["from"]["label"], entry["to"]["label"]) == (
         "canary_start",
         "v1",
         "v2",
     )
-    assert entry["time"].endswith("+00:00")
+    assert (entry["from_weight_bp"], entry["to_weight_bp"], entry["to_weight"]) == (0, 1250, 12.5)
+    assert entry["created_at"].endswith("+00:00")
 
 
 def test_snapshot_of_an_unreleased_version_is_not_found(releases, library):

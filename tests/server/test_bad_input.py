@@ -152,7 +152,7 @@ def test_a_ramp_weight_out_of_range_is_a_422_problem_and_changes_nothing(staged,
         )
         assert "weight" in problem_of(response, 422)["detail"], weight
     released = staged.get("/v1/releases", params={"prompt": TRIAGE, "env": "staging"}).json()
-    assert (released[0]["revision"], released[0]["canary_weight_bp"]) == (2, 500)
+    assert (released[0]["revision"], released[0]["weight_bp"]) == (2, 500)
 
 
 def test_a_canary_weight_out_of_range_is_a_422_problem(staged, problem_of):

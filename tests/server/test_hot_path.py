@@ -104,7 +104,7 @@ def test_resolve_render_and_release_state_make_no_query_and_no_git_read_on_a_hit
         )
         assert other.json()["label"] == "v2"
         release = client.get(f"/v1/prompts/{TRIAGE}/release?env=staging", headers=headers)
-        assert release.json()["canary_weight_bp"] == 4000
+        assert release.json()["weight_bp"] == 4000
         rendered = client.post(
             f"/v1/prompts/{TRIAGE}/render",
             json={"env": "staging", "key": "u1", "variables": {"ticket": "hello"}},

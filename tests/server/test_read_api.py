@@ -38,7 +38,7 @@ def released(client) -> dict[str, Any]:
 def test_list_shows_every_prompt_with_its_tip_version_and_its_releases_per_env(client, released):
     response = client.get("/v1/prompts")
     assert response.status_code == 200
-    listed = {entry["name"]: entry for entry in response.json()}
+    listed = {entry["prompt"]: entry for entry in response.json()}
     assert sorted(listed) == [SUMMARY, TRIAGE]
     triage = listed[TRIAGE]
     assert (triage["label"], triage["digest"]) == ("v3", released["v3"])
@@ -48,7 +48,7 @@ def test_list_shows_every_prompt_with_its_tip_version_and_its_releases_per_env(c
     staging = triage["releases"]["staging"]
     assert staging["stable"]["label"] == "v1"
     assert staging["canary"]["label"] == "v3"
-    assert staging["canary_weight_bp"] == 3000
+    assert staging["weight_bp"] == 3000
     assert staging["revision"] == 2
     production = triage["releases"]["production"]
     assert (production["stable"]["label"], production["canary"]) == ("v2", None)
@@ -58,7 +58,7 @@ def test_list_shows_every_prompt_with_its_tip_version_and_its_releases_per_env(c
 @sqlite_only
 def test_list_without_releases_shows_prompts_with_empty_releases(client):
     listed = client.get("/v1/prompts").json()
-    assert [(e["name"], e["label"], e["releases"]) for e in listed] == [
+    assert [(e["prompt"], e["label"], e["releases"]) for e in listed] == [
         (SUMMARY, "v2", {}),
         (TRIAGE, "v3", {}),
     ]
@@ -69,7 +69,7 @@ def test_versions_lists_numbered_versions_newest_first_and_marks_the_current(cli
     response = client.get(f"/v1/prompts/{TRIAGE}/versions")
     assert response.status_code == 200
     data = response.json()
-    assert data["name"] == TRIAGE
+    assert data["prompt"] == TRIAGE
     assert data["branch"] == "main"
     assert [v["label"] for v in data["versions"]] == ["v3", "v2", "v1"]
     assert [v["current"] for v in data["versions"]] == [True, False, False]
@@ -107,7 +107,7 @@ def test_resolve_returns_the_stable_version_with_its_content(client, released):
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     data = response.json()
-    assert data["name"] == TRIAGE
+    assert data["prompt"] == TRIAGE
     assert data["environment"] == "production"
     assert (data["version"], data["label"], data["digest"]) == (2, "v2", released["v2"])
     assert data["variant"] == "stable"
@@ -253,7 +253,7 @@ def test_release_state_has_both_versions_weight_and_revision(client, released):
     assert data["stable"]["digest"] == released["v1"]
     assert data["canary"]["digest"] == released["v3"]
     assert data["canary"]["partials"] == {"partials/tone.j2": TONE_V2 + "\n"}
-    assert data["canary_weight_bp"] == 3000
+    assert data["weight_bp"] == data["canary_weight_bp"] == 3000
     assert data["revision"] == 2
 
 
@@ -267,7 +267,7 @@ def test_release_state_etag_gives_304_until_the_release_changes(client, released
     assert ramped.status_code == 200
     changed = client.get(url, params={"env": "staging"}, headers={"If-None-Match": etag})
     assert changed.status_code == 200
-    assert changed.json()["canary_weight_bp"] == 5000
+    assert changed.json()["weight_bp"] == 5000
     assert changed.headers["etag"] != etag
 
 
@@ -275,7 +275,7 @@ def test_release_state_etag_gives_304_until_the_release_changes(client, released
 def test_environments_lists_the_defaults_with_production_protected(client):
     response = client.get("/v1/environments")
     assert response.status_code == 200
-    assert [(e["name"], e["protected"]) for e in response.json()] == [
+    assert [(e["environment"], e["protected"]) for e in response.json()] == [
         ("development", False),
         ("staging", False),
         ("production", True),

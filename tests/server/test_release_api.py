@@ -59,17 +59,21 @@ def test_promote_without_a_ref_releases_the_tracked_branch_tip(client):
 def test_a_canary_is_started_ramped_and_completed(client):
     ok(act(client, "promote", {"env": "staging", "ref": "v1"}))
     started = ok(act(client, "promote", {"env": "staging", "ref": "v3", "canary_weight": 10}))
-    assert (started["canary"]["label"], started["canary_weight_bp"]) == ("v3", 1000)
+    assert (started["canary"]["label"], started["weight_bp"]) == ("v3", 1000)
     ramped = ok(act(client, "ramp", {"env": "staging", "weight": 62.5}))
-    assert (ramped["canary_weight_bp"], ramped["canary_weight"]) == (6250, "62.5%")
+    assert (ramped["weight_bp"], ramped["weight"]) == (6250, 62.5)
     completed = ok(act(client, "complete", {"env": "staging"}))
     assert (completed["stable"]["label"], completed["canary"]) == ("v3", None)
     assert completed["revision"] == 4
-    assert [(e["action"], e["weight_bp"]) for e in history(client, "staging")] == [
-        ("complete", None),
-        ("ramp", 6250),
-        ("canary_start", 1000),
-        ("promote", None),
+    rows = [
+        (e["action"], e["from_weight_bp"], e["to_weight_bp"], e["from_weight"], e["to_weight"])
+        for e in history(client, "staging")
+    ]
+    assert rows == [
+        ("complete", 6250, 0, 62.5, 0),
+        ("ramp", 1000, 6250, 10, 62.5),
+        ("canary_start", 0, 1000, 0, 10),
+        ("promote", 0, 0, 0, 0),
     ]
 
 
@@ -172,7 +176,7 @@ def test_if_match_with_a_stale_revision_is_412_and_stores_nothing(client, proble
         assert state(client, "staging") == before, action
     assert history(client) == log
     cached = ok(client.get(f"/v1/prompts/{TRIAGE}/release", params={"env": "staging"}))
-    assert (cached["revision"], cached["canary_weight_bp"]) == (2, 1000)
+    assert (cached["revision"], cached["weight_bp"]) == (2, 1000)
 
 
 @sqlite_only
@@ -275,7 +279,7 @@ def test_a_release_change_is_visible_at_once_in_resolve(make_settings, open_clie
 def test_an_environment_created_over_http_takes_releases(client):
     created = client.post("/v1/environments", json={"name": "eu-prod", "protected": True})
     assert created.status_code == 201, created.text
-    assert (created.json()["name"], created.json()["protected"]) == ("eu-prod", True)
+    assert (created.json()["environment"], created.json()["protected"]) == ("eu-prod", True)
     assert act(client, "promote", {"env": "eu-prod", "ref": "v1"}).status_code == 403
     ok(act(client, "promote", {"env": "eu-prod", "ref": "v1", "confirm": True}))
     assert served(client, "eu-prod")["label"] == "v1"

@@ -19,7 +19,7 @@ from promptctl.server.settings import ServerSettings
 
 NAME = "translate"
 OTHER = "greet"
-IGNORED = {"updated_at", "updated_by", "time", "actor"}  # who and when differ by nature
+IGNORED = {"updated_at", "updated_by", "created_at", "actor"}  # who and when differ by nature
 
 COMMANDS: list[tuple[str, ...]] = [
     ("env", "create", "qa"),

@@ -62,5 +62,5 @@ def test_a_release_in_an_environment_created_through_one_replica_shows_in_the_ot
     )
     assert promoted.status_code == 200, promoted.text
     wait_until(lambda: resolved_label(b, "eu-prod") == "v1", timeout=5.0)
-    listed = {p["name"]: p for p in b.get("/v1/prompts").json()}
+    listed = {p["prompt"]: p for p in b.get("/v1/prompts").json()}
     assert listed[TRIAGE]["releases"]["eu-prod"]["stable"]["label"] == "v1"

@@ -50,7 +50,7 @@ def test_a_loose_type_is_a_422_naming_the_field_and_changes_nothing(
 def test_an_environment_is_not_protected_by_a_number(strict_api, problem_of):
     problem = problem_of(strict_api.patch("/v1/environments/staging", json={"protected": 0.0}), 422)
     assert "protected" in problem["detail"]
-    environments = {e["name"]: e for e in strict_api.get("/v1/environments").json()}
+    environments = {e["environment"]: e for e in strict_api.get("/v1/environments").json()}
     assert environments["staging"]["protected"] is False
 
 
@@ -58,4 +58,4 @@ def test_an_environment_is_not_protected_by_a_number(strict_api, problem_of):
 def test_integers_still_count_as_numbers(strict_api):
     ramped = strict_api.post("/v1/prompts/greet/ramp", json={"env": "staging", "weight": 50})
     assert ramped.status_code == 200, ramped.text
-    assert ramped.json()["canary_weight_bp"] == 5000
+    assert ramped.json()["weight_bp"] == 5000

@@ -1,0 +1,225 @@
+"""What each command prints with `--json`: one documented shape per command.
+
+The shapes the command line shares with the API (a release, a history row, an
+environment, a metrics summary) are the API's own models in server/schemas.py; the ones
+only the command line prints are here. `COMMAND_SHAPES` maps every command that takes
+`--json` to its shape, and tests/cli/test_json_contract.py runs each command and
+validates what it prints, so a command (or a key) without a documented shape fails there.
+Errors under `--json` are `ErrorShape` on stderr.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, TypeAdapter
+
+from promptctl.server.schemas import (
+    CommitShape,
+    Digest,
+    EnvironmentShape,
+    Label,
+    LogEntryShape,
+    MetricsSummaryShape,
+    PromotionShape,
+    ReleaseShape,
+    RenderedShape,
+    Shape,
+    VersionNumber,
+)
+
+
+class LayoutShape(Shape):
+    root: str
+    pattern: str
+    branch: str
+
+
+class InitShape(Shape):
+    """`init --json`: the repository and the files written or kept."""
+
+    repository: str
+    created_repository: bool
+    layout: LayoutShape
+    written: list[str]
+    kept: list[str]
+
+
+class PromptVersionShape(Shape):
+    """`show --json` (with `front_matter` and `body`) and a row of `list --json` (without)."""
+
+    prompt: str
+    version: VersionNumber
+    label: Label
+    digest: Digest
+    source: str = Field(description="Where it was read: a git revision or the working tree.")
+    path: str
+    kind: Literal["chat", "text"]
+    model: str | None
+    params: dict[str, Any]
+    description: str | None
+    inputs: dict[str, dict[str, Any]]
+    partials: list[str]
+    commit: CommitShape | None
+    first_commit: CommitShape | None
+    front_matter: dict[str, Any] | None = None
+    body: str | None = None
+
+
+class InvalidPromptShape(Shape):
+    """A row of `list --json` for a prompt file that cannot be read."""
+
+    prompt: str
+    error: str
+
+
+class LogVersionShape(Shape):
+    version: int
+    label: Label
+    digest: Digest
+    commit: CommitShape
+
+
+class LogChangeShape(Shape):
+    commit: CommitShape
+    digest: Digest | None = Field(description="Null where the commit removed the prompt.")
+    version: VersionNumber
+
+
+class LogShape(Shape):
+    """`log --json`: versions on the tracked branch and the commits that changed the prompt."""
+
+    prompt: str
+    branch: str
+    current: Digest | None
+    versions: list[LogVersionShape]
+    changes: list[LogChangeShape]
+
+
+class RenderCommandShape(RenderedShape):
+    """`render --json`."""
+
+    prompt: str
+    version: VersionNumber
+    label: Label
+    digest: Digest
+
+
+class DiffSideShape(Shape):
+    version: VersionNumber
+    label: Label
+    digest: Digest
+    source: str
+
+
+class FieldChangeShape(Shape):
+    key: str
+    old: Any
+    new: Any
+
+
+class VariableChangesShape(Shape):
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+
+
+class ConflictShape(Shape):
+    against: str = Field(description="The version it breaks callers of: `v6 (stable)`.")
+    code: str
+    variable: str | None
+    message: str
+
+
+class DiffShape(Shape):
+    """`diff --json`."""
+
+    prompt: str
+    old: DiffSideShape | None
+    new: DiffSideShape | None
+    unchanged: bool
+    front_matter: list[FieldChangeShape]
+    variables: VariableChangesShape
+    body: str = Field(description="Unified diff of the body.")
+    partials: dict[str, str] = Field(description="Unified diff per partial.")
+    breaking: list[ConflictShape]
+
+
+class FindingShape(Shape):
+    path: str
+    line: int
+    severity: Literal["error", "warning"]
+    code: str
+    message: str
+    prompt: str
+
+
+class LintShape(Shape):
+    """`lint --json`."""
+
+    checked: int
+    errors: int
+    warnings: int
+    findings: list[FindingShape]
+
+
+class ResolveCommandShape(Shape):
+    """`resolve --json`: the version a key gets, and the routing figures behind it."""
+
+    prompt: str
+    environment: str
+    key: str | None
+    variant: Literal["stable", "canary"]
+    digest: Digest
+    version: VersionNumber
+    label: Label
+    source: str | None
+    bucket: int | None = Field(description="The key's bucket (0-9999); null without a key.")
+    weight: float
+    weight_bp: int
+
+
+class PromoteAllRowShape(Shape):
+    """A row of `promote --all --json`: what happened to one prompt."""
+
+    prompt: str
+    result: Literal["promoted", "unchanged", "failed"]
+    version: VersionNumber
+    label: Label | None
+    digest: Digest | None
+    error: str | None
+
+
+class ErrorDetailShape(Shape):
+    type: str
+    title: str
+    detail: str
+
+
+class ErrorShape(Shape):
+    """What a command that fails prints on stderr under `--json`."""
+
+    error: ErrorDetailShape
+
+
+# Each command (its path below `promptctl`) and the shapes its --json output may take.
+COMMAND_SHAPES: dict[str, TypeAdapter[Any]] = {
+    "init": TypeAdapter(InitShape),
+    "list": TypeAdapter(list[PromptVersionShape | InvalidPromptShape]),
+    "show": TypeAdapter(PromptVersionShape),
+    "log": TypeAdapter(LogShape),
+    "render": TypeAdapter(RenderCommandShape),
+    "diff": TypeAdapter(DiffShape),
+    "lint": TypeAdapter(LintShape),
+    "env list": TypeAdapter(list[EnvironmentShape]),
+    "env create": TypeAdapter(EnvironmentShape),
+    "env protect": TypeAdapter(EnvironmentShape),
+    "env unprotect": TypeAdapter(EnvironmentShape),
+    "promote": TypeAdapter(PromotionShape | list[PromoteAllRowShape]),
+    "canary": TypeAdapter(ReleaseShape),
+    "rollback": TypeAdapter(ReleaseShape),
+    "status": TypeAdapter(list[ReleaseShape]),
+    "history": TypeAdapter(list[LogEntryShape]),
+    "resolve": TypeAdapter(ResolveCommandShape),
+    "metrics": TypeAdapter(MetricsSummaryShape),
+}

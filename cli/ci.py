@@ -25,6 +25,7 @@ from promptctl.cli.github_workflow import (
     WorkflowOptions,
     pinned_requirement,
     render_workflow,
+    trigger_paths,
 )
 from promptctl.cli.main import Options, cli, pass_options
 from promptctl.cli.output import emit_json
@@ -56,9 +57,10 @@ def ci_group() -> None:
     show_default=True,
     help="The pull-request label that accepts an intended breaking change.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @pass_options
 def github_actions_command(
-    options: Options, output: str | None, requirement: str | None, label: str
+    options: Options, output: str | None, requirement: str | None, label: str, as_json: bool
 ) -> None:
     """Write the GitHub Actions workflow that reviews prompt changes on pull requests.
 
@@ -67,23 +69,33 @@ def github_actions_command(
 
         promptctl ci github-actions -o .github/workflows/prompt-review.yml
     """
-    text = render_workflow(
-        WorkflowOptions(
-            layout=options.library.layout,
-            requirement=requirement or pinned_requirement(),
-            label=label,
-        )
+    layout = options.library.layout
+    workflow = WorkflowOptions(
+        layout=layout, requirement=requirement or pinned_requirement(), label=label
     )
-    if output is None:
+    text = render_workflow(workflow)
+    if output is not None:
+        target = Path(output)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write the workflow to {output}: {exc.strerror}") from exc
+    if as_json:
+        emit_json(
+            {
+                "output": output,
+                "paths": trigger_paths(layout),
+                "tracked_branch": layout.branch,
+                "requirement": workflow.requirement,
+                "label": workflow.label,
+                "workflow": None if output else text,
+            }
+        )
+    elif output is None:
         click.echo(text, nl=False)
-        return
-    target = Path(output)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write the workflow to {output}: {exc.strerror}") from exc
-    click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(f"wrote {output}", err=True)
 
 
 @ci_group.command("comment")

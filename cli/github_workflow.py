@@ -53,8 +53,9 @@ def trigger_paths(layout: Layout) -> list[str] | None:
 
 def render_workflow(options: WorkflowOptions) -> str:
     """Return the workflow's YAML text."""
-    if not options.label or any(c in options.label for c in "'\"\n"):
-        raise UsageError(f"label {options.label!r}: give a label name without quotes")
+    for what, value in (("label", options.label), ("branch", options.layout.branch)):
+        if not value.strip() or not value.isprintable():
+            raise UsageError(f"{what} {value!r}: give a name on one line")
     paths = trigger_paths(options.layout)
     if paths is None:
         paths_block = (
@@ -75,6 +76,7 @@ def render_workflow(options: WorkflowOptions) -> str:
         .replace("@PATHS@\n", paths_block)
         .replace("@REQUIREMENT@", json.dumps(options.requirement))
         .replace("@BRANCH@", json.dumps(options.layout.branch))
+        .replace("@LABEL_YAML@", json.dumps(options.label))
         .replace("@LABEL@", options.label)
         .replace("@PYTHON@", json.dumps(options.python))
         .replace("@BRANCH_PLAIN@", options.layout.branch)
@@ -134,7 +136,7 @@ env:
   # promptctl.toml's `branch`: versions are numbered along it.
   TRACKED_BRANCH: @BRANCH@
   # The pull-request label that accepts an intended breaking change.
-  BREAKING_LABEL: @LABEL@
+  BREAKING_LABEL: @LABEL_YAML@
 
 defaults:
   run:

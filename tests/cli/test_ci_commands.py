@@ -94,8 +94,30 @@ def test_requirement_label_and_output_file(ci, git_repo, tmp_path: Path) -> None
     assert workflow["env"]["BREAKING_LABEL"] == "ok-break"
 
 
-def test_a_label_with_quotes_is_refused(ci, fails) -> None:
-    fails(ci("github-actions", "--label", "it's fine"), "give a label name without quotes")
+def test_json_says_what_the_workflow_was_made_of(ci, git_repo, tmp_path: Path) -> None:
+    target = tmp_path / "prompt-review.yml"
+
+    data = json.loads(ci("github-actions", "-o", str(target), "--json").stdout)
+
+    assert data == {
+        "output": str(target),
+        "paths": ["prompts/**", "promptctl.toml", ".github/workflows/prompt-review.yml"],
+        "tracked_branch": "main",
+        "requirement": f"promptctl[cli]=={version('promptctl')}",
+        "label": "prompt-breaking-ok",
+        "workflow": None,
+    }
+    assert target.is_file()
+
+
+def test_any_label_name_is_one_yaml_string(ci) -> None:
+    for label in ("it's: fine # really", "yes", "123"):
+        result = ci("github-actions", "--label", label)
+        assert workflow_of(result.stdout)["env"]["BREAKING_LABEL"] == label
+
+
+def test_a_label_on_two_lines_is_refused(ci, fails) -> None:
+    fails(ci("github-actions", "--label", "one\ntwo"), "give a name on one line")
 
 
 # -- ci comment ---------------------------------------------------------------------

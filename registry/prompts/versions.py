@@ -209,6 +209,8 @@ def _closure(
         if reached is None:
             reached = reach[name] = frozenset([name, *dependency_closure(name, includes_of)])
         found |= reached
+    if schema is not None:
+        found.add(schema)
     found.discard(relpath)
     return sorted(found)
 

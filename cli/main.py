@@ -5,20 +5,26 @@ from __future__ import annotations
 import importlib
 import json
 import sys
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-from promptctl.cli.output import emit_json, rendered_text, table
-from promptctl.registry.core import WORKTREE, Registry, Settings
+from promptctl.cli.completion import complete_name, complete_ref, complete_spec
+from promptctl.cli.context import (
+    JSON_ERRORS,
+    Options,
+    PromptctlCommand,
+    PromptctlSubgroup,
+    global_options,
+    pass_options,
+)
+from promptctl.cli.output import colored_diff, emit_json, rendered_text, report_error, table
+from promptctl.registry.core import WORKTREE
 from promptctl.registry.errors import RegistryError, UsageError
 from promptctl.registry.prompts.variables import coerce_text
 
-if TYPE_CHECKING:
-    from promptctl.registry.prompts.library import PromptLibrary
-    from promptctl.registry.releases.actions import ReleaseBackend
+__all__ = ["JSON_OPTION", "Options", "cli", "main", "pass_options", "split_ref"]
 
 # Modules whose commands register themselves on the group when imported. They pull in
 # SQLAlchemy, Alembic and httpx, so they are imported only when one of their commands (or
@@ -35,14 +41,23 @@ JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 
 
 class PromptctlGroup(click.Group):
-    """Turns every registry error into one line on stderr and exit code 1."""
+    """Turns every registry error into one line on stderr (a JSON object under --json) and
+    exit code 1; its commands take the global options before or after their name."""
+
+    command_class = PromptctlCommand
+    group_class = PromptctlSubgroup
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except RegistryError as exc:
-            click.echo(f"error: {exc}", err=True)
+            report_error(exc, as_json=ctx.meta.get(JSON_ERRORS, False))
             sys.exit(1)
+        except click.UsageError as exc:
+            if not ctx.meta.get(JSON_ERRORS):
+                raise
+            report_error(exc, as_json=True)
+            sys.exit(exc.exit_code)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
@@ -61,79 +76,18 @@ def _import_command_modules() -> None:
         importlib.import_module(module)
 
 
-class Options:
-    """Options given to the group, and the registry built from them on demand."""
-
-    def __init__(self, server: str | None = None, token: str | None = None, **given: Any) -> None:
-        self.settings = Settings(**{k: v for k, v in given.items() if v is not None})
-        self.registry = Registry(self.settings)
-        self.server = server
-        self.token = token
-
-    @property
-    def library(self) -> PromptLibrary:
-        return self.registry.library
-
-    @cached_property
-    def backend(self) -> ReleaseBackend:
-        """The server's API when one is configured, else the registry itself (the local
-        database): both answer the release commands alike."""
-        if self.server:
-            from promptctl.cli.remote import RemoteBackend
-
-            return RemoteBackend(self.server, self.token, self.registry.actor())
-        return self.registry
-
-
-pass_options = click.make_pass_decorator(Options)
-
-
 @click.group(cls=PromptctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--repo",
-    envvar="PROMPTCTL_REPO",
-    default=".",
-    show_default=True,
-    help="The prompt repository (or a folder inside it).",
-)
-@click.option("--root", default=None, help="Folder of prompts in the repository [prompts].")
-@click.option("--pattern", default=None, help="File pattern of a prompt [{name}.prompt].")
-@click.option("--branch", default=None, help="The tracked branch that numbers versions [main].")
-@click.option(
-    "--database-url",
-    envvar="PROMPTCTL_DATABASE_URL",
-    default=None,
-    help="Release database [an SQLite file .promptctl/registry.db beside the repository].",
-)
-@click.option(
-    "--server",
-    envvar="PROMPTCTL_SERVER",
-    default=None,
-    help="Act through this promptctl server instead of the local database.",
-)
-@click.option("--token", envvar="PROMPTCTL_TOKEN", default=None, help="API token for --server.")
+@global_options
 @click.version_option(package_name="promptctl")
 @click.pass_context
-def cli(
-    ctx: click.Context,
-    repo: str,
-    root: str | None,
-    pattern: str | None,
-    branch: str | None,
-    database_url: str | None,
-    server: str | None,
-    token: str | None,
-) -> None:
-    """promptctl: a git-backed prompt registry and release manager."""
-    ctx.obj = Options(
-        repo=repo,
-        root=root,
-        pattern=pattern,
-        branch=branch,
-        database_url=database_url,
-        server=server,
-        token=token,
-    )
+def cli(ctx: click.Context, **values: Any) -> None:
+    """promptctl: a git-backed prompt registry and release manager.
+
+    The options below may also follow the command (`promptctl list --root patterns`); given
+    in both places, the one after the command wins.
+    """
+    ctx.obj = Options(values)
+    ctx.color = ctx.obj.color_flag()
     ctx.call_on_close(ctx.obj.registry.close)
 
 
@@ -143,6 +97,33 @@ def split_ref(spec: str) -> tuple[str, str | None]:
     if sep and not ref:
         raise UsageError(f"'{spec}': nothing after '@' (expected a version, e.g. {name}@v2)")
     return name, ref or None
+
+
+def diff_refs(
+    spec: str, first: str | None, second: str | None
+) -> tuple[str, str | None, str | None]:
+    """Read diff's arguments, NAME [A [B]] with NAME@A and B or NAME@B allowed: the name
+    and the two references."""
+    name, ref = split_ref(spec)
+    refs = [r for r in (ref, first, second) if r is not None]
+    if len(refs) > 2:
+        raise UsageError(f"diff takes two versions of '{name}', got {len(refs)}: {refs}")
+    if ref is not None and first is None:
+        return name, ref, None
+    refs: list[str | None] = [ref] if ref is not None else []
+    for given in (first, second):
+        if given is None:
+            continue
+        other, sep, rest = given.partition("@")
+        if sep and rest and not other.startswith(("HEAD", "@")) and "{" not in given:
+            if other != name:
+                raise UsageError(
+                    f"diff compares two versions of one prompt: '{name}' and '{other}'"
+                )
+            given = rest
+        refs.append(given)
+    refs += [None, None]
+    return name, refs[0], refs[1]
 
 
 @cli.command("init")
@@ -204,7 +185,7 @@ def list_command(options: Options, rev: str | None, as_json: bool) -> None:
 
 
 @cli.command("show")
-@click.argument("spec", metavar="NAME[@REF]")
+@click.argument("spec", metavar="NAME[@REF]", shell_complete=complete_spec)
 @click.option("--body-only", is_flag=True, help="Print only the template body.")
 @JSON_OPTION
 @pass_options
@@ -237,7 +218,7 @@ def show_command(options: Options, spec: str, body_only: bool, as_json: bool) ->
 
 
 @cli.command("log")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_name)
 @JSON_OPTION
 @pass_options
 def log_command(options: Options, name: str, as_json: bool) -> None:
@@ -287,7 +268,7 @@ def log_command(options: Options, name: str, as_json: bool) -> None:
 
 
 @cli.command("render")
-@click.argument("spec", metavar="NAME[@REF]")
+@click.argument("spec", metavar="NAME[@REF]", shell_complete=complete_spec)
 @click.option(
     "--var",
     "pairs",
@@ -356,9 +337,9 @@ def _collect_variables(
 
 
 @cli.command("diff")
-@click.argument("name")
-@click.argument("old_ref", required=False, metavar="[A]")
-@click.argument("new_ref", required=False, metavar="[B]")
+@click.argument("name", metavar="NAME[@A]", shell_complete=complete_spec)
+@click.argument("old_ref", required=False, metavar="[A]", shell_complete=complete_ref)
+@click.argument("new_ref", required=False, metavar="[B]", shell_complete=complete_ref)
 @click.option(
     "--env",
     "environment",
@@ -377,10 +358,12 @@ def diff_command(
 ) -> None:
     """Compare two versions of a prompt (default: the last commit against the working tree).
 
-    A and B are version references: vN, a digest prefix or a git revision. With --env,
-    the stable version released there is compared with A (default HEAD), and the breaking
-    changes are those the release gate finds against every version serving there.
+    A and B are version references: vN, a digest prefix or a git revision, given apart
+    (`diff NAME v2 v5`) or as NAME@REF (`diff NAME@v2 NAME@v5`). With --env, the stable
+    version released there is compared with A (default HEAD), and the breaking changes are
+    those the release gate finds against every version serving there.
     """
+    name, old_ref, new_ref = diff_refs(name, old_ref, new_ref)
     result = options.registry.diff(name, old_ref, new_ref, environment=environment)
     if as_json:
         emit_json(result.to_json())
@@ -402,10 +385,10 @@ def diff_command(
         click.echo(f"  ! breaking {conflict}")
     if result.body:
         click.echo("")
-        click.echo(result.body, nl=False)
+        click.echo(colored_diff(result.body), nl=False)
     for text in result.partials.values():
         click.echo("")
-        click.echo(text, nl=False)
+        click.echo(colored_diff(text), nl=False)
 
 
 def _short(value: Any) -> str:
@@ -416,7 +399,7 @@ def _short(value: Any) -> str:
 
 
 @cli.command("lint")
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=complete_name)
 @click.option("--rev", default=None, help="Lint a git revision instead of the working tree.")
 @JSON_OPTION
 @pass_options
@@ -444,4 +427,3 @@ def lint_command(options: Options, names: tuple[str, ...], rev: str | None, as_j
 
 def main() -> None:
     cli(prog_name="promptctl")
-

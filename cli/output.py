@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +22,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     for index, row in enumerate(cells):
         line = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
-        click.echo(click.style(line, bold=True) if index == 0 and _tty() else line)
+        # Styled always: click.echo drops the style when piped, NO_COLOR or --color never.
+        click.echo(click.style(line, bold=True) if index == 0 else line)
 
 
 def rendered_text(rendered: Rendered) -> str:
@@ -33,5 +33,48 @@ def rendered_text(rendered: Rendered) -> str:
     return "\n\n".join(blocks)
 
 
-def _tty() -> bool:
-    return sys.stdout.isatty()
+def colored_diff(text: str) -> str:
+    """Colour a unified diff: added lines green, removed red, hunk headers cyan (click
+    leaves the colours out when the output is not a terminal, or colour is off)."""
+    lines = []
+    for line in text.splitlines(keepends=True):
+        body, end = (line[:-1], "\n") if line.endswith("\n") else (line, "")
+        if line.startswith(("+++", "---")):
+            lines.append(click.style(body, bold=True) + end)
+        elif line.startswith("@@"):
+            lines.append(click.style(body, fg="cyan") + end)
+        elif line.startswith("+"):
+            lines.append(click.style(body, fg="green") + end)
+        elif line.startswith("-"):
+            lines.append(click.style(body, fg="red") + end)
+        else:
+            lines.append(line)
+    return "".join(lines)
+
+
+def error_type(exc: Exception) -> str:
+    """The `type` of an error under --json: the server's kind for a refusal it sent, else
+    the error's class name."""
+    return getattr(exc, "error_type", None) or type(exc).__name__
+
+
+def report_error(exc: Exception, *, as_json: bool) -> None:
+    """Print an error on stderr: `error: ...` (with the CLI's hint, if any), or under
+    --json one object {"error": {"type", "title", "detail"}}."""
+    from promptctl.cli.confirm import cli_hint
+
+    detail = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
+    hint = cli_hint(exc)
+    if hint:
+        detail += f" ({hint})"
+    title = getattr(exc, "title", None) or "Bad usage"
+    emit_error(error_type(exc), title, detail, as_json=as_json)
+
+
+def emit_error(kind: str, title: str, detail: str, *, as_json: bool) -> None:
+    """Print one error on stderr: `error: DETAIL`, or its JSON object under --json."""
+    if as_json:
+        error = {"type": kind, "title": title, "detail": detail}
+        click.echo(json.dumps({"error": error}, ensure_ascii=False), err=True)
+    else:
+        click.echo(f"error: {detail}", err=True)

@@ -7,6 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from promptctl.cli.actions import carry_out
+from promptctl.cli.completion import (
+    complete_environment,
+    complete_name,
+    complete_ref,
+    complete_spec,
+)
+from promptctl.cli.confirm import confirm_all
 from promptctl.cli.main import JSON_OPTION, Options, cli, pass_options, split_ref
 from promptctl.cli.output import emit_json, table
 from promptctl.registry.errors import RegistryError, ReleaseNotFound, UsageError
@@ -32,9 +40,19 @@ ACTOR = click.option(
     "--actor", default=None, help="Who acts [PROMPTCTL_ACTOR, else git's user.name <user.email>]."
 )
 YES = click.option(
-    "--yes", "confirmed", is_flag=True, help="Confirm a change to a protected environment."
+    "--yes",
+    "confirmed",
+    is_flag=True,
+    help="Confirm a change to a protected environment (on a terminal it asks instead).",
 )
-ENV = click.option("--env", "environment", required=True, help="The environment.")
+ENV = click.option(
+    "--env",
+    "environment",
+    required=True,
+    help="The environment.",
+    shell_complete=complete_environment,
+)
+NAME = click.argument("name", shell_complete=complete_name)
 
 
 @cli.group("env")
@@ -93,7 +111,7 @@ def env_unprotect(options: Options, name: str, as_json: bool) -> None:
 
 
 @cli.command("promote")
-@click.argument("spec", metavar="NAME[@REF]", required=False)
+@click.argument("spec", metavar="NAME[@REF]", required=False, shell_complete=complete_spec)
 @ENV
 @click.option(
     "--all",
@@ -105,7 +123,13 @@ def env_unprotect(options: Options, name: str, as_json: bool) -> None:
     help="Promote every prompt at REF (default HEAD) whose version is not yet stable there; "
     "implies --if-changed. For a CI job after merge.",
 )
-@click.option("--from", "source", default=None, help="Promote what is stable in this environment.")
+@click.option(
+    "--from",
+    "source",
+    default=None,
+    help="Promote what is stable in this environment.",
+    shell_complete=complete_environment,
+)
 @click.option(
     "--canary",
     "canary",
@@ -166,6 +190,7 @@ def promote_command(
             allow_breaking=allow_breaking,
             confirmed=confirmed,
         )
+        request = confirm_all(options, request)
         _promoted_all(options.registry.promote_all(request, options.backend), environment, as_json)
         return
     if spec is None:
@@ -189,7 +214,9 @@ def promote_command(
         actor=actor,
         confirmed=confirmed,
     )
-    promotion = options.registry.promote(action, options.backend)
+    promotion, _ = carry_out(
+        options, action, lambda a: options.registry.promote(a, options.backend), as_json=as_json
+    )
     for warning in promotion.warnings:
         click.echo(f"warning: {warning}", err=True)
     state = promotion.state
@@ -211,7 +238,7 @@ def promote_command(
 
 
 @cli.command("canary")
-@click.argument("name")
+@NAME
 @ENV
 @click.option("--weight", default=None, metavar="PCT", help="Set the canary's traffic share.")
 @click.option("--complete", is_flag=True, help="Make the canary stable.")
@@ -252,8 +279,10 @@ def canary_command(
         action = Complete(confirmed=confirmed, **said)
     else:
         action = Abort(**said)
-    state = options.backend.perform(action)
-    if weight is not None:
+    state, before = carry_out(options, action, options.backend.perform, as_json=as_json)
+    if isinstance(action, Ramp) and before is not None and state.revision == before.revision:
+        message = f"{name}: the canary is already at {_canary(state)} in {environment}; unchanged"
+    elif weight is not None:
         message = f"{name}: canary {_canary(state)} in {environment}"
     elif complete:
         message = f"{name}: canary completed, {state.stable.describe()} is stable in {environment}"
@@ -263,28 +292,50 @@ def canary_command(
 
 
 @cli.command("rollback")
-@click.argument("name")
+@click.argument("spec", metavar="NAME[@REF]", shell_complete=complete_spec)
 @ENV
-@click.option("--to", "to_ref", default=None, metavar="REF", help="Roll back to this version.")
+@click.option(
+    "--to",
+    "to_ref",
+    default=None,
+    metavar="REF",
+    help="Roll back to this version (or give NAME@REF).",
+    shell_complete=complete_ref,
+)
 @REASON
 @ACTOR
+@YES
 @JSON_OPTION
 @pass_options
 def rollback_command(
     options: Options,
-    name: str,
+    spec: str,
     environment: str,
     to_ref: str | None,
     reason: str | None,
     actor: str | None,
+    confirmed: bool,
     as_json: bool,
 ) -> None:
-    """Undo the last release change at once: abort a canary, else restore the previous stable."""
+    """Undo the last release change at once: abort a canary, else restore the previous stable.
+
+    Rollback never waits for a confirmation, also in a protected environment; --yes is
+    accepted so that scripts may pass it to every release command.
+    """
+    name, ref = split_ref(spec)
+    if ref is not None and to_ref is not None and ref != to_ref:
+        raise UsageError(f"give the version once: {spec} or --to {to_ref}")
     action = Rollback(
-        prompt=name, environment=environment, to_ref=to_ref, reason=reason, actor=actor
+        prompt=name,
+        environment=environment,
+        to_ref=to_ref or ref,
+        reason=reason,
+        actor=actor,
+        confirmed=confirmed,
     )
     # --to names the version as this repository reads it (a server gets its digest).
-    state = options.backend.perform(options.registry.pin(action))
+    pinned = options.registry.pin(action)
+    state, _ = carry_out(options, pinned, options.backend.perform, as_json=as_json)
     _done(
         as_json,
         state.to_json(),
@@ -293,8 +344,14 @@ def rollback_command(
 
 
 @cli.command("status")
-@click.argument("name", required=False)
-@click.option("--env", "environment", default=None, help="Only this environment.")
+@click.argument("name", required=False, shell_complete=complete_name)
+@click.option(
+    "--env",
+    "environment",
+    default=None,
+    help="Only this environment.",
+    shell_complete=complete_environment,
+)
 @JSON_OPTION
 @pass_options
 def status_command(
@@ -325,8 +382,14 @@ def status_command(
 
 
 @cli.command("history")
-@click.argument("name")
-@click.option("--env", "environment", default=None, help="Only this environment.")
+@NAME
+@click.option(
+    "--env",
+    "environment",
+    default=None,
+    help="Only this environment.",
+    shell_complete=complete_environment,
+)
 @click.option(
     "--limit", type=click.IntRange(min=1), default=None, help="At most this many entries."
 )
@@ -413,15 +476,17 @@ def resolve_command(
     required=True,
     help="The bundle file to write (e.g. prompts.bundle.json).",
 )
+@JSON_OPTION
 @pass_options
-def bundle_command(options: Options, environment: str, output: str) -> None:
+def bundle_command(options: Options, environment: str, output: str, as_json: bool) -> None:
     """Write what is released in an environment to a file an application ships as fallback.
 
     PromptClient(..., bundle=FILE) serves from it when it has never reached the server.
     """
     path = Path(output)
     count = write_bundle(path, environment, options.backend.release_documents(environment))
-    click.echo(f"wrote {count} prompt(s) released in {environment} to {path}")
+    data = {"environment": environment, "path": str(path), "count": count}
+    _done(as_json, data, f"wrote {count} prompt(s) released in {environment} to {path}")
 
 
 @cli.group("db")
@@ -431,28 +496,34 @@ def db_group() -> None:
 
 @db_group.command("upgrade")
 @click.argument("revision", default="head")
+@JSON_OPTION
 @pass_options
-def db_upgrade(options: Options, revision: str) -> None:
+def db_upgrade(options: Options, revision: str, as_json: bool) -> None:
     """Apply migrations up to REVISION (default: head)."""
     current = options.registry.upgrade_schema(revision)
-    click.echo(f"database at {current} ({options.registry.database.safe_url})")
+    url = options.registry.database.safe_url
+    _done(as_json, {"revision": current, "database": url}, f"database at {current} ({url})")
 
 
 @db_group.command("downgrade")
 @click.argument("revision")
+@JSON_OPTION
 @pass_options
-def db_downgrade(options: Options, revision: str) -> None:
+def db_downgrade(options: Options, revision: str, as_json: bool) -> None:
     """Revert migrations down to REVISION ('base' drops everything)."""
     current = options.registry.downgrade_schema(revision)
-    click.echo(f"database at {current or 'base'}")
+    url = options.registry.database.safe_url
+    _done(as_json, {"revision": current, "database": url}, f"database at {current or 'base'}")
 
 
 @db_group.command("current")
+@JSON_OPTION
 @pass_options
-def db_current(options: Options) -> None:
+def db_current(options: Options, as_json: bool) -> None:
     """Show the schema revision of the database and the newest one available."""
     current, head = options.registry.schema_revisions()
-    click.echo(f"current: {current or 'none'}  head: {head}")
+    data = {"current": current, "head": head}
+    _done(as_json, data, f"current: {current or 'none'}  head: {head}")
 
 
 def _promoted_all(results: list[PromptPromotion], environment: str, as_json: bool) -> None:
@@ -473,6 +544,8 @@ def _promoted_all(results: list[PromptPromotion], environment: str, as_json: boo
 # domain error, reported above; this only makes the `promote --all` loop exit 1.
 class PromoteAllFailed(RegistryError):
     """Some prompts of `promote --all` failed; the others were promoted."""
+
+    title = "Promotions failed"
 
 
 def _canary(state: ReleaseState) -> str:

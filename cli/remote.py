@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from promptctl.cli.waiting import spinner
 from promptctl.registry.errors import RegistryError
 from promptctl.registry.metrics.summary import MetricsSummary
 from promptctl.registry.releases.actions import Complete, Promote, Ramp, ReleaseAction, Rollback
@@ -23,17 +24,28 @@ from promptctl.registry.releases.values import EnvironmentInfo, LogEntry, Releas
 class RemoteError(RegistryError):
     """The server refused a request; carries its status and problem detail."""
 
-    def __init__(self, status: int, title: str, detail: str) -> None:
+    def __init__(
+        self, status: int, title: str, detail: str, error_type: str | None = None
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.title = title
+        # What --json calls the error: the problem's own type when it is not about:blank,
+        # else its title as a slug ("Prompt not found" -> "prompt-not-found").
+        self.error_type = error_type or "-".join(title.lower().split())
 
 
 class RemoteBackend:
     """Acts through a promptctl server's API."""
 
     def __init__(
-        self, server: str, token: str | None = None, actor: str | None = None, timeout: float = 30.0
+        self,
+        server: str,
+        token: str | None = None,
+        actor: str | None = None,
+        timeout: float = 30.0,
+        *,
+        quiet: bool = False,
     ) -> None:
         headers = {"User-Agent": "promptctl-cli"}
         if token:
@@ -41,24 +53,41 @@ class RemoteBackend:
         if actor:
             headers["X-Promptctl-Actor"] = actor
         self.server = server.rstrip("/")
+        self.timeout = timeout
+        self.quiet = quiet  # no spinner (a second look after Ctrl-C)
         self.http = httpx.Client(base_url=self.server, headers=headers, timeout=timeout)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Make one request; a problem document (or no answer) becomes a RemoteError."""
+        """Make one request; a problem document, no answer in time, or none at all becomes a
+        RemoteError. On a terminal, a spinner shows after a second of waiting."""
         try:
-            response = self.http.request(method, path, **kwargs)
+            if self.quiet:
+                response = self.http.request(method, path, **kwargs)
+            else:
+                with spinner(f"waiting for {self.server}"):
+                    response = self.http.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise RemoteError(
+                504,
+                "Server timeout",
+                f"the server at {self.server} did not answer within {self.timeout:g} s "
+                "(--timeout or PROMPTCTL_TIMEOUT to wait longer)",
+            ) from exc
         except httpx.HTTPError as exc:
             raise RemoteError(
                 503, "Server unreachable", f"cannot reach the server at {self.server}: {exc}"
             ) from exc
         if response.status_code >= 400:
+            kind = None
             try:
                 problem = response.json()
                 detail = problem.get("detail") or response.text
                 title = problem.get("title", "Error")
-            except ValueError:
+                if problem.get("type") not in (None, "about:blank"):
+                    kind = str(problem["type"])
+            except (ValueError, AttributeError):
                 detail, title = response.text[:200] or response.reason_phrase, "Error"
-            raise RemoteError(response.status_code, title, f"server: {detail}")
+            raise RemoteError(response.status_code, title, f"server: {detail}", kind)
         return response.json()
 
     def environments(self) -> list[EnvironmentInfo]:

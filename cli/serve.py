@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 
 import click
 
@@ -49,6 +51,7 @@ def serve_command(
             f"no database at {database}: run 'promptctl db upgrade' to create it (or serve "
             "with --create); if it was moved, point --database-url at it"
         )
+    listener = bind_port(host, port)  # a busy port is said at once, not after startup
     app = create_app(settings)
     if not tokens:
         banner = (
@@ -61,7 +64,33 @@ def serve_command(
         f"(database {app.state.ctx.registry.database.safe_url}, docs at /docs)",
         err=True,
     )
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False)
+    uvicorn.Server(config).run(sockets=[listener])
+
+
+def bind_port(host: str, port: int) -> socket.socket:
+    """Bind and listen on host:port as uvicorn would, or say clearly why it cannot."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise UsageError(f"cannot listen on {host}: {exc.strerror}") from exc
+    listener = socket.socket(family, kind, proto)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(address)
+        listener.listen(2048)
+    except OSError as exc:
+        listener.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise UsageError(
+                f"port {port} on {host} is in use: stop what listens there, or serve with "
+                "--port (PROMPTCTL_PORT)"
+            ) from exc
+        raise UsageError(f"cannot listen on {host} port {port}: {exc.strerror}") from exc
+    listener.set_inheritable(True)
+    return listener
 
 
 @cli.group("token")

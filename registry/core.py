@@ -442,10 +442,14 @@ class Registry:
         viewer: TokenInfo | None = None,
     ) -> list[ReleaseState]:
         """The releases (of `prompt`, in `environment`); with `viewer`, of the environment
-        it is limited to, if any (another one is OtherEnvironment)."""
+        it is limited to, if any (another one is OtherEnvironment). A prompt neither the
+        repository nor the release database knows is PromptNotFound, not an empty list."""
         if viewer is not None:
             environment = viewer.narrow(environment)
-        return self.releases.status(prompt, environment)
+        states = self.releases.status(prompt, environment)
+        if prompt is not None and not states:
+            self._check_known(prompt)
+        return states
 
     def history(
         self,
@@ -455,10 +459,34 @@ class Registry:
         *,
         viewer: TokenInfo | None = None,
     ) -> list[LogEntry]:
-        """A prompt's release log, newest first; narrowed to `viewer` as `status` is."""
+        """A prompt's release log, newest first; narrowed to `viewer` as `status` is. A
+        prompt neither the repository nor the release database knows is PromptNotFound."""
         if viewer is not None:
             environment = viewer.narrow(environment)
-        return self.releases.history(prompt, environment, limit=limit)
+        entries = self.releases.history(prompt, environment, limit=limit)
+        if not entries:
+            self._check_known(prompt)
+        return entries
+
+    def _check_known(self, prompt: str) -> None:
+        """Raise PromptNotFound, with the names it may have meant, for a prompt that is in
+        neither the repository (working tree or tracked branch) nor the release database."""
+        from promptctl.registry.errors import RegistryError
+
+        if self.releases.history(prompt, limit=1):
+            return
+        names: set[str] = set()
+        try:
+            with self.git() as library:
+                names.update(library.list())
+                if prompt not in names and library.tracked_tip() is not None:
+                    names.update(library.list(library.layout.branch))
+        except RegistryError:
+            pass  # no repository here: the release database alone decides
+        if prompt in names:
+            return
+        names.update(s.prompt for s in self.releases.status())
+        raise PromptNotFound(prompt, known=names)
 
     def perform(self, action: ReleaseAction) -> ReleaseState:
         """Carry out a release action (one transaction, one log row); the serving cache

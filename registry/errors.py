@@ -41,7 +41,6 @@ shows every way the registry can refuse. The hierarchy:
         NoStableForCanary
         AlreadyStable
         AlreadyCanary
-        WeightUnchanged
         NeverStableHere
         NothingToRollBack
         IncompatibleVersion                  a canary whose inputs break callers of what serves
@@ -71,7 +70,8 @@ A status left blank is the parent's. The errors that name one condition of a gen
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 __all__ = [
@@ -132,8 +132,19 @@ __all__ = [
     "VersionNotFound",
     "VersionNotOnServer",
     "WebhookSignatureInvalid",
-    "WeightUnchanged",
+    "close_matches",
 ]
+
+
+def close_matches(name: str, candidates: Iterable[str]) -> tuple[str, ...]:
+    """The candidates a mistyped `name` most likely meant, best first (at most three)."""
+    return tuple(difflib.get_close_matches(name, sorted(set(candidates)), n=3, cutoff=0.6))
+
+
+def _did_you_mean(suggestions: Sequence[str]) -> str:
+    if not suggestions:
+        return ""
+    return "; did you mean " + " or ".join(f"'{s}'" for s in suggestions) + "?"
 
 
 class RegistryError(Exception):
@@ -167,10 +178,11 @@ class PromptNotFound(NotFound):
     status = 404
     title = "Prompt not found"
 
-    def __init__(self, name: str, where: str | None = None) -> None:
+    def __init__(self, name: str, where: str | None = None, known: Iterable[str] = ()) -> None:
         self.name = name
+        self.suggestions = close_matches(name, known)
         suffix = f" at {where}" if where else ""
-        super().__init__(f"unknown prompt '{name}'{suffix}")
+        super().__init__(f"unknown prompt '{name}'{suffix}{_did_you_mean(self.suggestions)}")
 
 
 class VersionNotFound(NotFound):
@@ -207,8 +219,9 @@ class EnvironmentNotFound(NotFound):
 
     def __init__(self, name: str, known: list[str] | None = None) -> None:
         self.name = name
+        self.suggestions = close_matches(name, known or ())
         extra = f" (environments: {', '.join(known)})" if known else ""
-        super().__init__(f"unknown environment '{name}'{extra}")
+        super().__init__(f"unknown environment '{name}'{_did_you_mean(self.suggestions)}{extra}")
 
 
 class ReleaseNotFound(NotFound):
@@ -217,10 +230,13 @@ class ReleaseNotFound(NotFound):
     status = 404
     title = "Release not found"
 
-    def __init__(self, prompt: str, environment: str) -> None:
+    def __init__(self, prompt: str, environment: str, released: Iterable[str] = ()) -> None:
         self.prompt = prompt
         self.environment = environment
-        super().__init__(f"'{prompt}' has no release in {environment}")
+        self.suggestions = close_matches(prompt, released)
+        super().__init__(
+            f"'{prompt}' has no release in {environment}{_did_you_mean(self.suggestions)}"
+        )
 
 
 class NeverReleased(NotFound):
@@ -602,19 +618,6 @@ class AlreadyCanary(ReleaseError):
         )
 
 
-class WeightUnchanged(ReleaseError):
-    """A ramp to the weight the canary has already."""
-
-    status = 409
-    title = "Invalid release action"
-
-    def __init__(self, prompt: str, environment: str, weight: str) -> None:
-        self.prompt = prompt
-        self.environment = environment
-        self.weight = weight
-        super().__init__(f"the canary is already at {weight}")
-
-
 class NeverStableHere(ReleaseError):
     """A rollback target that was never stable in that environment (promote it instead)."""
 
@@ -896,9 +899,8 @@ class ProtectedEnvironment(RegistryError):
     title = "Protected environment"
 
     def __init__(self, environment: str) -> None:
-        super().__init__(
-            f"{environment} is protected: confirm the change explicitly (--yes on the CLI)"
-        )
+        self.environment = environment
+        super().__init__(f"{environment} is protected: the change must be confirmed explicitly")
 
 
 # -- the service ----------------------------------------------------------------------

@@ -235,7 +235,7 @@ class PromptLibrary:
         data = snapshot.read(relpath)
         if data is None:
             where = WORKTREE if snapshot.commit is None else snapshot.commit[:10]
-            raise PromptNotFound(name, where)
+            raise PromptNotFound(name, where, snapshot.names())
         repo_path = self.layout.repo_path(relpath)
         prompt = parse_prompt_file(repo_path, data)
         closure = dependency_closure(
@@ -305,7 +305,8 @@ class PromptLibrary:
         index = self.index(name)
         records = index.versions.get(name)
         if not records:
-            raise PromptNotFound(name, f"any commit of branch '{index.branch}'")
+            where = f"any commit of branch '{index.branch}'"
+            raise PromptNotFound(name, where, self.list())
         return records, index
 
 

@@ -34,7 +34,6 @@ from promptctl.registry.errors import (
     RevisionMismatch,
     UnmergedVersion,
     UsageError,
-    WeightUnchanged,
 )
 from promptctl.registry.prompts.contract import Conflict, conflicts
 from promptctl.registry.prompts.layout import check_name
@@ -55,7 +54,7 @@ from promptctl.registry.releases.queries import (
     write_release,
     written_state,
 )
-from promptctl.registry.releases.routing import BUCKETS, format_percent
+from promptctl.registry.releases.routing import BUCKETS
 from promptctl.registry.releases.values import EnvironmentInfo, LogEntry, ReleaseState
 from promptctl.registry.store.database import Database
 from promptctl.registry.store.models import Environment, Release, ReleaseLog, utcnow
@@ -346,14 +345,25 @@ class ReleaseService:
         confirmed: bool = False,
         expected_revision: int | None = None,
     ) -> ReleaseState:
-        """Change the canary's weight."""
+        """Change the canary's weight.
+
+        Setting the weight the canary has already is a no-op: the release comes back as it
+        is, at the same revision and with no log row (nor any confirmation needed), so a
+        script may ramp to a weight twice. The unchanged revision is how a caller tells.
+        """
         _check_weight(weight_bp)
+        current = self.release(prompt, environment)
+        if (
+            current is not None
+            and current.canary is not None
+            and current.weight_bp == weight_bp
+            and expected_revision in (None, current.revision)
+        ):
+            return current
         observed = self._observe(prompt, environment, expected_revision, confirmed)
 
         def change(current: _Current) -> _Change:
             release = _with_canary(current, prompt, environment, "change its weight")
-            if release.canary_weight_bp == weight_bp:
-                raise WeightUnchanged(prompt, environment, format_percent(weight_bp))
             return _Change(
                 "ramp",
                 release.stable_digest,
@@ -555,6 +565,12 @@ class ReleaseService:
                 state = written_state(session, prompt, env)
         except IntegrityError as exc:
             raise ReleaseConflict(prompt, environment) from exc
+        except ReleaseNotFound as exc:
+            if exc.suggestions:
+                raise
+            # A mistyped name, most often: say which released prompt it may have meant.
+            released = [s.prompt for s in self.status(None, environment)]
+            raise ReleaseNotFound(prompt, environment, released) from None
         return state
 
 

@@ -178,7 +178,12 @@ def test_a_prompt_failing_lint_fails_promote_all_while_the_others_are_promoted(
     repo.commit("a broken prompt", {"prompts/broken.prompt": BROKEN})
     result = run("promote", "--all", "--env", "staging", "--json")
     assert result.exit_code == 1
-    assert result.stderr == "error: 1 of 3 prompt(s) could not be promoted to staging\n"
+    # Under --json the error is a JSON object too (stdout keeps every prompt's result).
+    assert json.loads(result.stderr)["error"] == {
+        "type": "PromoteAllFailed",
+        "title": "Promotions failed",
+        "detail": "1 of 3 prompt(s) could not be promoted to staging",
+    }
     assert "Traceback" not in result.output
     rows = {r["prompt"]: r for r in json.loads(result.stdout)}
     assert rows["broken"]["result"] == "failed"

@@ -576,11 +576,22 @@ def test_a_weight_outside_0_to_100_percent_is_refused(releases, library):
             promote(releases, greet(library, "v3"), canary_bp=weight_bp)
 
 
-def test_ramping_to_the_current_weight_is_refused(releases, library):
+def test_ramping_to_the_current_weight_changes_nothing_and_logs_nothing(releases, library):
     with_canary(releases, library, weight_bp=1250)
+    before = releases.release("greet", "development")
+    rows = len(releases.history("greet"))
 
-    with refused(releases, ReleaseError, r"already at 12\.5%"):
-        releases.ramp("greet", "development", 1250, actor=ACTOR)
+    after = releases.ramp("greet", "development", 1250, actor=ACTOR)
+
+    assert after == before
+    assert len(releases.history("greet")) == rows
+
+
+def test_ramping_a_protected_canary_to_its_weight_needs_no_confirmation(releases, library):
+    with_canary(releases, library, env="production", weight_bp=1250)
+    before = releases.release("greet", "production")
+
+    assert releases.ramp("greet", "production", 1250, actor=ACTOR) == before
 
 
 def test_canary_actions_without_a_canary_are_refused(releases, library):
@@ -653,7 +664,7 @@ def test_promoting_a_forced_version_onward_keeps_it_marked_forced(releases, libr
 
 
 def test_promote_into_a_protected_environment_needs_confirmation(releases, library):
-    with refused(releases, ProtectedEnvironment, "production is protected.*--yes"):
+    with refused(releases, ProtectedEnvironment, "production is protected"):
         promote(releases, greet(library, "v1"), "production")
 
     state = promote(releases, greet(library, "v1"), "production", confirmed=True)

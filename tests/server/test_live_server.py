@@ -176,7 +176,8 @@ def test_cli_errors_from_the_server_are_one_line_with_exit_1(
     assert refused.returncode == 1
     assert refused.stdout == ""
     assert refused.stderr == (
-        "error: server: production is protected: confirm the change explicitly (--yes on the CLI)\n"
+        "error: server: production is protected: the change must be confirmed explicitly "
+        "(pass --yes to confirm it, or run the command on a terminal to be asked)\n"
     )
     nothing = remote("rollback", TRIAGE, "--env", "staging")
     assert nothing.exit_code == 1

@@ -21,10 +21,12 @@ from promptctl.server.schemas import (
     Label,
     LogEntryShape,
     MetricsSummaryShape,
+    PricesShape,
     PromotionShape,
     ReleaseShape,
     RenderedShape,
     Shape,
+    Timestamp,
     VersionNumber,
 )
 
@@ -202,6 +204,125 @@ class ErrorShape(Shape):
     error: ErrorDetailShape
 
 
+class BundleShape(Shape):
+    """`bundle --json`: the file written and how many releases it holds."""
+
+    environment: str
+    path: str
+    count: int
+
+
+class SchemaRevisionShape(Shape):
+    """`db upgrade --json` and `db downgrade --json`: the revision the database is at."""
+
+    revision: str | None = Field(description="Null once downgraded to base.")
+    database: str = Field(description="The database URL without its password.")
+
+
+class SchemaStatusShape(Shape):
+    """`db current --json`."""
+
+    current: str | None
+    head: str
+
+
+class TokenShape(Shape):
+    """An API token as `token list --json` and `token revoke --json` show it (never its
+    secret; `name` is the token's own name)."""
+
+    id: int
+    name: str
+    prefix: str
+    scope: Literal["read", "metrics:write", "release", "admin"]
+    environment: str | None
+    created_at: Timestamp
+    revoked_at: Timestamp | None
+
+
+class NewTokenShape(TokenShape):
+    """`token create --json`: the token with its secret, shown this once."""
+
+    token: str
+
+
+class WorkflowShape(Shape):
+    """`ci github-actions --json`: the review workflow (inline unless written to `output`)."""
+
+    output: str | None
+    paths: list[str]
+    tracked_branch: str
+    requirement: str
+    label: str
+    workflow: str | None
+
+
+class CommentShape(Shape):
+    """`ci comment --json`: what happened to the pull request's comment."""
+
+    action: str = Field(description="created, updated, unchanged or skipped.")
+    comment_id: int | None
+    url: str | None
+    truncated: bool
+    reason: str | None
+
+
+class ReviewSideShape(Shape):
+    version: VersionNumber
+    label: Label
+    digest: Digest
+    path: str
+
+
+class ReviewPromptShape(Shape):
+    """One prompt of `review --json`. Its nested parts (samples, costs, environments) are
+    review's own and kept open here: registry/review/report.py says what they hold."""
+
+    prompt: str
+    change: Literal["added", "removed", "renamed", "changed"]
+    renamed_from: str | None
+    old: ReviewSideShape | None
+    new: ReviewSideShape | None
+    via_partials: Any
+    front_matter: list[dict[str, Any]]
+    variables: VariableChangesShape
+    body_diff: str
+    partial_diffs: dict[str, str]
+    tokens: dict[str, Any]
+    cost: dict[str, Any]
+    budget: dict[str, Any] | None
+    lint: list[FindingShape]
+    samples: list[dict[str, Any]]
+    breaking: list[Any]
+    environments: list[dict[str, Any]] | None
+    error: str | None
+
+
+class ReviewOutcomeShape(Shape):
+    passed: bool
+    exit_code: int
+    text: str
+
+
+class GitRefShape(Shape):
+    ref: str | None
+    commit: str | None
+
+
+class ReviewShape(Shape):
+    """`review --json`: the report of a change, and whether it may merge."""
+
+    base: GitRefShape
+    head: GitRefShape
+    base_is_ancestor: bool | None
+    result: ReviewOutcomeShape
+    exit_code: int
+    summary: dict[str, int]
+    environments: list[str] | None
+    prompts: list[ReviewPromptShape]
+    prices: PricesShape | None
+    notes: list[str]
+
+
 # Each command (its path below `promptctl`) and the shapes its --json output may take.
 COMMAND_SHAPES: dict[str, TypeAdapter[Any]] = {
     "init": TypeAdapter(InitShape),
@@ -222,4 +343,14 @@ COMMAND_SHAPES: dict[str, TypeAdapter[Any]] = {
     "history": TypeAdapter(list[LogEntryShape]),
     "resolve": TypeAdapter(ResolveCommandShape),
     "metrics": TypeAdapter(MetricsSummaryShape),
+    "bundle": TypeAdapter(BundleShape),
+    "db upgrade": TypeAdapter(SchemaRevisionShape),
+    "db downgrade": TypeAdapter(SchemaRevisionShape),
+    "db current": TypeAdapter(SchemaStatusShape),
+    "token create": TypeAdapter(NewTokenShape),
+    "token list": TypeAdapter(list[TokenShape]),
+    "token revoke": TypeAdapter(list[TokenShape]),
+    "ci github-actions": TypeAdapter(WorkflowShape),
+    "ci comment": TypeAdapter(CommentShape),
+    "review": TypeAdapter(ReviewShape),
 }

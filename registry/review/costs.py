@@ -1,11 +1,12 @@
 """What one call of a version costs, estimated from its rendered samples, and its budget.
 
 Input tokens are the mean over the samples as rendered (the template text when none
-renders), counted with the model's tokenizer (`tokencount`). Output tokens cannot be
-counted before the call, so they are assumed: the version's `budget.output_tokens` when it
-declares one (what its authors expect), else `params.max_tokens` (the most it may write),
-and the report says which. Prices come from the registry's price book (the team's
-PROMPTCTL_PRICES, then the maintained data).
+renders), counted as lint counts them against a budget (`tokencount.count_rendered`: the
+model's tokenizer, chat framing included). Output tokens cannot be counted before the
+call, so they are assumed as lint's budget check assumes them: `params.max_tokens` (the
+most it may write), else the version's `budget.output_tokens`; the report says which.
+Prices come from the registry's price book (the team's PROMPTCTL_PRICES, then the
+maintained data).
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from promptctl.registry.prompts.tokencount import count_tokens, describe
+from promptctl.registry.prompts.tokencount import count_rendered, count_tokens, describe
 
 if TYPE_CHECKING:
     from promptctl.registry.metrics.prices import PriceBook
+    from promptctl.registry.prompts.budget import Budget
     from promptctl.registry.prompts.promptversion import PromptVersion
+    from promptctl.registry.prompts.rendering import Rendered
 
 CALLS = 1000  # costs are shown per this many calls: a per-call cost is a row of zeros
 
@@ -64,11 +67,12 @@ class CallCost:
 
 
 def estimate(
-    version: PromptVersion, rendered: list[tuple[int, str]], prices: PriceBook | None
+    version: PromptVersion, rendered: list[tuple[int, Rendered]], prices: PriceBook | None
 ) -> CallCost:
-    """Estimate a call of `version` from its rendered samples ((1-based index, text))."""
+    """Estimate a call of `version` from its rendered samples ((1-based index, rendering)),
+    counted as lint counts them against a budget (chat framing included)."""
     model = version.prompt.model
-    counts = [(index, count_tokens(text, model)) for index, text in rendered]
+    counts = [(index, count_rendered(r, model)) for index, r in rendered]
     if counts:
         mean = round(sum(n for _, n in counts) / len(counts))
         worst_sample, worst = max(counts, key=lambda c: c[1])
@@ -99,21 +103,21 @@ def estimate(
 
 def assumed_output(version: PromptVersion) -> tuple[int | None, str | None]:
     """The output tokens to assume for a call, and where the number comes from."""
-    budget = budget_of(version)
-    if budget is not None and budget.output_tokens is not None:
-        return budget.output_tokens, "budget.output_tokens"
     max_tokens = version.prompt.params.get("max_tokens")
     if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and max_tokens > 0:
         return max_tokens, "params.max_tokens"
+    budget = budget_of(version)
+    if budget is not None and budget.output_tokens is not None:
+        return budget.output_tokens, "budget.output_tokens"
     return None, None
 
 
-def budget_of(version: PromptVersion) -> Any:
+def budget_of(version: PromptVersion) -> Budget | None:
     """The version's declared budget (input_tokens, output_tokens, cost_usd), or None."""
-    return getattr(version.prompt, "budget", None)
+    return version.prompt.budget
 
 
-def budget_findings(before: CallCost | None, after: CallCost, budget: Any) -> list[str]:
+def budget_findings(before: CallCost | None, after: CallCost, budget: Budget | None) -> list[str]:
     """Say where the head version goes over its budget, and whether this change crossed it."""
     if budget is None:
         return []
@@ -123,8 +127,11 @@ def budget_findings(before: CallCost | None, after: CallCost, budget: Any) -> li
         where = f" (sample {after.max_input_sample})" if after.max_input_sample else ""
         found.append(
             f"input tokens {after.max_input_tokens:,}{where} exceed the budget of {limit:,}"
-            + _crossing(before is not None and before.max_input_tokens <= limit,
-                        before.max_input_tokens if before else None, "{:,}")
+            + _crossing(
+                before is not None and before.max_input_tokens <= limit,
+                before.max_input_tokens if before else None,
+                "{:,}",
+            )
         )
     limit_usd = budget.cost_usd
     if (
@@ -135,8 +142,7 @@ def budget_findings(before: CallCost | None, after: CallCost, budget: Any) -> li
         was = before.max_cost_per_call if before else None
         found.append(
             f"cost per call {usd(after.max_cost_per_call)} exceeds the budget of "
-            f"{usd(limit_usd)}"
-            + _crossing(was is not None and was <= limit_usd, was, None)
+            f"{usd(limit_usd)}" + _crossing(was is not None and was <= limit_usd, was, None)
         )
     return found
 

@@ -79,9 +79,8 @@ class KeyChange:
         old, new = self.yaml(self.old).splitlines(), self.yaml(self.new).splitlines()
         longest = max(len(old), len(new))
         full = longest <= FULL_CONTEXT_LINES
-        lines = list(
-            difflib.unified_diff(old, new, lineterm="", n=longest if full else CONTEXT)
-        )[2:]  # the ---/+++ header names nothing a reader needs
+        found = difflib.unified_diff(old, new, lineterm="", n=longest if full else CONTEXT)
+        lines = list(found)[2:]  # the ---/+++ header names nothing a reader needs
         if full:
             lines = [line for line in lines if not line.startswith("@@")]
         return "\n".join(lines) + "\n" if lines else ""

@@ -66,7 +66,8 @@ def to_markdown(
             return text
     count = len(report.prompts)
     sections = _largest(
-        count, lambda n: _Renderer(report, allow_breaking, _Fit(True, 0, n), max_chars).render(),
+        count,
+        lambda n: _Renderer(report, allow_breaking, _Fit(True, 0, n), max_chars).render(),
         max_chars,
     )
     if sections is not None:
@@ -115,6 +116,22 @@ class _Renderer:
             f"**Result:** {outcome.text}",
             "",
         ]
+        hurt = [
+            env
+            for env in self.environments
+            if any(
+                v.environment == env and v.compatible is False
+                for p in report.prompts
+                for v in p.environments or []
+            )
+        ]
+        if hurt:
+            where = ", ".join(hurt)
+            out += [
+                f"> ⚠️ The change breaks callers of what runs today in {where}: see the "
+                "environment columns before promoting it there.",
+                "",
+            ]
         if self.fit.shortened:
             out += [self._shortened_note(), ""]
         if not report.prompts:
@@ -126,7 +143,7 @@ class _Renderer:
         shown = report.prompts[: self.fit.sections]
         for review in shown:
             out += ["", *self._section(review)]
-        left = report.prompts[len(shown):]
+        left = report.prompts[len(shown) :]
         if left:
             names = ", ".join(f"`{p.name}`" for p in left[:20])
             more = f" and {len(left) - 20} more" if len(left) > 20 else ""
@@ -150,8 +167,18 @@ class _Renderer:
         if fit.rows is not None and fit.rows < len(report.prompts):
             cuts.append(f"the summary lists {fit.rows} of {len(report.prompts)} prompts")
         command = shlex.join(
-            ["promptctl", "review", "--base", report.base, "--head", report.head,
-             "--max-chars", "0", "-o", "full.md"]
+            [
+                "promptctl",
+                "review",
+                "--base",
+                report.base,
+                "--head",
+                report.head,
+                "--max-chars",
+                "0",
+                "-o",
+                "full.md",
+            ]
         )
         limit = f"{self.max_chars:,}" if self.max_chars else "the limit"
         return (
@@ -161,8 +188,16 @@ class _Renderer:
 
     def _summary(self) -> list[str]:
         envs = self.environments
-        header = ["Prompt", "Change", "Version", "Breaking", "Lint", "Input tokens",
-                  "Cost / 1k calls", *envs]
+        header = [
+            "Prompt",
+            "Change",
+            "Version",
+            "Breaking",
+            "Lint",
+            "Input tokens",
+            "Cost / 1k calls",
+            *envs,
+        ]
         rows = [_row(header), _row(["---"] * len(header))]
         prompts = self.report.prompts[: self.fit.rows]
         for r in prompts:
@@ -198,8 +233,8 @@ class _Renderer:
         if self.report.prompts:
             basis = (
                 "Input tokens: the mean over the samples as rendered, counted with each "
-                "model's tokenizer. Output tokens: assumed from `budget.output_tokens`, "
-                "else `params.max_tokens`."
+                "model's tokenizer. Output tokens: assumed from `params.max_tokens`, "
+                "else `budget.output_tokens`."
             )
             if prices is not None:
                 when = f", prices as of {prices.as_of}" if prices.as_of else ""
@@ -404,9 +439,7 @@ def _running_today(verdicts: list[EnvironmentVerdict]) -> list[str]:
     findings = []
     for v in verdicts:
         state, m = v.serving.state, v.serving.metrics or {}
-        canary = (
-            f"`{state.canary.label}` at {state.weight_bp / 100:g}%" if state.canary else "—"
-        )
+        canary = f"`{state.canary.label}` at {state.weight_bp / 100:g}%" if state.canary else "—"
         out.append(
             f"| {v.environment} | `{state.stable.label}` | {canary} | {_judgement(v)} | "
             f"{m.get('count', '—')} | {_pct(m.get('error_rate'))} | "

@@ -112,9 +112,7 @@ def release_lookup(backend: ReleaseBackend, library: PromptLibrary | None = None
     return lookup
 
 
-def _from_history(
-    library: PromptLibrary | None, name: str, digest: str
-) -> PromptVersion | None:
+def _from_history(library: PromptLibrary | None, name: str, digest: str) -> PromptVersion | None:
     """The version with this digest where the tracked branch first had it, if it did."""
     if library is None:
         return None

@@ -25,6 +25,7 @@ from promptctl.registry.review.releases import ReleaseLookup, Serving
 
 if TYPE_CHECKING:
     from promptctl.registry.metrics.prices import PriceBook
+    from promptctl.registry.prompts.budget import Budget
 
 RENAME_SIMILARITY = 0.75
 
@@ -103,7 +104,7 @@ class PromptReview:
     via_partials: list[str] = field(default_factory=list)
     cost_before: CallCost | None = None
     cost_after: CallCost | None = None
-    budget: Any = None  # the head version's declared budget
+    budget: Budget | None = None  # the head version's declared budget
     over_budget: list[str] = field(default_factory=list)
     lint: list[Finding] = field(default_factory=list)
     samples: list[SampleResult] = field(default_factory=list)
@@ -165,14 +166,9 @@ class PromptReview:
                 "before": self.cost_before.to_json() if self.cost_before else None,
                 "after": self.cost_after.to_json() if self.cost_after else None,
             },
-            "budget": None
-            if budget is None
-            else {
-                "input_tokens": budget.input_tokens,
-                "output_tokens": budget.output_tokens,
-                "cost_usd": budget.cost_usd,
-                "exceeded": self.over_budget,
-            },
+            "budget": (
+                None if budget is None else {**budget.to_json(), "exceeded": self.over_budget}
+            ),
             "lint": [f.to_json() for f in self.lint],
             "samples": [s.to_json() for s in self.samples],
             "breaking": self.breaking,
@@ -319,9 +315,7 @@ def review(
             if after is None
             else "changed"
         )
-        reviews.append(
-            _review_prompt(name, kind, before, after, old_name, releases, prices)
-        )
+        reviews.append(_review_prompt(name, kind, before, after, old_name, releases, prices))
     return ReviewReport(
         base,
         head,
@@ -419,8 +413,12 @@ def _review_prompt(
                 variables,
                 old,
                 new,
-                unified(old, new, f"sample {index + 1} @ {before.label}",
-                        f"sample {index + 1} @ {after.label}"),
+                unified(
+                    old,
+                    new,
+                    f"sample {index + 1} @ {before.label}",
+                    f"sample {index + 1} @ {after.label}",
+                ),
             )
             for index, (variables, old, new) in enumerate(
                 zip(inputs, _shown(old_texts), _shown(new_texts), strict=True)
@@ -442,13 +440,13 @@ def _sample_inputs(before: PromptVersion | None, after: PromptVersion | None) ->
 
 def _renderings(
     version: PromptVersion | None, inputs: list[dict[str, Any]], *, own: bool
-) -> list[str | RegistryError]:
+) -> list[Rendered | RegistryError]:
     """Render each input; the base gets only the variables it declares (`own` False), so a
     new optional variable in the head does not hide the real change."""
     if version is None:
         return []
     declared = version.prompt.inputs
-    out: list[str | RegistryError] = []
+    out: list[Rendered | RegistryError] = []
     for sample in inputs:
         variables = (
             sample
@@ -456,18 +454,18 @@ def _renderings(
             else {k: v for k, v in sample.items() if k in declared}
         )
         try:
-            out.append(_text(version.render(variables)))
+            out.append(version.render(variables))
         except RegistryError as exc:
             out.append(exc)
     return out
 
 
-def _rendered(texts: list[str | RegistryError]) -> list[tuple[int, str]]:
-    return [(i + 1, t) for i, t in enumerate(texts) if isinstance(t, str)]
+def _rendered(renderings: list[Rendered | RegistryError]) -> list[tuple[int, Rendered]]:
+    return [(i + 1, r) for i, r in enumerate(renderings) if isinstance(r, Rendered)]
 
 
-def _shown(texts: list[str | RegistryError]) -> list[str]:
-    return [t if isinstance(t, str) else f"(does not render: {t})" for t in texts]
+def _shown(renderings: list[Rendered | RegistryError]) -> list[str]:
+    return [_text(r) if isinstance(r, Rendered) else f"(does not render: {r})" for r in renderings]
 
 
 def _text(rendered: Rendered) -> str:

@@ -70,8 +70,7 @@ def test_a_clean_change_exits_0_with_a_passing_result_line(promptctl, clean):
     assert lines[0] == "## promptctl review: `main` → `clean`"
     assert lines[2] == "**Result:** ✅ passes: no lint errors, no breaking changes."
     assert (
-        "| Prompt | Change | Version | Breaking | Lint | Input tokens | Cost / 1k calls |"
-        in lines
+        "| Prompt | Change | Version | Breaking | Lint | Input tokens | Cost / 1k calls |" in lines
     )
     row = next(line for line in lines if line.startswith("| `summarize` |"))
     assert row.startswith("| `summarize` | changed | `v1` → ")
@@ -80,9 +79,7 @@ def test_a_clean_change_exits_0_with_a_passing_result_line(promptctl, clean):
     assert "+Summarise in one short line:" in result.stdout
 
 
-def test_the_base_defaults_to_the_tracked_branch_and_the_head_to_head(
-    promptctl, repo, clean
-):
+def test_the_base_defaults_to_the_tracked_branch_and_the_head_to_head(promptctl, repo, clean):
     repo.git("checkout", "-q", clean)
     data = json.loads(promptctl("review", "--format", "json").stdout)
     assert (data["base"]["ref"], data["head"]["ref"]) == ("main", "HEAD")
@@ -243,9 +240,7 @@ def test_a_repository_without_commits_is_one_clear_line(promptctl, make_git_repo
     fails(promptctl("review", repo=make_git_repo("no-commits")), "main")
 
 
-def test_a_binary_prompt_file_is_reported_for_that_prompt_without_a_traceback(
-    promptctl, repo
-):
+def test_a_binary_prompt_file_is_reported_for_that_prompt_without_a_traceback(promptctl, repo):
     repo.git("checkout", "-q", "-b", "binary")
     (repo.path / "prompts" / "logo.prompt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
     (repo.path / "prompts" / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
@@ -298,9 +293,7 @@ def test_a_released_prompt_shows_what_runs_today(run, repo, json_of):
             "prompts/partials/tone.j2": "Be very brief.\n",
         },
     )
-    data = json.loads(
-        run("review", "--base", "main", "--head", "both", "--format", "json").stdout
-    )
+    data = json.loads(run("review", "--base", "main", "--head", "both", "--format", "json").stdout)
     assert data["environments"] == ["staging"]
     prompts = {p["prompt"]: p for p in data["prompts"]}
     [row] = prompts["summarize"]["environments"]

@@ -13,6 +13,8 @@ run here against a pull request between two branches, without GitHub.
   first on PATH instead (and the pin is checked to be this version). actions/checkout and
   actions/setup-python are stood in for by the workspace and this interpreter.
 - GitHub's REST API is tests/fake_github.py on a real socket, two comments a page.
+
+The tests that run the job are marked slow (each runs a few promptctl commands and clones).
 """
 
 from __future__ import annotations
@@ -214,6 +216,7 @@ def test_the_example_is_what_the_generator_writes_for_this_repository() -> None:
     assert {"labeled", "unlabeled", "synchronize"} <= set(triggers["types"])
 
 
+@pytest.mark.slow  # runs the job: a few promptctl commands and git clones
 def test_comment_is_created_once_then_updated_among_many_comments(
     pull_request: PullRequest,
 ) -> None:
@@ -247,6 +250,7 @@ def test_comment_is_created_once_then_updated_among_many_comments(
     assert github.comments[NUMBER][5]["body"].startswith("> "), "the quoting reply is untouched"
 
 
+@pytest.mark.slow  # runs the job: a few promptctl commands and git clones
 def test_lint_failure_still_posts_the_comment_then_fails_the_job(
     pull_request: PullRequest,
 ) -> None:
@@ -266,6 +270,7 @@ def test_lint_failure_still_posts_the_comment_then_fails_the_job(
     assert "::error title=prompt review::promptctl lint found errors" in gate.output
 
 
+@pytest.mark.slow  # runs the job: a few promptctl commands and git clones
 def test_breaking_change_fails_unless_the_pull_request_has_the_label(
     pull_request: PullRequest,
 ) -> None:
@@ -287,6 +292,7 @@ def test_breaking_change_fails_unless_the_pull_request_has_the_label(
     assert len(comment_bodies(pull_request.github)) == 1, "the same comment, updated"
 
 
+@pytest.mark.slow  # runs the job: a few promptctl commands and git clones
 def test_fork_pull_request_skips_the_comment_with_a_notice_and_still_reports(
     tmp_path: Path, pull_request: PullRequest
 ) -> None:

@@ -51,6 +51,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     telemetry = Telemetry()
     for name in ("hits", "misses", "reloads"):
         telemetry.gauges[f"cache_{name}"] = gauge_reader(cache, name)
+    telemetry.calls.attach(cache, registry.metrics)  # per-version call series on /metrics
     ctx = AppContext(settings, registry, telemetry)
 
     @contextlib.asynccontextmanager

@@ -14,13 +14,15 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from promptctl.server.call_metrics import CallMetrics
 from promptctl.server.problems import PayloadTooLarge, transport_problem
 
 LATENCY_BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 class Telemetry:
-    """Request counts and latencies per route, plus named counters (ingest, cache)."""
+    """Request counts and latencies per route, named counters (ingest, cache), and the
+    LLM calls applications report, per prompt version (`calls`)."""
 
     def __init__(self) -> None:
         self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
@@ -30,6 +32,7 @@ class Telemetry:
         self.latency_sum: dict[str, float] = defaultdict(float)
         self.counters: dict[str, int] = defaultdict(int)
         self.gauges: dict[str, Callable[[], float]] = {}
+        self.calls = CallMetrics()
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests[(method, route, status)] += 1
@@ -71,6 +74,7 @@ class Telemetry:
             lines += [f"# TYPE promptctl_{name} counter", f"promptctl_{name} {value}"]
         for name, read in sorted(self.gauges.items()):
             lines += [f"# TYPE promptctl_{name} gauge", f"promptctl_{name} {read()}"]
+        lines += self.calls.render()
         return "\n".join(lines) + "\n"
 
 

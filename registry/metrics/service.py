@@ -93,6 +93,9 @@ class MetricsService:
         self.max_batch = max_batch
         self.clock = clock
         self.trace_url_template = trace_url_template
+        # Called with the events each ingest stored, after its transaction commits (the
+        # server's /metrics counts them); an observer must be quick and must not raise.
+        self.observers: list[Callable[[list[Event]], None]] = []
         # (prompt, digest) -> the model in its front matter, for every released version
         # seen so far; a miss is looked up in the snapshots once per batch.
         self._versions: dict[tuple[str, str], str | None] = {}
@@ -160,6 +163,10 @@ class MetricsService:
                 seen.add(e.event_id)
                 candidates.append(e)
         stored = self._store(candidates, datetime.fromtimestamp(now, UTC)) if candidates else set()
+        if stored and self.observers:
+            fresh = [e for e in candidates if e.event_id in stored]
+            for observe in self.observers:
+                observe(fresh)
         for e in candidates:
             if e.event_id in stored:
                 results[e.index] = {"event_id": e.event_id, "status": ACCEPTED}

@@ -18,7 +18,7 @@ import re
 
 import pytest
 
-from promptctl.registry.review.markdown import MAX_CHARS
+MAX_CHARS = 60_000  # the cap the review keeps by default
 
 TRIAGE = "prompts/support/triage.prompt"
 SUMMARIZE = "prompts/summarize.prompt"

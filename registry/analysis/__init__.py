@@ -18,6 +18,11 @@ pass, fail, inconclusive or no data (`classifiers`); the scorer gives the overal
 verdict and why (`scorer`). `simulation` feeds seeded traffic and runs the analysis the
 way a controller would, to show the false-alarm rate and the calls needed to detect.
 
+The window: the guarantee is for a sequence that grows from a fixed start, so analyse
+from the moment the canary (or its current weight step) started up to now, never a
+sliding "last hour", which restarts the sequence at every look. Within the window the
+canary weight should be constant (see `intervals`).
+
     from promptctl.registry.analysis import ArmData, analyze
     report = analyze(stable=ArmData(...), canary=ArmData(...))
     report.verdict, report.reasons, report.metric("latency").low

@@ -234,6 +234,8 @@ class _Judge:
     def missing(self, what: str) -> MetricResult | None:
         """Return `no data` when either arm is below the guard's minimum count."""
         need = self.guard.min_count
+        if self.n_stable == 0 and self.n_canary == 0:
+            return self._result(Verdict.NO_DATA, f"no data: neither arm has {what}")
         short = [
             f"{arm} has {n} {what}"
             for arm, n in (("stable", self.n_stable), ("canary", self.n_canary))

@@ -32,6 +32,10 @@ class Moments:
     def __post_init__(self) -> None:
         if self.n < 0:
             raise UsageError(f"moments: n is {self.n}, a count cannot be negative")
+        if not (math.isfinite(self.total) and math.isfinite(self.sumsq)):
+            raise UsageError(
+                f"moments: sum {self.total} and sum of squares {self.sumsq} must be finite"
+            )
 
     @classmethod
     def of(cls, values: Iterable[float]) -> Moments:

@@ -201,6 +201,7 @@ def test_histograms_merge_by_addition():
         (lambda: Proportion(10, 11), "11 hits of 10 trials"),
         (lambda: ArmData(calls=5, errors=6), "6 errors of 5 calls"),
         (lambda: Moments(-1), "negative"),
+        (lambda: Moments(3, math.inf, 1.0), "must be finite"),
         (lambda: LatencyHistogram(((3, 1), (2, 1))), "sorted"),
         (lambda: LatencyHistogram.from_json({"counts": [1]}), "zero, offset, counts"),
     ],

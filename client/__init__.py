@@ -9,6 +9,7 @@ messages = prompt.render(ticket=text)
 with prompts.track(prompt) as call:
     reply = llm(messages, model=prompt.model, **prompt.params)
     call.record(input_tokens=..., output_tokens=..., cost_usd=...)
+    triage = prompt.parse(reply)  # OutputInvalid if it breaks the version's output schema
 
 `from promptctl import AsyncPromptClient` is the asyncio twin. Importing either loads no
 server, database, git or command-line library; httpx loads when a client with a server
@@ -28,6 +29,7 @@ from promptctl.client._base import ClientStats
 from promptctl.client._entries import ClientError, PromptUnavailable, ResolvedPrompt
 from promptctl.client._events import Call, current_call
 from promptctl.client.sync import PromptClient
+from promptctl.registry.prompts.outputs import OutputContractUnusable, OutputInvalid
 
 if TYPE_CHECKING:
     from promptctl.client.aio import AsyncPromptClient
@@ -37,6 +39,8 @@ __all__ = [
     "Call",
     "ClientError",
     "ClientStats",
+    "OutputContractUnusable",
+    "OutputInvalid",
     "PromptClient",
     "PromptUnavailable",
     "ResolvedPrompt",

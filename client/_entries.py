@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from promptctl.registry.prompts.outputs import OutputInvalid
 from promptctl.registry.prompts.promptversion import PromptVersion, version_from_document
 from promptctl.registry.prompts.rendering import Rendered
 from promptctl.registry.releases.routing import assign
@@ -52,6 +53,34 @@ class ResolvedPrompt:
     def rendered(self, variables: Mapping[str, Any]) -> Rendered:
         """Render with the very renderer and validation the server uses."""
         return self._version.render(variables)
+
+    def parse(self, text: str) -> Any:
+        """Parse the model's answer as this version's JSON output and check its schema.
+
+        Return the parsed value, or raise OutputInvalid naming the JSON pointer and the
+        rule broken (`prose-before-json` with the offset, `not-json`, `required`, `type`,
+        ...). Inside `client.track(...)` for this prompt, the call records `output_valid`
+        by itself. The schema's validator is compiled once per version and needs the
+        `outputs` extra (`pip install 'promptctl[outputs]'`); a version without a schema
+        only needs its answer to be JSON.
+        """
+        try:
+            value = self._version.parse_output(text)
+        except OutputInvalid:
+            self._record_validity(False)
+            raise
+        self._record_validity(True)
+        return value
+
+    def _record_validity(self, valid: bool) -> None:
+        # Imported here: _events imports this module.
+        from promptctl.client._events import current_call
+
+        call = current_call()
+        # Only the call tracking this very version: parsing another prompt's answer inside
+        # it says nothing of this call's output.
+        if call is not None and call.prompt.digest == self.digest:
+            call.record(output_valid=valid)
 
 
 class ReleaseEntry:

@@ -181,3 +181,41 @@ class ServeProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         self.process.wait(timeout=10)
+
+
+def on_terminal(
+    command: list[str], *, answer: str = "", env: dict[str, str] | None = None, **popen: Any
+) -> tuple[int, str]:
+    """Run `command` with stdin, stdout and stderr on a pseudo-terminal, type `answer` into
+    it, and return the exit code and everything it showed (newlines as '\\n').
+
+    The answer waits in the terminal's line buffer until the command reads it. The guard
+    against a hang is STARTUP_TIMEOUT, never a measurement.
+    """
+    import os
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, env=env, **popen)
+    os.close(slave)
+    if answer:
+        os.write(master, answer.encode())
+    shown = bytearray()
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], STARTUP_TIMEOUT)
+            if not ready:
+                process.kill()
+                pytest.fail(f"{command} showed nothing for {STARTUP_TIMEOUT} s: {shown!r}")
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the command exited and closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+        code = process.wait(STARTUP_TIMEOUT)
+    finally:
+        os.close(master)
+    return code, shown.decode(errors="replace").replace("\r\n", "\n")

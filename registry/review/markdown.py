@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,16 +41,6 @@ class _Fit:
         return self != _Fit() and self != _Fit(fold_sections=True)
 
 
-_STEPS = (
-    _Fit(),
-    _Fit(fold_sections=True),
-    _Fit(True, 200),
-    _Fit(True, 60),
-    _Fit(True, 20),
-    _Fit(True, 0),
-)
-
-
 def to_markdown(
     report: ReviewReport,
     *,
@@ -57,34 +48,41 @@ def to_markdown(
     max_chars: int | None = MAX_CHARS,
 ) -> str:
     """Render the report, under `max_chars` characters (None or 0: no limit)."""
+
+    def render(fit: _Fit) -> str:
+        return _Renderer(report, allow_breaking, fit, max_chars).render()
+
     if not max_chars:
-        return _Renderer(report, allow_breaking, _Fit(), max_chars).render()
-    text = ""
-    for fit in _STEPS:
-        text = _Renderer(report, allow_breaking, fit, max_chars).render()
+        return render(_Fit())
+    for fit in (_Fit(), _Fit(fold_sections=True)):
+        text = render(fit)
         if len(text) <= max_chars:
             return text
+    # Cut every code block to the most lines that fit, then leave out sections, then rows.
+    longest = max((_block_lines(p) for p in report.prompts), default=0)
     count = len(report.prompts)
-    sections = _largest(
-        count,
-        lambda n: _Renderer(report, allow_breaking, _Fit(True, 0, n), max_chars).render(),
-        max_chars,
-    )
-    if sections is not None:
-        return sections
-    rows = _largest(
-        count,
-        lambda n: _Renderer(report, allow_breaking, _Fit(True, 0, 0, n), max_chars).render(),
-        max_chars,
-    )
-    if rows is not None:
-        return rows
+    steps: list[tuple[int, Callable[[int], str]]] = [
+        (longest, lambda n: render(_Fit(True, n))),
+        (count, lambda n: render(_Fit(True, 0, n))),
+        (count, lambda n: render(_Fit(True, 0, 0, n))),
+    ]
+    for bound, attempt in steps:
+        found = _largest(bound, attempt, max_chars)
+        if found is not None:
+            return found
     # Even the header and notes do not fit (a cap set absurdly low): cut the text itself.
     note = f"\n\n… cut at {max_chars:,} characters.\n\n{FOOTER}\n"
-    return text[: max(0, max_chars - len(note))] + note
+    return render(_Fit(True, 0, 0, 0))[: max(0, max_chars - len(note))] + note
 
 
-def _largest(count: int, render: Any, max_chars: int) -> str | None:
+def _block_lines(r: PromptReview) -> int:
+    """The line count of the longest code block a prompt's section may show."""
+    texts = [r.diff.body, *r.diff.partials.values(), *(s.diff for s in r.samples)]
+    texts += [c.diff for c in r.front_matter]
+    return max((t.count("\n") + 1 for t in texts if t), default=0)
+
+
+def _largest(count: int, render: Callable[[int], str], max_chars: int) -> str | None:
     """The render with the largest n in [0, count] that fits, or None (binary search)."""
     low, high, best = 0, count, None
     while low <= high:
@@ -215,7 +213,8 @@ class _Renderer:
         out = rows
         if len(prompts) < len(self.report.prompts):
             out += ["", f"_… {len(self.report.prompts) - len(prompts)} more changed prompt(s)._"]
-        out += ["", f"{self.report.unchanged} other prompt(s) unchanged."]
+        if self.report.unchanged:
+            out += ["", f"{self.report.unchanged} other prompt(s) unchanged."]
         if envs:
             out += [
                 "",
@@ -325,7 +324,8 @@ class _Renderer:
         if limit is not None and len(lines) > limit:
             left = len(lines) - limit
             lines = lines[:limit]
-            cut = f"_… {left} more line(s) left out._"
+            more = " more" if limit else ""
+            cut = f"_… {left}{more} line(s) left out to fit the size cap._"
         fence = "````" if any("```" in line for line in lines) else "```"
         block = [f"{fence}{language}", *lines, fence] if lines else []
         total = text.rstrip("\n").count("\n") + 1
@@ -477,11 +477,11 @@ def _cost_table(r: PromptReview) -> list[str]:
     assert shown is not None
     models = [c.model for c in (before, after) if c is not None]
     if not any(models):
-        model = "none declared"
+        model = "no model declared"
     elif len(set(models)) == 1:
-        model = f"`{models[0]}`"
+        model = f"model `{models[0]}`"
     else:
-        model = " → ".join(f"`{m}`" if m else "none" for m in models)
+        model = "model " + " → ".join(f"`{m}`" if m else "none" for m in models)
     head = [
         "",
         f"Before {_label(r.old)}" if before else "Before",
@@ -492,7 +492,7 @@ def _cost_table(r: PromptReview) -> list[str]:
         ("Output tokens (assumed)", _output),
         ("Cost per 1,000 calls", _priced),
     ]
-    title = f"**Tokens and cost** (model {model}; counted with {shown.tokenizer})"
+    title = f"**Tokens and cost** ({model}; counted with {shown.tokenizer})"
     out = [title, "", _row(head), "| --- | ---: | ---: |"]
     for label, cell in rows:
         out.append(_row([label, cell(before) if before else "—", cell(after) if after else "—"]))

@@ -355,7 +355,7 @@ def test_the_installed_wheel_runs_the_whole_flow(full, light, start_server, tmp_
     assert review["summary"]["changed"] == 1
     assert review["summary"]["breaking"] == 0
     (changed,) = review["prompts"]
-    assert (changed["name"], changed["old"]["label"], changed["new"]["label"]) == (
+    assert (changed["prompt"], changed["old"]["label"], changed["new"]["label"]) == (
         "hello", "v1", "v2",
     )
     assert "+Warmly say hello to" in changed["body_diff"]

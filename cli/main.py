@@ -155,7 +155,7 @@ def list_command(options: Options, rev: str | None, as_json: bool) -> None:
     entries = []
     for name, version in library.load_all(rev).items():
         if isinstance(version, RegistryError):
-            entries.append({"name": name, "error": str(version)})
+            entries.append({"prompt": name, "error": str(version)})
         else:
             entries.append(version.to_json(content=False))
     if as_json:
@@ -168,12 +168,12 @@ def list_command(options: Options, rev: str | None, as_json: bool) -> None:
     rows = []
     for e in entries:
         if "error" in e:
-            rows.append([e["name"], "-", "-", "-", "-", f"INVALID: {e['error']}"])
+            rows.append([e["prompt"], "-", "-", "-", "-", f"INVALID: {e['error']}"])
         else:
             version = e["label"] if e["version"] else "(new)"
             rows.append(
                 [
-                    e["name"],
+                    e["prompt"],
                     version,
                     e["digest"][:12],
                     e["kind"],
@@ -229,7 +229,7 @@ def log_command(options: Options, name: str, as_json: bool) -> None:
     if as_json:
         emit_json(
             {
-                "name": name,
+                "prompt": name,
                 "branch": index.branch,
                 "current": current,
                 "versions": [
@@ -299,7 +299,7 @@ def render_command(
     if as_json:
         emit_json(
             {
-                "name": name,
+                "prompt": name,
                 "version": version.number,
                 "label": version.label,
                 "digest": version.digest,

@@ -30,6 +30,7 @@ from promptctl.registry.releases.actions import (
 from promptctl.registry.releases.assignment import assignment
 from promptctl.registry.releases.bundle import write_bundle
 from promptctl.registry.releases.routing import format_percent, parse_percent
+from promptctl.registry.releases.values import percent
 
 if TYPE_CHECKING:
     from promptctl.registry.releases.batch import PromptPromotion
@@ -407,7 +408,7 @@ def history_command(
         click.echo(f"No release actions for '{name}'.")
         return
     table(
-        ["WHEN (UTC)", "ENVIRONMENT", "ACTION", "FROM", "TO", "WEIGHT", "REV", "BY", "REASON"],
+        ["WHEN (UTC)", "ENVIRONMENT", "ACTION", "CHANGE", "REV", "BY", "REASON"],
         [_history_row(e) for e in entries],
     )
 
@@ -420,17 +421,32 @@ def _history_row(e: LogEntry) -> list[Any]:
         f"{e.time:%Y-%m-%d %H:%M:%S}",
         e.environment,
         e.action,
-        e.from_version.describe() if e.from_version else "-",
-        e.to_version.describe() if e.to_version else "-",
-        format_percent(e.weight_bp) if e.weight_bp is not None else "",
+        _history_change(e),
         e.revision,
         e.actor,
         reason,
     ]
 
 
+def _history_change(e: LogEntry) -> str:
+    """What an action changed, in words: `v8 canary 10% -> 50%`, `v3 -> v4`."""
+    old = e.from_version.label if e.from_version else "(none)"
+    new = e.to_version.label if e.to_version else "(none)"
+    before, after = format_percent(e.from_weight_bp), format_percent(e.to_weight_bp)
+    if e.action == "ramp":
+        return f"{new} canary {before} -> {after}"
+    if e.action == "canary_start":
+        return f"{new} canary {before} -> {after}, beside stable {old}"
+    if e.action in ("abort", "rollback_canary"):
+        return f"{old} canary {before} -> dropped, {new} serves all"
+    change = f"{old} -> {new}"
+    if e.from_weight_bp:  # a stable promotion (or rollback --to) replaced a running canary
+        change += f" (canary {before} -> dropped)"
+    return change
+
+
 @cli.command("resolve")
-@click.argument("name")
+@NAME
 @ENV
 @click.option("--key", default=None, help="Stickiness key (user, session or tenant id).")
 @JSON_OPTION
@@ -447,13 +463,14 @@ def resolve_command(
     if as_json:
         emit_json(
             {
-                "name": name,
+                "prompt": name,
                 "environment": environment,
                 "key": key,
                 "variant": chosen.variant,
                 **chosen.version.to_json(),
                 "bucket": chosen.bucket,
-                "canary_weight_bp": state.weight_bp if state.canary else 0,
+                "weight": percent(state.canary_weight_bp),
+                "weight_bp": state.canary_weight_bp,
             }
         )
         return

@@ -51,7 +51,9 @@ class PromptPromotion:
 
     @property
     def detail(self) -> str:
-        return self.stable.describe() if self.stable else self.error or ""
+        if self.stable is None:
+            return self.error or ""
+        return self.stable.label if self.result == "unchanged" else self.stable.describe()
 
     def to_json(self) -> dict[str, Any]:
         stable = self.stable
@@ -81,8 +83,8 @@ def promote_all(
         try:
             version = library.get(name, ref)
             if stable.get(name) == version.digest:
-                ref = VersionRef(version.digest, version.number)
-                results.append(PromptPromotion(name, "unchanged", stable=ref))
+                same = VersionRef(version.digest, version.number)
+                results.append(PromptPromotion(name, "unchanged", stable=same))
                 continue
             commit = version.commit.sha if version.commit else None
             action = replace(request.action(name), digest=version.digest, commit=commit)

@@ -54,7 +54,7 @@ def test_init_takes_the_layout_from_the_global_options(runner, tmp_path, json_of
     assert data["layout"] == {"root": "llm", "pattern": "{name}/system.md", "branch": "trunk"}
     assert (target / "llm/hello/system.md").is_file()
     listed = json.loads(runner.invoke(cli, ["--repo", str(target), "list", "--json"]).stdout)
-    assert [e["name"] for e in listed] == ["hello"]
+    assert [e["prompt"] for e in listed] == ["hello"]
 
 
 def test_an_initialised_repository_lints_lists_and_renders_once_committed(
@@ -68,7 +68,7 @@ def test_an_initialised_repository_lints_lists_and_renders_once_committed(
     assert lint.exit_code == 0
     assert lint.stdout == "1 prompt(s) checked: 0 error(s), 0 warning(s)\n"
     listed = json_of(runner.invoke(cli, [*base, "list", "--json"]))
-    assert [(e["name"], e["label"]) for e in listed] == [("hello", "v1")]
+    assert [(e["prompt"], e["label"]) for e in listed] == [("hello", "v1")]
     rendered = json_of(runner.invoke(cli, [*base, "render", "hello@v1", "--sample", "2", "--json"]))
     assert rendered["messages"][1] == {"role": "user", "content": "Say hello to Grace."}
     assert "ISO code fr" in rendered["messages"][0]["content"]

@@ -14,7 +14,7 @@ def test_list_prints_a_table_of_prompts_with_version_digest_kind_and_model(promp
     assert result.exit_code == 0
     table = rows(result.stdout)
     assert table[0] == ["NAME", "VERSION", "DIGEST", "KIND", "MODEL", "DESCRIPTION"]
-    digests = {e["name"]: e["digest"][:12] for e in json_of(promptctl("list", "--json"))}
+    digests = {e["prompt"]: e["digest"][:12] for e in json_of(promptctl("list", "--json"))}
     assert table[1] == ["summarize", "v1", digests["summarize"], "text", "-"]
     assert table[2] == [
         "support/triage", "v3", digests["support/triage"], "chat", "gpt-4o-mini",
@@ -24,7 +24,7 @@ def test_list_prints_a_table_of_prompts_with_version_digest_kind_and_model(promp
 
 def test_list_json_gives_each_prompt_without_its_content(promptctl, json_of):
     entries = json_of(promptctl("list", "--json"))
-    assert [e["name"] for e in entries] == ["summarize", "support/triage"]
+    assert [e["prompt"] for e in entries] == ["summarize", "support/triage"]
     triage = entries[1]
     assert (triage["version"], triage["label"], triage["kind"]) == (3, "v3", "chat")
     assert len(triage["digest"]) == 64
@@ -37,7 +37,7 @@ def test_list_json_gives_each_prompt_without_its_content(promptctl, json_of):
 
 def test_list_at_a_revision_shows_the_versions_there(promptctl, json_of):
     entries = json_of(promptctl("list", "--rev", "release-1", "--json"))
-    assert [(e["name"], e["label"]) for e in entries] == [
+    assert [(e["prompt"], e["label"]) for e in entries] == [
         ("summarize", "v1"), ("support/triage", "v1"),
     ]
 
@@ -58,7 +58,7 @@ def test_an_invalid_prompt_is_listed_with_its_error_not_hidden(promptctl, repo, 
     broken = [line for line in result.stdout.splitlines() if line.startswith("broken")]
     assert "INVALID: prompts/broken.prompt:" in broken[0]
     entry = json_of(promptctl("list", "--json"))[0]
-    assert entry["name"] == "broken"
+    assert entry["prompt"] == "broken"
     assert entry["error"].startswith("prompts/broken.prompt:")
 
 
@@ -79,19 +79,20 @@ def test_root_and_pattern_options_and_environment_variables_adopt_a_layout(
     })
     args = ["--repo", str(repo.path), "--root", "assistants", "--pattern", "{name}/system.md"]
     entries = json_of(runner.invoke(cli, [*args, "list", "--json"]))
-    assert [(e["name"], e["label"]) for e in entries] == [("billing", "v1"), ("eu/shipping", "v1")]
+    listed = [(e["prompt"], e["label"]) for e in entries]
+    assert listed == [("billing", "v1"), ("eu/shipping", "v1")]
     monkeypatch.setenv("PROMPTCTL_REPO", str(repo.path))
     monkeypatch.setenv("PROMPTCTL_ROOT", "assistants")
     monkeypatch.setenv("PROMPTCTL_PATTERN", "{name}/system.md")
     entries = json_of(runner.invoke(cli, ["list", "--json"]))
-    assert [e["name"] for e in entries] == ["billing", "eu/shipping"]
+    assert [e["prompt"] for e in entries] == ["billing", "eu/shipping"]
 
 
 def test_commands_on_a_bare_repository_read_head(promptctl, repo, tmp_path, json_of):
     bare = tmp_path / "bare.git"
     repo.git("clone", "-q", "--bare", str(repo.path), str(bare))
     entries = json_of(promptctl("list", "--json", repo=bare))
-    assert [(e["name"], e["label"]) for e in entries] == [
+    assert [(e["prompt"], e["label"]) for e in entries] == [
         ("summarize", "v1"), ("support/triage", "v3"),
     ]
     assert entries[1]["commit"]["sha"] == repo.git("rev-parse", "HEAD")

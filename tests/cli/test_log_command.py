@@ -20,7 +20,7 @@ def test_log_lists_versions_newest_first_and_marks_the_current_one(promptctl, re
 def test_log_json_lists_versions_and_every_change(promptctl, repo, json_of):
     repo.git("revert", "--no-edit", "HEAD")
     data = json_of(promptctl("log", "support/triage", "--json"))
-    assert data["name"] == "support/triage"
+    assert data["prompt"] == "support/triage"
     assert data["branch"] == "main"
     assert [v["label"] for v in data["versions"]] == ["v3", "v2", "v1"]
     assert data["current"] == data["versions"][1]["digest"]

@@ -156,7 +156,7 @@ def test_promote_all_promotes_only_the_prompts_that_changed(run, repo, json_of):
         "shorter summaries", {SUMMARIZE: "Summarise in five words:\n{{ article }}\n"}
     )
     result = run("promote", "--all", "--env", "staging", "--json")
-    assert [(r["prompt"], r["result"], r["version"][:2]) for r in json_of(result)] == [
+    assert [(r["prompt"], r["result"], r["label"]) for r in json_of(result)] == [
         ("summarize", "promoted", "v2"),
         ("support/triage", "unchanged", "v3"),
     ]
@@ -166,7 +166,7 @@ def test_promote_all_promotes_only_the_prompts_that_changed(run, repo, json_of):
 
 def test_promote_all_at_a_tag_promotes_the_versions_there(run, json_of):
     result = run("promote", "--all", "release-1", "--env", "staging", "--json")
-    assert [(r["prompt"], r["version"][:2]) for r in json_of(result)] == [
+    assert [(r["prompt"], r["label"]) for r in json_of(result)] == [
         ("summarize", "v1"),
         ("support/triage", "v1"),
     ]

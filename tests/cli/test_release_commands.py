@@ -74,7 +74,7 @@ def test_env_list_shows_the_default_environments(ok):
         ["staging", "no"],
         ["production", "yes"],
     ]
-    assert [(e["name"], e["protected"]) for e in listed] == [
+    assert [(e["environment"], e["protected"]) for e in listed] == [
         ("development", False),
         ("staging", False),
         ("production", True),
@@ -91,8 +91,8 @@ def test_env_create_protect_and_unprotect_decide_whether_yes_is_needed(ok, run, 
     ok("promote", f"{TRIAGE}@v2", "--env", "qa")
     created = json.loads(ok("env", "create", "canary-lab", "--protected", "--json"))
 
-    assert (created["name"], created["protected"]) == ("canary-lab", True)
-    assert [e["name"] for e in json.loads(ok("env", "list", "--json"))][-2:] == [
+    assert (created["environment"], created["protected"]) == ("canary-lab", True)
+    assert [e["environment"] for e in json.loads(ok("env", "list", "--json"))][-2:] == [
         "qa",
         "canary-lab",
     ]
@@ -144,7 +144,7 @@ def test_promote_json_is_the_new_release_state(ok):
     assert state["prompt"] == TRIAGE
     assert state["environment"] == "staging"
     assert (state["stable"]["label"], state["stable"]["digest"]) == ("v3", digest_of(ok, "v3"))
-    assert (state["canary"], state["canary_weight_bp"], state["revision"]) == (None, 0, 1)
+    assert (state["canary"], state["weight_bp"], state["revision"]) == (None, 0, 1)
     assert state["updated_by"] == "ci-bot"
 
 
@@ -216,7 +216,7 @@ def test_status_shows_a_table_and_json_of_every_release(ok):
         ("summarize", "staging", 1),
         (TRIAGE, "development", 2),
     ]
-    assert (states[1]["canary"]["label"], states[1]["canary_weight"]) == ("v2", "0.01%")
+    assert (states[1]["canary"]["label"], states[1]["weight"]) == ("v2", 0.01)
     assert json.loads(ok("status", "--env", "production", "--json")) == []
     assert ok("status", "summarize", "--env", "production") == (
         "Nothing released for 'summarize' in production.\n"
@@ -232,26 +232,28 @@ def test_history_shows_every_action_newest_first(ok):
     table = ok("history", TRIAGE).splitlines()
     entries = json.loads(ok("history", TRIAGE, "--json"))
 
-    assert table[0].split()[:5] == ["WHEN", "(UTC)", "ENVIRONMENT", "ACTION", "FROM"]
+    assert table[0].split()[:5] == ["WHEN", "(UTC)", "ENVIRONMENT", "ACTION", "CHANGE"]
     assert [line.split()[3] for line in table[1:]] == [
         "rollback_canary",
         "ramp",
         "canary_start",
         "promote",
     ]
-    assert table[-1].split()[4:] == [
-        "-",
-        "v1",
-        f"({digest_of(ok, 'v1')[:12]})",
-        "1",
-        "alice",
-        "first",
+    # Each change in words, with the canary's weight before and after.
+    assert "v2 canary 75% -> dropped, v1 serves all" in table[1]
+    assert "v2 canary 25% -> 75%" in table[2]
+    assert "v2 canary 0% -> 25%, beside stable v1" in table[3]
+    assert "(none) -> v1" in table[4]
+    assert table[-1].split()[-3:] == ["1", "alice", "first"]
+    rows = [
+        (e["action"], e["revision"], e["from_weight_bp"], e["to_weight_bp"], e["actor"])
+        for e in entries
     ]
-    assert [(e["action"], e["revision"], e["weight_bp"], e["actor"]) for e in entries] == [
-        ("rollback_canary", 4, 0, "bob"),
-        ("ramp", 3, 7500, "alice"),
-        ("canary_start", 2, 2500, "alice"),
-        ("promote", 1, None, "alice"),
+    assert rows == [
+        ("rollback_canary", 4, 7500, 0, "bob"),
+        ("ramp", 3, 2500, 7500, "alice"),
+        ("canary_start", 2, 0, 2500, "alice"),
+        ("promote", 1, 0, 0, "alice"),
     ]
     assert len(json.loads(ok("history", TRIAGE, "--limit", "2", "--json"))) == 2
     assert ok("history", "summarize") == "No release actions for 'summarize'.\n"

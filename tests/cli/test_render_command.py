@@ -17,7 +17,7 @@ def test_render_prints_each_message_under_its_role(promptctl):
 
 def test_render_json_gives_messages_with_the_version(promptctl, json_of):
     data = json_of(promptctl("render", "support/triage@v1", "--var", "ticket=Hi", "--json"))
-    assert (data["name"], data["version"], data["label"]) == ("support/triage", 1, "v1")
+    assert (data["prompt"], data["version"], data["label"]) == ("support/triage", 1, "v1")
     assert len(data["digest"]) == 64
     assert data["messages"] == [
         {"role": "system", "content": "You triage tickets.\nTier: free.\nBe kind."},

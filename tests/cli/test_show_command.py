@@ -42,7 +42,7 @@ def test_show_accepts_a_digest_prefix_and_a_commit_sha(promptctl, repo, json_of)
 
 def test_show_json_carries_settings_inputs_front_matter_and_body(promptctl, json_of):
     data = json_of(promptctl("show", "support/triage@v1", "--json"))
-    assert (data["name"], data["version"], data["label"]) == ("support/triage", 1, "v1")
+    assert (data["prompt"], data["version"], data["label"]) == ("support/triage", 1, "v1")
     assert data["kind"] == "chat"
     assert data["model"] == "gpt-4o-mini"
     assert data["params"] == {"temperature": 0.2}

@@ -309,7 +309,10 @@ def test_track_puts_the_prompt_and_usage_on_the_current_opentelemetry_span(
             raise LLMTimeout("model too slow")
 
     spans = {span.name: dict(span.attributes or {}) for span in exporter.get_finished_spans()}
-    assert spans["llm call"] == {
+    promptctl_attributes = {
+        k: v for k, v in spans["llm call"].items() if k.startswith("promptctl.")
+    }
+    assert promptctl_attributes == {
         "promptctl.prompt.name": CANARY_PROMPT,
         "promptctl.prompt.environment": fresh_env,
         "promptctl.prompt.version": 2,
@@ -321,8 +324,19 @@ def test_track_puts_the_prompt_and_usage_on_the_current_opentelemetry_span(
         "promptctl.output_tokens": 38,
         "promptctl.cost_usd": 0.0012,
     }
+    # Beside them, the OpenTelemetry GenAI semantic conventions' attributes.
+    gen_ai = {k: v for k, v in spans["llm call"].items() if not k.startswith("promptctl.")}
+    assert gen_ai == {
+        "gen_ai.request.model": prompt.model,
+        "gen_ai.request.temperature": prompt.params["temperature"],
+        "gen_ai.request.max_tokens": prompt.params["max_tokens"],
+        "gen_ai.usage.input_tokens": 412,
+        "gen_ai.usage.output_tokens": 38,
+    }
     assert spans["failed llm call"]["promptctl.error"] is True
     assert spans["failed llm call"]["promptctl.event_id"] == failed.event_id
+    assert spans["failed llm call"]["error.type"] == "timeout"  # LLMTimeout
+    assert spans["failed llm call"]["promptctl.error_type"] == "timeout"
 
 
 def test_without_opentelemetry_installed_tracking_works_the_same(

@@ -74,6 +74,8 @@ def complete_spec(ctx: click.Context, param: click.Parameter, incomplete: str) -
 def complete_ref(ctx: click.Context, param: click.Parameter, incomplete: str) -> Items:
     """Complete a version (vN) of the prompt the command names."""
     spec = ctx.params.get("name") or ctx.params.get("spec")
+    if not spec and ctx.args:  # an option still waiting for its value left it unparsed
+        spec = ctx.args[0]
     if not spec:
         return []
     name = spec.partition("@")[0]

@@ -19,6 +19,15 @@ class Strict(BaseModel):
 
 
 class RenderRequest(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"env": "production", "key": "user-42", "variables": {"ticket": "Charged twice"}},
+                {"version": "v3", "variables": {"ticket": "Charged twice", "tier": "pro"}},
+            ]
+        }
+    )
+
     env: str | None = Field(default=None, description="Resolve in this environment.")
     key: str | None = Field(default=None, description="Stickiness key for canary routing.")
     version: str | None = Field(
@@ -36,6 +45,16 @@ class ActionBase(Strict):
 
 
 class PromoteRequest(ActionBase):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"env": "staging", "ref": "v8", "reason": "new tone"},
+                {"env": "production", "ref": "v8", "canary_weight": 10, "confirm": True},
+                {"env": "production", "from_env": "staging", "confirm": True},
+            ]
+        }
+    )
+
     ref: str | None = Field(
         default=None,
         description="Version to promote: vN, a digest prefix or a git revision (default: HEAD "
@@ -74,6 +93,10 @@ class PromoteRequest(ActionBase):
 
 
 class RampRequest(ActionBase):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"env": "production", "weight": 50, "confirm": True}]}
+    )
+
     weight: float = Field(ge=0, le=100, description="Canary percentage, 0.01 resolution.")
     confirm: bool = False
 
@@ -87,10 +110,18 @@ class AbortRequest(ActionBase):
 
 
 class RollbackRequest(ActionBase):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"env": "production", "reason": "error rate up"}]}
+    )
+
     to: str | None = Field(default=None, description="Roll back to this version.")
 
 
 class EnvironmentCreate(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "eu-prod", "protected": True}]}
+    )
+
     name: str
     protected: bool = False
 

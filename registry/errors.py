@@ -62,6 +62,7 @@ shows every way the registry can refuse. The hierarchy:
         DatabaseFileUnusable
         SchemaOutOfDate
       ServiceBusy                       503  with Retry-After
+      TooManyStreams                    503  with Retry-After
 
 A status left blank is the parent's. The errors that name one condition of a generic one
 (NoCanary of ReleaseError, InsufficientScope of Forbidden, ...) keep its title as well:
@@ -973,3 +974,25 @@ class ServiceBusy(RegistryError):
     def __init__(self, what: str, waited: float, retry_after: int = 1) -> None:
         self.retry_after = retry_after
         super().__init__(f"{what}: every worker stayed busy for {waited:g} s; retry shortly")
+
+
+class TooManyStreams(RegistryError):
+    """This process holds as many change streams as it may; the caller should retry (on
+    another replica, behind a load balancer) or poll."""
+
+    status = 503
+    title = "Too many streams"
+
+    def __init__(self, limit: int, retry_after: int = 5) -> None:
+        self.limit = limit
+        self.retry_after = retry_after
+        if limit == 0:
+            super().__init__(
+                "this server does not stream release changes (PROMPTCTL_STREAM_MAX_CLIENTS "
+                "is 0): revalidate by polling"
+            )
+            return
+        super().__init__(
+            f"this server already streams to {limit} clients (PROMPTCTL_STREAM_MAX_CLIENTS); "
+            "retry later, or revalidate by polling meanwhile"
+        )

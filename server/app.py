@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
@@ -22,6 +25,7 @@ from promptctl.server import (
     routes_ops,
     routes_prompts,
     routes_releases,
+    routes_stream,
 )
 from promptctl.server.deps import AppContext
 from promptctl.server.guards import JsonWrites
@@ -53,15 +57,23 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         telemetry.gauges[f"cache_{name}"] = gauge_reader(cache, name)
     telemetry.calls.attach(cache, registry.metrics)  # per-version call series on /metrics
     ctx = AppContext(settings, registry, telemetry)
+    cache.changes.limit = settings.stream_max_clients
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(_poll(cache, settings.poll_interval))]
         if settings.git_fetch_interval > 0:
             tasks.append(asyncio.create_task(_follow(registry, settings.git_fetch_interval)))
+        listener = cache.listen()  # PostgreSQL: other replicas' changes at once
+        cache.changes.reopen()
+        restore = end_streams_on_exit(cache)
         try:
             yield
         finally:
+            restore()
+            cache.changes.close()
+            if listener is not None:
+                listener.stop()
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -87,12 +99,47 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(routes_git.router)
     app.include_router(routes_metrics.router)
     app.include_router(routes_ops.router)
+    app.include_router(routes_stream.router)
     routes_docs.install(app)
     openapi.install(app, settings)
     app.add_middleware(JsonWrites, router=app.router)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(TelemetryMiddleware, telemetry=telemetry)
     return app
+
+
+def end_streams_on_exit(cache: ServingCache) -> Callable[[], None]:
+    """End the change streams as soon as the server is told to stop (SIGINT, SIGTERM);
+    return what puts the signal handlers back.
+
+    uvicorn waits for open responses to finish before it shuts the app down, and a stream
+    never finishes by itself: without this, a stopping server would hang until its
+    graceful-shutdown timeout. Ended streams make their clients reconnect elsewhere.
+    Signals reach only the main thread; a server run in another thread (tests) ends its
+    streams at shutdown instead, after PROMPTCTL_STREAM_MAX_SECONDS at the latest.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def on_exit(sig: int, frame: FrameType | None) -> None:
+        cache.changes.close()
+        handler = previous[sig]
+        if callable(handler):
+            handler(sig, frame)
+        elif handler == signal.SIG_DFL:  # what the signal would have done without us
+            signal.signal(sig, signal.SIG_DFL)
+            signal.raise_signal(sig)
+
+    for sig in previous:
+        signal.signal(sig, on_exit)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            if signal.getsignal(sig) is on_exit:
+                signal.signal(sig, handler)
+
+    return restore
 
 
 async def _poll(cache: ServingCache, interval: float) -> None:

@@ -51,6 +51,14 @@ class ServerSettings(Settings):
     git_remote: str | None = None
     git_fetch_interval: float = Field(default=30.0, ge=0)
     git_webhook_secret: SecretStr | None = None
+    # The change stream (GET /v1/stream): a comment every `stream_heartbeat` seconds keeps
+    # idle connections open through proxies; at most `stream_max_clients` streams per
+    # process (0: streaming off, clients poll), a 503 past it; a stream ends after
+    # `stream_max_seconds` and its client resumes where it was, which spreads long-lived
+    # connections over replicas added since.
+    stream_heartbeat: float = Field(default=15.0, gt=0)
+    stream_max_clients: int = Field(default=10_000, ge=0)
+    stream_max_seconds: float = Field(default=3600.0, gt=0)
 
     def check_exposure(self) -> None:
         """Raise UnguardedHost when tokens are off and `host` is not loopback: without

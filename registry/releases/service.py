@@ -39,6 +39,7 @@ from promptctl.registry.prompts.contract import Conflict, conflicts
 from promptctl.registry.prompts.layout import check_name
 from promptctl.registry.prompts.lint import ERROR, lint_version
 from promptctl.registry.prompts.promptversion import PromptVersion
+from promptctl.registry.releases.changes import announce
 from promptctl.registry.releases.queries import (
     environment_info,
     environment_infos,
@@ -563,6 +564,7 @@ class ReleaseService:
                 )
                 session.flush()
                 state = written_state(session, prompt, env)
+                announce(session, prompt, environment, actual + 1)  # other replicas, at commit
         except IntegrityError as exc:
             raise ReleaseConflict(prompt, environment) from exc
         except ReleaseNotFound as exc:

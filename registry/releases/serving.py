@@ -2,8 +2,11 @@
 
 Resolve and render answer from here without a database query or a git read. A release
 change made through this process refreshes its entry at once; changes made by another
-replica are picked up by `refresh_if_changed`, which the server calls on a short timer
-and which costs one small query when nothing changed.
+replica arrive by a PostgreSQL notification (`listen`, which reloads that one release)
+and, whatever the database, by `refresh_if_changed`, which the server calls on a short
+timer and which costs one small query when nothing changed. Every release that loads
+with a new revision is told to the cache's `changes` hub, which feeds the change streams
+(see registry/releases/changes.py).
 """
 
 from __future__ import annotations
@@ -20,6 +23,14 @@ from promptctl.registry.prompts.promptversion import PromptVersion
 from promptctl.registry.prompts.render_limits import RenderLimits
 from promptctl.registry.prompts.rendering import Rendered
 from promptctl.registry.releases.assignment import variant_for
+from promptctl.registry.releases.changes import (
+    ChangeHub,
+    Listener,
+    ReleaseChange,
+    changed_since,
+    cursors_of,
+    latest_cursor,
+)
 from promptctl.registry.releases.documents import release_document, version_document
 from promptctl.registry.releases.routing import Variant
 from promptctl.registry.releases.service import ReleaseService
@@ -84,6 +95,7 @@ class ServingCache:
         self._environments: dict[str, bool] = {}
         self._tokens: dict[str, TokenInfo] = {}
         self._fingerprint: tuple[int, ...] | None = None
+        self.changes = ChangeHub()
         self.hits = 0
         self.misses = 0
         self.reloads = 0
@@ -132,6 +144,10 @@ class ServingCache:
         """Load releases, environments and tokens; only changed releases load content."""
         with self._lock:
             fingerprint = self.releases.fingerprint()
+            first = self.reloads == 0
+            if first:  # read before the states, so that the states are at least this new
+                with self.releases.db.session() as session:
+                    self.changes.cursor = latest_cursor(session)
             states = self.releases.status()
             changed = [
                 st
@@ -154,6 +170,8 @@ class ServingCache:
             self._served, self._environments, self._tokens = served, environments, tokens
             self._fingerprint = fingerprint
             self.reloads += 1
+            if not first:
+                self._tell([served[(st.prompt, st.environment)] for st in changed])
 
     def refresh_if_changed(self) -> bool:
         """Reload when anything changed (here or in another replica); return whether it did."""
@@ -167,9 +185,86 @@ class ServingCache:
         with self._lock:
             loaded = self.releases.served_releases(prompt, environment)
             served = dict(self._served)
+            old = served.get((prompt, environment))
             if loaded:
                 state, stable, canary = loaded[0]
-                served[(prompt, environment)] = build_served(state, stable, canary)
+                if old is not None and old.state.revision >= state.revision:
+                    return  # already this new (a notification of our own change, say)
+                new = build_served(state, stable, canary)
+                served[(prompt, environment)] = new
             else:
                 served.pop((prompt, environment), None)
             self._served = served
+            if loaded:
+                self._tell([new])
+
+    def refresh_notified(self, prompt: str, environment: str, revision: int) -> None:
+        """Reload one release another process announced, unless this one is that new."""
+        old = self._served.get((prompt, environment))
+        if old is None or old.state.revision < revision:
+            self.refresh_release(prompt, environment)
+
+    def listen(self) -> Listener | None:
+        """On PostgreSQL, start listening for other processes' release changes; None on
+        a database without notifications (the timer's `refresh_if_changed` serves)."""
+        engine = self.releases.db.engine
+        if engine.dialect.name != "postgresql":
+            return None
+        return Listener(engine, self.refresh_notified, self._catch_up).start()
+
+    def _catch_up(self) -> None:
+        """After (re)connecting the listener: what changed while nobody listened."""
+        if self._fingerprint is not None:
+            self.refresh_if_changed()
+
+    # -- what the change streams read ----------------------------------------------
+
+    def _tell(self, changed: list[ServedRelease]) -> None:
+        """Publish newly loaded releases to the change streams (under the lock, so that
+        they are told in the order they loaded)."""
+        if not changed:
+            return
+        keys = [(e.state.prompt, e.state.environment, e.state.revision) for e in changed]
+        with self.releases.db.session() as session:
+            cursors = cursors_of(session, keys)
+        changes = [change_of(e, cursors[k]) for e, k in zip(changed, keys, strict=True)]
+        self.changes.publish(sorted(changes, key=lambda c: c.cursor))
+
+    def released_in(
+        self, environment: str, prompts: frozenset[str] = frozenset()
+    ) -> list[ServedRelease]:
+        """The releases of `environment` (only `prompts`, when given), from memory."""
+        return [
+            e
+            for (prompt, env), e in self._served.items()
+            if env == environment and (not prompts or prompt in prompts)
+        ]
+
+    def replay(
+        self, environment: str, after: int, prompts: frozenset[str] = frozenset()
+    ) -> list[ReleaseChange] | None:
+        """The current state of every release of `environment` changed after cursor
+        `after`, oldest change first; None when nothing can be replayed from `after`."""
+        with self.releases.db.session() as session:
+            changed = changed_since(session, environment, after)
+        if changed is None:
+            return None
+        found = []
+        for prompt, cursor in changed.items():
+            entry = self._served.get((prompt, environment))
+            if entry is not None and (not prompts or prompt in prompts):
+                found.append(change_of(entry, cursor))
+        return sorted(found, key=lambda c: c.cursor)
+
+
+def change_of(entry: ServedRelease, cursor: int) -> ReleaseChange:
+    """The change event of a served release at `cursor`."""
+    state = entry.state
+    return ReleaseChange(
+        prompt=state.prompt,
+        environment=state.environment,
+        revision=state.revision,
+        cursor=cursor,
+        etag=entry.release_etag,
+        body=entry.release_body,
+    )

@@ -176,6 +176,10 @@ TABLE: list[tuple[str, Call]] = [
             batch=True,
         ),
     ),
+    # The change stream: the app ends each stream at once (stream_max_seconds), so that a
+    # request returns; what it sent is checked like any answer.
+    (READ_STAGING, Call("GET", "/v1/stream", "/v1/stream?env=staging")),
+    (READ_PRODUCTION, Call("GET", "/v1/stream", "/v1/stream?env=production")),
     (READERS, Call("GET", "/v1/git", "/v1/git")),
     # Allowed, it finds that this clone follows no remote.
     (RELEASERS, Call("POST", "/v1/git/fetch", "/v1/git/fetch", {}, ok=409)),
@@ -209,7 +213,7 @@ def column_id(column: tuple[str, str | None] | None) -> str:
 def released_app(make_settings) -> FastAPI:
     """Tokens on, operations closed; triage v1 stable in every environment, one log entry
     each with a reason naming it, and one stored metrics event in staging and production."""
-    app = create_app(make_settings(tokens=True, open_ops=False))
+    app = create_app(make_settings(tokens=True, open_ops=False, stream_max_seconds=0.01))
     registry = app.state.ctx.registry
     version = registry.library.get(TRIAGE, "v1")
     for env in ENVIRONMENTS:

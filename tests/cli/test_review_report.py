@@ -308,8 +308,9 @@ def test_a_change_that_crosses_its_budget_is_flagged(promptctl, repo, monkeypatc
     assert finding.endswith(f"exceed the budget of 60 (was {before_max}: this change crosses it)")
     # Lint counts the same tokens against the same budget (and fails the sample).
     [lint] = [f for f in triage["lint"] if f["code"] == "input-over-budget"]
-    assert f"renders to {triage['cost']['after']['max_input_tokens']} input tokens" in (
-        lint["message"]
+    assert (
+        f"renders to {triage['cost']['after']['max_input_tokens']} input tokens"
+        in (lint["message"])
     )
     markdown = promptctl("review", "--base", "budgeted", "--head", "over-budget").stdout
     row = next(line for line in markdown.splitlines() if line.startswith("| `support/triage` |"))
@@ -410,3 +411,40 @@ def test_json_is_the_report_in_the_shared_vocabulary(promptctl, repo):
     assert summarize["new"]["version"] is None  # not merged: no number yet
     assert len(summarize["new"]["digest"]) == 64
     assert summarize["samples"] == []  # summarize declares no samples to render
+
+
+# -- through a server -----------------------------------------------------------------
+
+
+def test_through_a_server_the_environments_are_the_same_as_with_the_database(
+    run, repo, environments, migrated_database_url
+):
+    """The releases and figures come over HTTP; the verdicts are the same."""
+    from click.testing import CliRunner
+    from support import serving
+
+    from promptctl.cli.main import cli
+    from promptctl.server.app import create_app
+    from promptctl.server.settings import ServerSettings
+
+    local = json.loads(run("review", "--base", "main", "--head", environments, "--json").stdout)
+    settings = ServerSettings(repo=repo.path, database_url=migrated_database_url)
+    with serving(create_app(settings)) as base:
+        result = CliRunner().invoke(
+            cli,
+            [
+                "--repo",
+                str(repo.path),
+                "review",
+                "--base",
+                "main",
+                "--head",
+                environments,
+                "--json",
+            ],
+            env={"PROMPTCTL_SERVER": base},
+        )
+    assert result.exit_code == 0, result.output
+    remote = json.loads(result.stdout)
+    assert remote["environments"] == local["environments"] == ["staging", "production"]
+    assert remote["prompts"][0]["environments"] == local["prompts"][0]["environments"]

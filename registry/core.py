@@ -32,7 +32,7 @@ from promptctl.registry.releases.actions import (
     ReleaseAction,
     Rollback,
 )
-from promptctl.registry.settings import Settings
+from promptctl.registry.settings import ModelPriceSetting, Settings
 
 if TYPE_CHECKING:
     from promptctl.registry.auth import TokenInfo, TokenService
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 # The database side (SQLAlchemy, Alembic) is imported on first use: the read commands
 # (`promptctl log`, `list`, `lint`) never touch it, and it would double their start-up.
 
-__all__ = ["WORKTREE", "LintRun", "Registry", "Settings"]
+__all__ = ["WORKTREE", "LintRun", "ModelPriceSetting", "Registry", "Settings"]
 
 T = TypeVar("T")
 

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from promptctl.registry.metrics.aggregate import ERROR_TYPES_MAX, OTHER, TRUNCATED
+from promptctl.registry.metrics.events import ERROR_TYPES_MAX, OTHER, TRUNCATED
 
 if TYPE_CHECKING:
     from promptctl.registry.metrics.events import Event

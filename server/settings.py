@@ -6,9 +6,8 @@ import ipaddress
 
 from pydantic import Field, SecretStr
 
-from promptctl.registry.core import Settings
+from promptctl.registry.core import ModelPriceSetting, Settings
 from promptctl.registry.errors import UnguardedHost
-from promptctl.registry.settings import ModelPriceSetting
 
 # The price setting lives with the registry's settings (the CLI prices too); the old name
 # stays importable from here.

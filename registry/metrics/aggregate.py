@@ -18,12 +18,10 @@ import math
 import operator
 from typing import Any
 
+from promptctl.registry.metrics.events import ERROR_TYPES_MAX, OTHER, TRUNCATED
 from promptctl.registry.metrics.histogram import LOG_GAMMA, histogram_json, quantile
 
-ERROR_TYPES_MAX = 20  # distinct error types per row and per summary; the rest are OTHER
-OTHER = "other"
 TRACES_MAX = 5  # newest flagged trace ids per row and per summary
-TRUNCATED = frozenset(("length", "max_tokens"))
 
 
 class Aggregate:

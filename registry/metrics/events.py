@@ -35,6 +35,9 @@ FINISH_REASON_MAX = 32
 TRACE_ID_MAX = 64
 # Finish reasons that mean the model ran out of tokens: the output is truncated.
 TRUNCATED = frozenset(("length", "max_tokens"))
+# Distinct error types a version keeps in rollups and series; the rest count as OTHER.
+ERROR_TYPES_MAX = 20
+OTHER = "other"
 
 REQUIRED = ("event_id", "prompt", "env", "digest", "latency_ms")
 OPTIONAL = (

@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from promptctl.registry.errors import UsageError
-from promptctl.registry.metrics.aggregate import OTHER, Aggregate
+from promptctl.registry.metrics.aggregate import Aggregate
+from promptctl.registry.metrics.events import OTHER
 from promptctl.registry.metrics.statistics import mean_ci95
 from promptctl.registry.prompts.promptversion import SHORT
 

@@ -7,7 +7,6 @@ import re
 import uuid
 
 import pytest
-from conftest import triage
 
 from promptctl.registry.core import Registry, Settings
 from promptctl.registry.metrics import MetricsService
@@ -15,9 +14,7 @@ from promptctl.registry.metrics.prices import price_book
 from promptctl.registry.releases.serving import ServingCache
 
 TRIAGE = "support/triage"
-BUDGETED = triage("Triage now, and explain.").replace(
-    "owner: support-team", "owner: support-team\nbudget: {output_tokens: 250, cost_usd: 0.01}"
-)
+BUDGET = "budget: {output_tokens: 250, cost_usd: 0.01}\n"
 
 
 @pytest.fixture
@@ -38,7 +35,10 @@ def ingest(repo, database_url):
 @pytest.fixture
 def versions(repo, run, json_of) -> tuple[str, str]:
     """v3 stable, and v4 (the same prompt with a budget, answering longer) as canary."""
-    repo.commit("explain the triage", {"prompts/support/triage.prompt": BUDGETED})
+    path = repo.path / "prompts" / "support" / "triage.prompt"
+    text = path.read_text().replace("owner: support-team\n", "owner: support-team\n" + BUDGET)
+    assert BUDGET in text
+    repo.commit("a budget for triage", {"prompts/support/triage.prompt": text})
     stable = json_of(run("promote", f"{TRIAGE}@HEAD~1", "--env", "staging", "--json"))
     canary = json_of(run("promote", TRIAGE, "--env", "staging", "--canary", "50", "--json"))
     return stable["stable"]["digest"], canary["canary"]["digest"]

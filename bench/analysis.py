@@ -28,6 +28,13 @@ third of them, 2 % invalid outputs and 1 % truncations. The analysis runs after 
 Goals: A/A false-fail rate at most α for ours at any number of looks; one analysis well
 under 50 ms (it reads aggregates only, so its time does not grow with the events).
 Printed only; nothing is asserted.
+
+Measured with the defaults (seeded, so the rates repeat; the times are a loaded 2-core
+machine's): A/A ever judged `fail` in 100 looks, zero tolerances: ours 1.0 % (5/500),
+fixed sample 12.6 %, plain z-test 65 %; default tolerances: 0 %, 0 %, 0.2 %. Canary
+calls to `fail` (median / p90, 50 runs, all detected, none passed first): latency +20 %
+543 / 861, errors 1 % -> 3 % 3,666 / 5,866, quality -0.05 1,040 / 1,624 (a third of
+calls scored), cost +15 % 1,135 / 2,034. analyze() at 1,000,000 calls per arm: 0.12 ms.
 """
 
 from __future__ import annotations

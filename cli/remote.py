@@ -24,9 +24,7 @@ from promptctl.registry.releases.values import EnvironmentInfo, LogEntry, Releas
 class RemoteError(RegistryError):
     """The server refused a request; carries its status and problem detail."""
 
-    def __init__(
-        self, status: int, title: str, detail: str, error_type: str | None = None
-    ) -> None:
+    def __init__(self, status: int, title: str, detail: str, error_type: str | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.title = title

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+from typing import Any
 
 import click
 
@@ -65,7 +66,25 @@ def serve_command(
         err=True,
     )
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False)
-    uvicorn.Server(config).run(sockets=[listener])
+    bound_server(config).run(sockets=[listener])
+
+
+def bound_server(config: Any) -> Any:
+    """uvicorn's server for a socket bound beforehand, saying where it listens as uvicorn
+    does when it binds itself (it keeps quiet about sockets it is given)."""
+    import uvicorn
+
+    class BoundServer(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started and sockets:
+                host, port = sockets[0].getsockname()[:2]
+                shown = f"[{host}]" if ":" in host else host
+                logging.getLogger("uvicorn.error").info(
+                    "Uvicorn running on http://%s:%d (Press CTRL+C to quit)", shown, port
+                )
+
+    return BoundServer(config)
 
 
 def bind_port(host: str, port: int) -> socket.socket:

@@ -54,6 +54,13 @@ ENV = click.option(
     shell_complete=complete_environment,
 )
 NAME = click.argument("name", shell_complete=complete_name)
+ONLY_ENV = click.option(
+    "--env",
+    "environment",
+    default=None,
+    help="Only this environment.",
+    shell_complete=complete_environment,
+)
 
 
 @cli.group("env")
@@ -346,13 +353,7 @@ def rollback_command(
 
 @cli.command("status")
 @click.argument("name", required=False, shell_complete=complete_name)
-@click.option(
-    "--env",
-    "environment",
-    default=None,
-    help="Only this environment.",
-    shell_complete=complete_environment,
-)
+@ONLY_ENV
 @JSON_OPTION
 @pass_options
 def status_command(
@@ -384,13 +385,7 @@ def status_command(
 
 @cli.command("history")
 @NAME
-@click.option(
-    "--env",
-    "environment",
-    default=None,
-    help="Only this environment.",
-    shell_complete=complete_environment,
-)
+@ONLY_ENV
 @click.option(
     "--limit", type=click.IntRange(min=1), default=None, help="At most this many entries."
 )

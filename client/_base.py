@@ -4,6 +4,7 @@ and what becomes of undelivered events at close (the spool)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -24,6 +25,7 @@ from promptctl.client._events import (
     enter_call,
     leave_call,
 )
+from promptctl.client._stream import STREAM_PATH, ServerEvent, StreamState
 
 if TYPE_CHECKING:
     import httpx
@@ -72,13 +74,25 @@ class ClientBase:
         flush_interval: float = 1.0,
         max_buffer: int = 100_000,
         transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
+        stream: bool = True,
+        stream_timeout: float = 45.0,
     ) -> None:
         """Serve `environment`'s prompts from `server_url` (None: from `cache_dir` and
         `bundle` only), revalidating after `ttl` seconds; `transport` replaces httpx's
-        (sync for PromptClient, async for AsyncPromptClient), for tests and proxies."""
+        (sync for PromptClient, async for AsyncPromptClient), for tests and proxies.
+
+        With `stream` (the default) the background worker also holds the server's change
+        stream open and applies a release change the moment it happens; TTL revalidation
+        goes on beside it, so a stream that breaks (or a server without one) costs
+        freshness only down to `ttl`. A stream silent for `stream_timeout` seconds (the
+        server sends a heartbeat every 15 s by default) counts as broken.
+        """
         self.server_url = server_url.rstrip("/") if server_url else None
         self.environment = environment
         self.ttl = ttl
+        self.stream = stream
+        self.stream_timeout = stream_timeout
+        self.stream_state = StreamState()
         # Plain numbers: httpx (and what its package imports) loads when a client with a
         # server is built, not when an application imports promptctl.
         self.timeout = timeout
@@ -159,6 +173,11 @@ class ClientBase:
             )
         except Exception as exc:  # garbage from a proxy or a broken server
             raise ServerProblem(f"unreadable release document: {exc}") from exc
+        held = self.entries.get(name)
+        if held is not None and held.source == "server" and held.rank > entry.rank:
+            # The stream brought a later state while this answer was on its way.
+            held.fetched_at = time.monotonic()
+            return held
         self.entries[name] = entry
         if self.disk is not None:
             self.disk.save(entry)
@@ -213,6 +232,77 @@ class ClientBase:
             for n, e in self.entries.items()
             if e.source != "server" or now - e.fetched_at >= self.ttl
         ]
+
+    # -- the change stream -----------------------------------------------------------
+
+    def stream_request(self) -> tuple[str, dict[str, str], dict[str, str]]:
+        """The path, query and headers that open (or resume) this client's stream."""
+        return STREAM_PATH, {"env": self.environment}, self.stream_state.headers()
+
+    def stream_opened(self, response: httpx.Response) -> None:
+        """Raise ServerProblem unless `response` is the start of an event stream."""
+        kind = response.headers.get("content-type", "")
+        if response.status_code != 200 or not kind.startswith("text/event-stream"):
+            # The body is read only when it is short, to say what the problem was.
+            detail = _detail(response) if response.is_stream_consumed else ""
+            raise ServerProblem(f"{response.status_code} {detail}".strip())
+
+    def apply_stream_event(self, event: ServerEvent) -> list[str]:
+        """Apply one event of the stream; return the prompts to fetch at once (held ones
+        the server has a later state of than the event said: see `ready`)."""
+        if event.id:
+            self.stream_state.last_id = event.id
+        try:
+            data = json.loads(event.data)
+            if event.kind == "release":
+                self._apply_streamed(data)
+            elif event.kind == "resync":
+                for release in data["releases"]:
+                    self._apply_streamed(release)
+            elif event.kind == "ready":
+                return self._stream_ready(data["releases"])
+        except Exception as exc:  # a broken event is one warning; the TTL still revalidates
+            self.warnings.warn(
+                f"stream-event:{event.kind}", f"ignoring a malformed {event.kind!r} event: {exc}"
+            )
+        return []
+
+    def _apply_streamed(self, data: dict[str, Any]) -> None:
+        name = data["prompt"]
+        held = self.entries.get(name)
+        if held is None or data.get("environment") != self.environment:
+            return  # a prompt this application never asked for: not loaded
+        entry = ReleaseEntry.from_document(data["release"], data.get("etag"), "server")
+        if held.source == "server" and held.rank >= entry.rank:
+            if held.rank == entry.rank:
+                held.fetched_at = time.monotonic()
+                held.stale = False
+            return
+        self.entries[name] = entry  # one assignment: `get` never takes a lock
+        if self.disk is not None:
+            self.disk.save(entry)
+
+    def _stream_ready(self, releases: dict[str, dict[str, Any]]) -> list[str]:
+        state = self.stream_state
+        state.connected = True
+        state.connections += 1
+        self.warnings.clear("stream", f"the change stream of {self.server_url} is back")
+        behind = []
+        for name, held in list(self.entries.items()):
+            known = releases.get(name)
+            if known is None:
+                continue
+            if held.source != "server" or held.rank[0] < known.get("revision", -1):
+                behind.append(name)
+        return behind
+
+    def stream_failed(self, problem: object) -> None:
+        self.stream_state.connected = False
+        self.warnings.warn(
+            "stream",
+            f"change stream of {self.server_url} unavailable ({problem}); revalidating every "
+            f"{self.ttl:g} s until it is back",
+        )
 
     # -- metrics ---------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from promptctl.client._base import ClientBase, ServerProblem
 from promptctl.client._entries import ResolvedPrompt
 from promptctl.client._events import Backoff
+from promptctl.client._stream import EventParser
 
 if TYPE_CHECKING:
     import httpx
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
 class AsyncPromptClient(ClientBase):
     """Same behaviour as PromptClient: `await get(...)`, `track(...)`, `await flush()`.
 
-    Background refresh and metric delivery run as tasks on the running loop; use the
+    Background refresh, the change stream and metric delivery run as tasks on the
+    running loop; use the
     client as `async with AsyncPromptClient(...)` or call `await aclose()`, which spools
     to `cache_dir` what it cannot deliver in time, as PromptClient's `close` does. A
     client never closed spools what is left at interpreter exit (no loop runs then to
@@ -143,6 +145,51 @@ class AsyncPromptClient(ClientBase):
             asyncio.create_task(self._send_loop(), name="promptctl-metrics"),
             asyncio.create_task(self._refresh_loop(), name="promptctl-refresh"),
         ]
+        if self.stream:
+            self._tasks.append(asyncio.create_task(self._stream_loop(), name="promptctl-stream"))
+
+    async def _stream_loop(self) -> None:
+        """Hold the change stream open; after it ends or fails, wait (backoff) and resume."""
+        loop = asyncio.get_running_loop()
+        while not self._stopping:
+            opened = loop.time()
+            try:
+                await self._stream_once()
+            except ServerProblem as exc:
+                self.stream_failed(exc)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the connection broke: reconnect, never die
+                self.stream_failed(f"{type(exc).__name__}: {exc}")
+            else:
+                self.stream_state.connected = False
+            await asyncio.sleep(self.stream_state.ended(loop.time() - opened))
+
+    async def _stream_once(self) -> None:
+        """Read one stream until the server ends it, it breaks, or the client closes."""
+        import httpx  # already loaded by the constructor: a dictionary lookup
+
+        assert self.http is not None
+        path, params, headers = self.stream_request()
+        timeout = httpx.Timeout(
+            self.timeout, connect=self.connect_timeout, read=self.stream_timeout
+        )
+        async with self.http.stream(
+            "GET", path, params=params, headers=headers, timeout=timeout
+        ) as response:
+            if response.status_code != 200:
+                await response.aread()
+            self.stream_opened(response)
+            parser = EventParser()
+            async for line in response.aiter_lines():
+                event = parser.feed(line)
+                if event is None:
+                    continue
+                for name in self.apply_stream_event(event):
+                    try:
+                        await self._fetch(name)
+                    except ServerProblem as exc:
+                        self.fetch_failed(name, exc)
 
     async def _refresh_loop(self) -> None:
         interval = max(0.05, min(self.ttl, 5.0))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
+import socket
 import threading
 import time
 import weakref
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING
 from promptctl.client._base import ClientBase, ServerProblem
 from promptctl.client._entries import ResolvedPrompt
 from promptctl.client._events import Backoff
+from promptctl.client._stream import EventParser
 
 if TYPE_CHECKING:
     import httpx
@@ -30,6 +33,11 @@ class PromptClient(ClientBase):
     (truncated, not a bundle, for another environment), an unusable `cache_dir`, a broken
     cache or spool file is one warning on the "promptctl.client" logger naming the file,
     and the client goes on with what else it has.
+
+    Release changes arrive over the server's change stream (one connection, held by a
+    background thread, resumed with backoff when it breaks) and apply at once; TTL
+    revalidation runs beside it, so without the stream (`stream=False`, a proxy that
+    blocks it, an older server) every prompt is still at most `ttl` seconds old.
 
     Events are queued (bounded, drops counted) and sent in batches by a background thread
     with retries, backoff and jitter; `flush` and `close` (also at interpreter exit, and
@@ -53,6 +61,7 @@ class PromptClient(ClientBase):
         self._idle.set()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._stream_response: httpx.Response | None = None
         self._closed = False
         finalizer = weakref.WeakMethod(self.close)
         atexit.register(lambda: (close := finalizer()) and close(timeout=5.0))
@@ -133,6 +142,7 @@ class PromptClient(ClientBase):
         self.flush(timeout)
         self._stop.set()
         self._wake.set()
+        self._interrupt_stream()
         for thread in self._threads:
             thread.join(timeout=2.0)
         if self.http is not None:
@@ -152,10 +162,10 @@ class PromptClient(ClientBase):
     def _start_threads(self) -> None:
         if self._threads or self.http is None or self._closed:
             return
-        for target, name in (
-            (self._send_loop, "promptctl-metrics"),
-            (self._refresh_loop, "promptctl-refresh"),
-        ):
+        loops = [(self._send_loop, "promptctl-metrics"), (self._refresh_loop, "promptctl-refresh")]
+        if self.stream:
+            loops.append((self._stream_loop, "promptctl-stream"))
+        for target, name in loops:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -167,6 +177,64 @@ class PromptClient(ClientBase):
                 self.refresh()
             except Exception:  # never let a surprise kill the thread that keeps us fresh
                 self.warnings.warn("refresh", "unexpected error while refreshing prompts")
+
+    def _stream_loop(self) -> None:
+        """Hold the change stream open; after it ends or fails, wait (backoff) and resume."""
+        while not self._stop.is_set():
+            opened = time.monotonic()
+            try:
+                self._stream_once()
+            except ServerProblem as exc:
+                self.stream_failed(exc)
+            except Exception as exc:  # the connection broke: reconnect, never die
+                self.stream_failed(f"{type(exc).__name__}: {exc}")
+            else:
+                self.stream_state.connected = False
+            if self._stop.wait(self.stream_state.ended(time.monotonic() - opened)):
+                return
+
+    def _stream_once(self) -> None:
+        """Read one stream until the server ends it, it breaks, or the client closes."""
+        import httpx  # already loaded by the constructor: a dictionary lookup
+
+        assert self.http is not None
+        path, params, headers = self.stream_request()
+        timeout = httpx.Timeout(
+            self.timeout, connect=self.connect_timeout, read=self.stream_timeout
+        )
+        with self.http.stream("GET", path, params=params, headers=headers, timeout=timeout) as r:
+            self._stream_response = r
+            try:
+                if r.status_code != 200:
+                    r.read()
+                self.stream_opened(r)
+                parser = EventParser()
+                for line in r.iter_lines():
+                    if self._stop.is_set():
+                        return
+                    event = parser.feed(line)
+                    if event is not None:
+                        for name in self.apply_stream_event(event):
+                            self._refetch(name)
+            finally:
+                self._stream_response = None
+
+    def _refetch(self, name: str) -> None:
+        try:
+            self._fetch(name)
+        except ServerProblem as exc:
+            self.fetch_failed(name, exc)
+
+    def _interrupt_stream(self) -> None:
+        """Wake the stream thread out of its blocking read (closing alone would not)."""
+        response = self._stream_response
+        if response is None:
+            return
+        network = response.extensions.get("network_stream")
+        sock = network.get_extra_info("socket") if network is not None else None
+        with contextlib.suppress(OSError):
+            if sock is not None:
+                sock.shutdown(socket.SHUT_RDWR)
 
     def _send_loop(self) -> None:
         backoff = Backoff()

@@ -388,7 +388,14 @@ class Registry:
             if name not in known:
                 raise PromptNotFound(name, rev or WORKTREE)
         findings = lint_library(library, names or None, rev, self.price_book())
+        findings += self._policy_findings(library, rev)
         return LintRun(len(names) if names else len(known), findings)
+
+    def _policy_findings(self, library: PromptLibrary, rev: str | None) -> list[Finding]:
+        """The rollout policies of promptctl.toml, linted with the prompts."""
+        from promptctl.registry.rollouts.policy import config_text, policy_findings
+
+        return policy_findings(config_text(library, rev))
 
     def init_project(self, directory: Path) -> dict[str, Any]:
         """Create a prompt repository in `directory`, or add promptctl.toml to one."""

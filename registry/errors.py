@@ -14,12 +14,15 @@ shows every way the registry can refuse. The hierarchy:
         ReleaseNotFound
         NeverReleased
         TokenNotFound
+        PolicyNotFound
+        RolloutNotFound
       UsageError                        400  a malformed argument
         InvalidEnvironmentName
         InvalidWeight
       ConfigError                       422  promptctl.toml, a layout option, a database URL
         InvalidConfigFile
         InvalidPromptName
+        InvalidPolicy                        a rollout policy, by file, line and field
         UnguardedHost                        a server without tokens asked off loopback
       RepositoryError                   422  the git repository cannot be read as asked
         NotARepository
@@ -46,6 +49,7 @@ shows every way the registry can refuse. The hierarchy:
         IncompatibleVersion                  a canary whose inputs break callers of what serves
         ReleaseConflict
         RevisionMismatch                412  (HTTP If-Match)
+        RolloutError                         a rollout action its state does not allow
       UnmergedVersion                   409
       VersionNotOnServer                409  a digest the server's repository lacks, fetched or not
       NoRemote                          409  a fetch asked of a clone that follows no remote
@@ -96,6 +100,7 @@ __all__ = [
     "InvalidConfigFile",
     "InvalidEnvironmentName",
     "InvalidPromptFile",
+    "InvalidPolicy",
     "InvalidPromptName",
     "InvalidWeight",
     "LintFailed",
@@ -109,6 +114,7 @@ __all__ = [
     "NothingToRollBack",
     "ObjectMissing",
     "OtherEnvironment",
+    "PolicyNotFound",
     "PromptNotFound",
     "ProtectedEnvironment",
     "ProtectedNeedsEnvironmentToken",
@@ -121,6 +127,8 @@ __all__ = [
     "RepositoryUnreadable",
     "RevisionMismatch",
     "RevisionNotFound",
+    "RolloutError",
+    "RolloutNotFound",
     "SchemaOutOfDate",
     "ServiceBusy",
     "TemplateError",
@@ -996,3 +1004,54 @@ class TooManyStreams(RegistryError):
             f"this server already streams to {limit} clients (PROMPTCTL_STREAM_MAX_CLIENTS); "
             "retry later, or revalidate by polling meanwhile"
         )
+
+
+# -- rollouts -------------------------------------------------------------------------
+
+
+class InvalidPolicy(ConfigError):
+    """A rollout policy in promptctl.toml that cannot be used; names file, line and field."""
+
+    status = 422
+    title = "Invalid rollout policy"
+
+    def __init__(self, path: str, line: int, field: str, problem: str) -> None:
+        self.path = path
+        self.line = line
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{path}:{line}: {field}: {problem}")
+
+
+class PolicyNotFound(NotFound):
+    """A rollout policy name that promptctl.toml does not define."""
+
+    title = "Rollout policy not found"
+
+    def __init__(self, name: str, known: Iterable[str] = ()) -> None:
+        self.name = name
+        self.suggestions = close_matches(name, known)
+        names = ", ".join(sorted(known)) or "none"
+        super().__init__(
+            f"no rollout policy '{name}' (defined: {names}){_did_you_mean(self.suggestions)}"
+        )
+
+
+class RolloutNotFound(NotFound):
+    """No rollout of a prompt in an environment (or none live, when one was needed)."""
+
+    title = "Rollout not found"
+
+    def __init__(self, prompt: str, environment: str, live: bool = False) -> None:
+        self.prompt = prompt
+        self.environment = environment
+        what = "no live rollout" if live else "no rollout"
+        super().__init__(f"{what} of {prompt} in {environment}")
+
+
+class RolloutError(ReleaseError):
+    """A rollout action that makes no sense in the rollout's (or release's) state."""
+
+    status = 409
+    title = "Invalid rollout action"
+

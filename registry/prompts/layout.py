@@ -98,7 +98,8 @@ def _parse_config(text: str) -> dict[str, str]:
     section = data.get("promptctl", data)
     if not isinstance(section, dict):
         raise InvalidConfigFile(CONFIG_FILE, "[promptctl] must be a table")
-    unknown = sorted(set(section) - set(_KEYS) - {"promptctl"})
+    # [rollout] holds the rollout policies, read by registry.rollouts.policy.
+    unknown = sorted(set(section) - set(_KEYS) - {"promptctl", "rollout"})
     if unknown:
         raise InvalidConfigFile(
             CONFIG_FILE, f"unknown key(s) {', '.join(unknown)} (known: {', '.join(_KEYS)})"

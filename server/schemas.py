@@ -476,12 +476,15 @@ class FiguresShape(Shape):
 
 
 class LatencyShape(Shape):
+    """Successful calls only: failed calls are counted apart (`errors`, `error_types`)."""
+
     mean: float | None
     p50: float | None
     p95: float | None
     p99: float | None
     min: float | None
     max: float | None
+    count: int | None = Field(description="Successful calls measured.")
 
 
 class CostShape(Shape):

@@ -1,8 +1,16 @@
 """Aggregate: the mergeable sums of one rollup row.
 
-Count, errors, latency (sum, min, max and its histogram), tokens, cost, quality and its
-squares: every figure is a sum, a minimum or a maximum, so the aggregates of a set of
-minutes add up to their hour's and a summary merges stored rows without reading events.
+Count, errors, latency (sum, min, max and its histogram) of every call and, apart, of the
+successful ones, tokens, cost and quality with their squares: every figure is a sum, a
+minimum or a maximum, so the aggregates of a set of minutes add up to their hour's and a
+summary merges stored rows without reading events.
+
+Latency is kept twice because a failed call's latency (a fast refusal, a timeout) says
+nothing of how fast the version answers: summaries and canary analysis report successful
+calls' latency; the all-calls figures stay for what was stored before it was kept apart.
+A row written before that (migration 0006) has None for the successful calls' latency or
+for the squares: merging such a row marks the figure unknown (`success_unknown`, a None
+square), and `values()` writes it back as NULL, never as a wrong number.
 
 How calls ended merges the same way: outputs checked and invalid, finish reasons reported
 and truncated, and counts per error type. Error types are labels the clients choose, so
@@ -36,12 +44,22 @@ class Aggregate:
         "buckets",
         "zero",
         "stored",
+        "ok_sum",
+        "ok_min",
+        "ok_max",
+        "ok_buckets",
+        "ok_zero",
+        "ok_stored",
+        "success_unknown",
         "input_count",
         "input_sum",
+        "input_sumsq",
         "output_count",
         "output_sum",
+        "output_sumsq",
         "cost_count",
         "cost_sum",
+        "cost_sumsq",
         "quality_count",
         "quality_sum",
         "quality_sumsq",
@@ -63,12 +81,23 @@ class Aggregate:
         self.zero = 0
         # Stored histograms merged in but not yet added to `buckets`: (offset, counts).
         self.stored: list[tuple[int, list[int]]] = []
+        # Successful calls' latency, kept as the figures above are.
+        self.ok_sum = 0.0
+        self.ok_min = math.inf
+        self.ok_max = -math.inf
+        self.ok_buckets: dict[int, int] = {}
+        self.ok_zero = 0
+        self.ok_stored: list[tuple[int, list[int]]] = []
+        self.success_unknown = False  # a merged row did not record it (written before 0006)
         self.input_count = 0
         self.input_sum = 0
+        self.input_sumsq: float | None = 0.0  # None: a merged row did not record it
         self.output_count = 0
         self.output_sum = 0
+        self.output_sumsq: float | None = 0.0
         self.cost_count = 0
         self.cost_sum = 0.0
+        self.cost_sumsq: float | None = 0.0
         self.quality_count = 0
         self.quality_sum = 0.0
         self.quality_sumsq = 0.0
@@ -101,17 +130,32 @@ class Aggregate:
             index = math.ceil(math.log(latency) / LOG_GAMMA)
             buckets = self.buckets
             buckets[index] = buckets.get(index, 0) + 1
+            if not error:
+                buckets = self.ok_buckets
+                buckets[index] = buckets.get(index, 0) + 1
         else:
             self.zero += 1
+            if not error:
+                self.ok_zero += 1
+        if not error:
+            self.ok_sum += latency
+            if latency < self.ok_min:
+                self.ok_min = latency
+            if latency > self.ok_max:
+                self.ok_max = latency
+        # An aggregate built from events knows every square: never None here.
         if input_tokens is not None:
             self.input_count += 1
             self.input_sum += input_tokens
+            self.input_sumsq += input_tokens * input_tokens  # type: ignore[operator]
         if output_tokens is not None:
             self.output_count += 1
             self.output_sum += output_tokens
+            self.output_sumsq += output_tokens * output_tokens  # type: ignore[operator]
         if cost is not None:
             self.cost_count += 1
             self.cost_sum += cost
+            self.cost_sumsq += cost * cost  # type: ignore[operator]
         if quality is not None:
             self.add_quality(quality)
 
@@ -153,24 +197,19 @@ class Aggregate:
         self.quality_sumsq += quality * quality
 
     def settle(self) -> None:
-        """Add the stored histograms merged so far into `buckets`.
+        """Add the stored histograms merged so far into `buckets` and `ok_buckets`."""
+        if self.stored:
+            _settle(self.buckets, self.stored)
+            self.stored = []
+        if self.ok_stored:
+            _settle(self.ok_buckets, self.ok_stored)
+            self.ok_stored = []
 
-        A summary merges hundreds of stored histograms of a hundred buckets or more: they
-        are summed as dense lists, slice by slice, rather than bucket by bucket.
-        """
-        if not self.stored:
-            return
-        low = min(offset for offset, _ in self.stored)
-        high = max(offset + len(counts) for offset, counts in self.stored)
-        total = [0] * (high - low)
-        for offset, counts in self.stored:
-            i = offset - low
-            total[i : i + len(counts)] = map(operator.add, total[i : i + len(counts)], counts)
-        buckets = self.buckets
-        for i, n in enumerate(total, low):
-            if n:
-                buckets[i] = buckets.get(i, 0) + n
-        self.stored = []
+    @property
+    def ok_count(self) -> int:
+        """Successful calls whose latency the `ok_*` figures hold."""
+        self.settle()
+        return self.ok_zero + sum(self.ok_buckets.values())
 
     def merge(self, other: Aggregate) -> None:
         other.settle()
@@ -183,12 +222,23 @@ class Aggregate:
         for index, n in other.buckets.items():
             buckets[index] = buckets.get(index, 0) + n
         self.zero += other.zero
+        self.ok_sum += other.ok_sum
+        self.ok_min = min(self.ok_min, other.ok_min)
+        self.ok_max = max(self.ok_max, other.ok_max)
+        buckets = self.ok_buckets
+        for index, n in other.ok_buckets.items():
+            buckets[index] = buckets.get(index, 0) + n
+        self.ok_zero += other.ok_zero
+        self.success_unknown = self.success_unknown or other.success_unknown
         self.input_count += other.input_count
         self.input_sum += other.input_sum
+        self.input_sumsq = _plus(self.input_sumsq, other.input_sumsq)
         self.output_count += other.output_count
         self.output_sum += other.output_sum
+        self.output_sumsq = _plus(self.output_sumsq, other.output_sumsq)
         self.cost_count += other.cost_count
         self.cost_sum += other.cost_sum
+        self.cost_sumsq = _plus(self.cost_sumsq, other.cost_sumsq)
         self.quality_count += other.quality_count
         self.quality_sum += other.quality_sum
         self.quality_sumsq += other.quality_sumsq
@@ -237,12 +287,29 @@ class Aggregate:
             if histogram.get("counts"):
                 self.stored.append((histogram["offset"], histogram["counts"]))
             self.zero += histogram.get("zero", 0)
+        ok = row.success_latency_histogram
+        if ok is None:
+            # Written before successful calls' latency was kept: left out of it, and
+            # marked, so that a row written back from this aggregate says NULL again.
+            self.success_unknown = True
+        else:
+            self.ok_sum += row.success_latency_sum or 0.0
+            if row.success_latency_min is not None and row.success_latency_min < self.ok_min:
+                self.ok_min = row.success_latency_min
+            if row.success_latency_max is not None and row.success_latency_max > self.ok_max:
+                self.ok_max = row.success_latency_max
+            if ok.get("counts"):
+                self.ok_stored.append((ok["offset"], ok["counts"]))
+            self.ok_zero += ok.get("zero", 0)
         self.input_count += row.input_tokens_count
         self.input_sum += row.input_tokens_sum
+        self.input_sumsq = _plus(self.input_sumsq, row.input_tokens_sumsq)
         self.output_count += row.output_tokens_count
         self.output_sum += row.output_tokens_sum
+        self.output_sumsq = _plus(self.output_sumsq, row.output_tokens_sumsq)
         self.cost_count += row.cost_count
         self.cost_sum += row.cost_sum
+        self.cost_sumsq = _plus(self.cost_sumsq, row.cost_sumsq)
         self.quality_count += row.quality_count
         self.quality_sum += row.quality_sum
         self.quality_sumsq += row.quality_sumsq
@@ -265,12 +332,16 @@ class Aggregate:
             "latency_min": self.latency_min if self.latency_min != math.inf else None,
             "latency_max": self.latency_max if self.latency_max != -math.inf else None,
             "latency_histogram": histogram_json(self.buckets, self.zero),
+            **self._success_values(),
             "input_tokens_count": self.input_count,
             "input_tokens_sum": self.input_sum,
+            "input_tokens_sumsq": self.input_sumsq,
             "output_tokens_count": self.output_count,
             "output_tokens_sum": self.output_sum,
+            "output_tokens_sumsq": self.output_sumsq,
             "cost_count": self.cost_count,
             "cost_sum": self.cost_sum,
+            "cost_sumsq": self.cost_sumsq,
             "quality_count": self.quality_count,
             "quality_sum": self.quality_sum,
             "quality_sumsq": self.quality_sumsq,
@@ -282,9 +353,54 @@ class Aggregate:
             "failing_traces": [list(t) for t in self.traces] if self.traces else None,
         }
 
+    def _success_values(self) -> dict[str, Any]:
+        if self.success_unknown:
+            return dict.fromkeys(
+                (
+                    "success_latency_sum",
+                    "success_latency_min",
+                    "success_latency_max",
+                    "success_latency_histogram",
+                )
+            )
+        return {
+            "success_latency_sum": self.ok_sum,
+            "success_latency_min": self.ok_min if self.ok_min != math.inf else None,
+            "success_latency_max": self.ok_max if self.ok_max != -math.inf else None,
+            "success_latency_histogram": histogram_json(self.ok_buckets, self.ok_zero),
+        }
+
     def quantile(self, q: float) -> float | None:
+        """The q-quantile of every call's latency, failed ones included."""
         self.settle()
         return quantile(self.buckets, self.zero, q, self.latency_min, self.latency_max)
+
+    def ok_quantile(self, q: float) -> float | None:
+        """The q-quantile of successful calls' latency."""
+        self.settle()
+        return quantile(self.ok_buckets, self.ok_zero, q, self.ok_min, self.ok_max)
+
+
+def _settle(buckets: dict[int, int], stored: list[tuple[int, list[int]]]) -> None:
+    """Add stored (offset, dense counts) histograms into `buckets`.
+
+    A summary merges hundreds of stored histograms of a hundred buckets or more: they are
+    summed as dense lists, slice by slice, rather than bucket by bucket.
+    """
+    low = min(offset for offset, _ in stored)
+    high = max(offset + len(counts) for offset, counts in stored)
+    total = [0] * (high - low)
+    for offset, counts in stored:
+        i = offset - low
+        total[i : i + len(counts)] = map(operator.add, total[i : i + len(counts)], counts)
+    for i, n in enumerate(total, low):
+        if n:
+            buckets[i] = buckets.get(i, 0) + n
+
+
+def _plus(a: float | None, b: float | None) -> float | None:
+    """A sum that stays unknown (None) once one of its parts is."""
+    return None if a is None or b is None else a + b
 
 
 def cap_error_types(types: dict[str, int]) -> dict[str, int]:

@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, union_all, update
+from sqlalchemy import bindparam, select, update
 
 from promptctl.registry.errors import (
     BatchTooLarge,
@@ -42,9 +42,7 @@ from promptctl.registry.metrics.events import (
 from promptctl.registry.metrics.prices import PriceBook, price_book
 from promptctl.registry.metrics.storage import (
     EVENTS,
-    HOUR,
     MINUTE,
-    ROLLUPS,
     aggregate_events,
     epoch,
     insert_events_postgresql,
@@ -52,6 +50,7 @@ from promptctl.registry.metrics.storage import (
     merge_rollups,
     moment,
     retrying,
+    rollups_query,
     with_hours,
 )
 from promptctl.registry.metrics.summary import (
@@ -395,54 +394,7 @@ class MetricsService:
             end = math.ceil(as_utc(end_at).timestamp() / MINUTE) * MINUTE
         if start >= end:
             raise UsageError("the window is empty: 'since' must be before 'until'")
-        first_hour = math.ceil(start / HOUR) * HOUR
-        last_hour = end // HOUR * HOUR
-        # Whole hours from hour rows, the edges from minute rows: each part one range scan
-        # of the key's index (prompt, environment, period_seconds, period_start, ...).
-        if first_hour < last_hour:
-            parts = [(HOUR, first_hour, last_hour), (MINUTE, start, first_hour)]
-            parts.append((MINUTE, last_hour, end))
-        else:
-            parts = [(MINUTE, start, end)]
-        r = ROLLUPS.c
-        columns = (
-            r.digest,
-            r.variant,
-            r.count,
-            r.errors,
-            r.latency_sum,
-            r.latency_min,
-            r.latency_max,
-            r.latency_histogram,
-            r.input_tokens_count,
-            r.input_tokens_sum,
-            r.output_tokens_count,
-            r.output_tokens_sum,
-            r.cost_count,
-            r.cost_sum,
-            r.quality_count,
-            r.quality_sum,
-            r.quality_sumsq,
-            r.outputs_checked,
-            r.outputs_invalid,
-            r.finishes,
-            r.truncated,
-            r.error_types,
-            r.failing_traces,
-        )
-        query = union_all(
-            *(
-                select(*columns).where(
-                    r.prompt == prompt,
-                    r.environment == environment,
-                    r.period_seconds == seconds,
-                    r.period_start >= moment(low),
-                    r.period_start < moment(high),
-                )
-                for seconds, low, high in parts
-                if low < high
-            )
-        )
+        query = rollups_query(prompt, environment, start, end)
         with self.db.session() as session:
             find_environment(session, environment)
             groups: dict[tuple[str, str], Aggregate] = {}

@@ -10,12 +10,13 @@ PostgreSQL aborts it all the same.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, text, tuple_, update
+from sqlalchemy import Select, Table, bindparam, select, text, tuple_, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -299,6 +300,52 @@ def merge_rollups(session: Session, aggregates: Mapping[RollupKey, Aggregate]) -
             update(ROLLUPS).where(ROLLUPS.c.id == bindparam("rollup_id")),
             updates,
         )
+
+
+# The rollup columns a summary or an analysis reads (every figure, not the key's time).
+_FIGURES = tuple(
+    c
+    for c in ROLLUPS.c
+    if c.name not in ("id", "prompt", "environment", "period_seconds", "period_start", "updated_at")
+)
+
+
+def window_parts(start: int, end: int) -> list[tuple[int, int, int]]:
+    """Return the (period seconds, from, to) ranges of rollup rows that cover [start, end).
+
+    Both bounds are whole minutes (Unix seconds). Whole hours come from hour rows, the
+    partial hours at either edge from minute rows, so the window is exact to the minute
+    and reads at most 118 minute rows whatever its length.
+    """
+    first_hour = math.ceil(start / HOUR) * HOUR
+    last_hour = end // HOUR * HOUR
+    if first_hour < last_hour:
+        parts = [(MINUTE, start, first_hour), (HOUR, first_hour, last_hour)]
+        parts.append((MINUTE, last_hour, end))
+    else:
+        parts = [(MINUTE, start, end)]
+    return [(seconds, low, high) for seconds, low, high in parts if low < high]
+
+
+def rollups_query(prompt: str, environment: str, start: int, end: int) -> Select[Any]:
+    """Select the rollup rows of a prompt in an environment that cover [start, end).
+
+    Each part is one range scan of the key's index (prompt, environment, period_seconds,
+    period_start, ...); rows come with every figure and their digest and variant.
+    """
+    r = ROLLUPS.c
+    return union_all(  # type: ignore[return-value]
+        *(
+            select(*_FIGURES).where(
+                r.prompt == prompt,
+                r.environment == environment,
+                r.period_seconds == seconds,
+                r.period_start >= moment(low),
+                r.period_start < moment(high),
+            )
+            for seconds, low, high in window_parts(start, end)
+        )
+    )
 
 
 def retrying(work: Callable[[], Any], attempts: int = 3) -> Any:

@@ -79,7 +79,14 @@ class BudgetCheck:
 
 @dataclass(frozen=True)
 class VersionMetrics:
-    """The figures of one version and variant in a summary's window."""
+    """The figures of one version and variant in a summary's window.
+
+    Latency is that of successful calls only (`latency_count` of them): a failed call's
+    latency, often a fast refusal, would make a failing version look fast. Failed calls
+    are counted apart (`errors`, `error_types`). Rollup rows stored before successful
+    calls' latency was kept apart (migration 0006) and holding errors are left out of
+    the latency figures, so `latency_count` can be below `count - errors`.
+    """
 
     digest: str
     number: int | None
@@ -111,6 +118,7 @@ class VersionMetrics:
     error_types: tuple[tuple[str, int], ...] = ()
     failing_traces: tuple[FlaggedTrace, ...] = ()
     budget: BudgetCheck | None = field(default=None)
+    latency_count: int | None = None  # successful calls measured; None from older servers
 
     @property
     def label(self) -> str:
@@ -138,18 +146,20 @@ class VersionMetrics:
         cls, digest: str, number: int | None, variant: str, agg: Aggregate
     ) -> VersionMetrics:
         quality, low, high = mean_ci95(agg.quality_count, agg.quality_sum, agg.quality_sumsq)
+        ok = agg.ok_count
         return cls(
             digest=digest,
             number=number,
             variant=variant,
             count=agg.count,
             errors=agg.errors,
-            latency_mean=agg.latency_sum / agg.count if agg.count else None,
-            latency_p50=agg.quantile(0.50),
-            latency_p95=agg.quantile(0.95),
-            latency_p99=agg.quantile(0.99),
-            latency_min=agg.latency_min if agg.count else None,
-            latency_max=agg.latency_max if agg.count else None,
+            latency_mean=agg.ok_sum / ok if ok else None,
+            latency_p50=agg.ok_quantile(0.50),
+            latency_p95=agg.ok_quantile(0.95),
+            latency_p99=agg.ok_quantile(0.99),
+            latency_min=agg.ok_min if ok else None,
+            latency_max=agg.ok_max if ok else None,
+            latency_count=ok,
             input_tokens_mean=_mean(agg.input_sum, agg.input_count),
             input_tokens_count=agg.input_count,
             output_tokens_mean=_mean(agg.output_sum, agg.output_count),
@@ -198,6 +208,7 @@ class VersionMetrics:
                 "p99": self.latency_p99,
                 "min": self.latency_min,
                 "max": self.latency_max,
+                "count": self.latency_count,
             },
             "input_tokens": {"mean": self.input_tokens_mean, "count": self.input_tokens_count},
             "output_tokens": {"mean": self.output_tokens_mean, "count": self.output_tokens_count},
@@ -248,6 +259,7 @@ class VersionMetrics:
             latency_p99=latency["p99"],
             latency_min=latency["min"],
             latency_max=latency["max"],
+            latency_count=latency.get("count"),
             input_tokens_mean=data["input_tokens"]["mean"],
             input_tokens_count=data["input_tokens"]["count"],
             output_tokens_mean=data["output_tokens"]["mean"],

@@ -176,6 +176,8 @@ class MetricRollup(Base):
 
     `latency_histogram` is `{"zero": n, "offset": k, "counts": [...]}`: `counts[j]` events
     with latency in (γ^(k+j-1), γ^(k+j)] ms, γ as in `registry.metrics`; `zero` at 0 ms.
+    It counts every call, failed ones too; `success_latency_histogram` (same form) only the
+    successful ones, which is what summaries and canary analysis report as latency.
     """
 
     __tablename__ = "metric_rollups"
@@ -224,6 +226,18 @@ class MetricRollup(Base):
         JSON(none_as_null=True), nullable=True
     )
     failing_traces: Mapped[list[Any] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True
+    )
+    # What canary analysis reads (revision 0006): the squares of cost and tokens, and the
+    # latency of successful calls apart (the `latency_*` columns above count every call).
+    # NULL: not recorded, the row was written before 0006 (see that migration).
+    cost_sumsq: Mapped[float | None] = mapped_column(Float, nullable=True)
+    input_tokens_sumsq: Mapped[float | None] = mapped_column(Float, nullable=True)
+    output_tokens_sumsq: Mapped[float | None] = mapped_column(Float, nullable=True)
+    success_latency_sum: Mapped[float | None] = mapped_column(Float, nullable=True)
+    success_latency_min: Mapped[float | None] = mapped_column(Float, nullable=True)
+    success_latency_max: Mapped[float | None] = mapped_column(Float, nullable=True)
+    success_latency_histogram: Mapped[dict[str, Any] | None] = mapped_column(
         JSON(none_as_null=True), nullable=True
     )
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

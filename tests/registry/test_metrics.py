@@ -97,6 +97,7 @@ def test_aggregates_merge_into_what_one_aggregate_of_everything_holds():
         merged.merge_row(SimpleNamespace(**part.values()))  # as a stored rollup row
     got, want = merged.values(), whole.values()
     assert got.pop("latency_histogram") == want.pop("latency_histogram")
+    assert got.pop("success_latency_histogram") == want.pop("success_latency_histogram")
     assert got == pytest.approx(want)
     assert merged.count == 3_000
     assert merged.quantile(0.95) == whole.quantile(0.95)
@@ -507,10 +508,12 @@ def test_summary_figures_agree_with_the_raw_events(world):
             for e in raw
             if e["digest"] == version.digest and since <= datetime.fromisoformat(e["ts"]) < until
         ]
-        latencies = [e["latency_ms"] for e in mine]
+        # Latency is successful calls' only: failed calls are counted apart.
+        latencies = [e["latency_ms"] for e in mine if not e["error"]]
         qualities = [e["quality"] for e in mine if e.get("quality") is not None]
         assert version.count == len(mine)
-        assert version.errors == sum(e["error"] for e in mine)
+        assert version.errors == sum(e["error"] for e in mine) > 0
+        assert version.latency_count == len(latencies)
         assert version.latency_mean == pytest.approx(statistics.fmean(latencies))
         assert version.latency_min == min(latencies)
         assert version.latency_max == max(latencies)

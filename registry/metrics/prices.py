@@ -13,8 +13,9 @@ rate for every token once a prompt passes a threshold, as for long-context calls
 applied by input tokens, as the providers bill them. Cache reads and writes, audio and
 images are not priced: events carry input and output tokens only.
 
-`as_of` is the date of the newest price change the maintained data records (genai-prices
-has no other date offline); `source` names the package and its version, and the
+`as_of` is the date of the newest price change up to today that the maintained data
+records (genai-prices has no other date offline; changes it schedules ahead do not
+count); `source` names the package and its version, and the
 overrides when there are any.
 """
 
@@ -158,6 +159,9 @@ def _snapshot() -> Any:
 
 @cache
 def _newest_price_date() -> date | None:
+    # The data also schedules price changes ahead of time; a date to come is not the
+    # data's date.
+    today = datetime.now(UTC).date()
     newest: date | None = None
     for provider in _snapshot().providers:
         for model in provider.models:
@@ -165,7 +169,11 @@ def _newest_price_date() -> date | None:
             conditions += model.price_variants or []
             for condition in conditions:
                 start = getattr(condition.constraint, "start_date", None)
-                if isinstance(start, date) and (newest is None or start > newest):
+                if isinstance(start, datetime):
+                    start = start.date()
+                if not isinstance(start, date) or start > today:
+                    continue
+                if newest is None or start > newest:
                     newest = start
     return newest
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -37,6 +38,7 @@ from promptctl.registry.settings import ModelPriceSetting, Settings
 if TYPE_CHECKING:
     from promptctl.registry.auth import TokenInfo, TokenService
     from promptctl.registry.metrics.prices import PriceBook
+    from promptctl.registry.metrics.series import MetricSeries, Traffic
     from promptctl.registry.metrics.service import MetricsService
     from promptctl.registry.metrics.summary import MetricsSummary
     from promptctl.registry.prompts.diff import PromptDiff
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     from promptctl.registry.prompts.promptversion import PromptVersion
     from promptctl.registry.prompts.rendering import Rendered
     from promptctl.registry.releases.actions import PromoteAll, ReleaseBackend
+    from promptctl.registry.releases.audit import AuditQuery
     from promptctl.registry.releases.batch import Promotion, PromptPromotion
     from promptctl.registry.releases.routing import Variant
     from promptctl.registry.releases.service import ReleaseService
@@ -52,6 +55,8 @@ if TYPE_CHECKING:
     from promptctl.registry.releases.values import EnvironmentInfo, LogEntry, ReleaseState
     from promptctl.registry.review.report import ReviewReport
     from promptctl.registry.store.database import Database
+    from promptctl.registry.webhooks.dispatcher import Dispatcher
+    from promptctl.registry.webhooks.service import WebhookService
 
 # The database side (SQLAlchemy, Alembic) is imported on first use: the read commands
 # (`promptctl log`, `list`, `lint`) never touch it, and it would double their start-up.
@@ -119,7 +124,13 @@ class Registry:
     def library(self) -> PromptLibrary:
         s = self.settings
         return PromptLibrary(
-            s.repo, root=s.root, pattern=s.pattern, branch=s.branch, limits=s.render_limits
+            s.repo,
+            root=s.root,
+            pattern=s.pattern,
+            branch=s.branch,
+            template=s.template,
+            limits=s.render_limits,
+            released=self._released_numbers,
         )
 
     @_Built
@@ -175,6 +186,35 @@ class Registry:
             prices=self.price_book(),
             max_batch=getattr(self.settings, "max_batch", DEFAULT_MAX_BATCH),
             trace_url_template=self.settings.trace_url_template,
+        )
+
+    @_Built
+    def webhooks(self) -> WebhookService:
+        """Webhook subscriptions, test messages and the delivery log."""
+        from promptctl.registry.webhooks.service import WebhookService
+
+        return WebhookService(self.database, self.webhook_dispatcher)
+
+    @_Built
+    def webhook_dispatcher(self) -> Dispatcher:
+        """What sends webhook deliveries (PROMPTCTL_WEBHOOK_*); a server starts its loop."""
+        from promptctl.registry.webhooks.dispatcher import Dispatcher, RetryPolicy, Sender
+
+        s = self.settings
+        sender = Sender(
+            timeout=getattr(s, "webhook_timeout", 10.0),
+            guarded=bool(getattr(s, "webhook_guarded", False)),
+        )
+        policy = RetryPolicy(
+            base=getattr(s, "webhook_retry_base", 30.0),
+            max_attempts=getattr(s, "webhook_max_attempts", 9),
+        )
+        return Dispatcher(
+            self.database,
+            sender,
+            policy,
+            interval=getattr(s, "webhook_interval", 1.0),
+            workers=getattr(s, "webhook_workers", 8),
         )
 
     def price_book(self) -> PriceBook:
@@ -259,6 +299,9 @@ class Registry:
         check_push_signature(plain, body, signature)
 
     def close(self) -> None:
+        if "webhook_dispatcher" in self.__dict__:
+            self.webhook_dispatcher.stop()
+            self.webhook_dispatcher.sender.close()
         if "database" in self.__dict__:
             self.database.dispose()
 
@@ -613,6 +656,42 @@ class Registry:
             prompt, environment, since=parse_time(since), until=parse_time(until)
         )
 
+    # -- the dashboard's reads (registry.metrics.series, registry.releases.audit) --------
+
+    def metrics_series(
+        self,
+        prompt: str,
+        environment: str,
+        *,
+        start: datetime,
+        end: datetime,
+        step: int,
+        viewer: TokenInfo | None = None,
+    ) -> MetricSeries:
+        """A prompt's figures per version and variant over time, `step` seconds a point."""
+        from promptctl.registry.metrics.series import read_series
+
+        if viewer is not None:
+            viewer.narrow(environment)
+        return read_series(self.database, prompt, environment, start=start, end=end, step=step)
+
+    def recent_traffic(
+        self, since: datetime, *, viewer: TokenInfo | None = None
+    ) -> dict[tuple[str, str], Traffic]:
+        """Calls and errors per (prompt, environment) since `since`, from minute rollups."""
+        from promptctl.registry.metrics.series import recent_traffic
+
+        environment = viewer.narrow(None) if viewer is not None else None
+        return recent_traffic(self.database, since, environment)
+
+    def audit_log(self, query: AuditQuery, *, viewer: TokenInfo | None = None) -> list[LogEntry]:
+        """Release log rows across prompts, newest first (see registry.releases.audit)."""
+        from promptctl.registry.releases.audit import audit_entries
+
+        if viewer is not None:
+            query = replace(query, environment=viewer.narrow(query.environment))
+        return audit_entries(self.database, query)
+
     def authenticate(self, secret: str) -> TokenInfo | None:
         """The active token with this secret, from memory; None when unknown or revoked."""
         from promptctl.registry.auth import hash_token
@@ -725,10 +804,17 @@ class Registry:
             raise
 
     def _release_changed(self, prompt: str, environment: str) -> None:
+        self._wake_webhooks()
         if "serving" in self.__dict__:
             self.serving.refresh_release(prompt, environment)
 
+    def _wake_webhooks(self) -> None:
+        """Send the deliveries an action here just wrote now, not at the next poll."""
+        if "webhook_dispatcher" in self.__dict__:
+            self.webhook_dispatcher.wake()
+
     def _environments_changed(self) -> None:
+        self._wake_webhooks()
         if "serving" in self.__dict__:
             self.serving.load_all()
 

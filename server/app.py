@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from promptctl.registry.core import Registry
 from promptctl.registry.errors import NoRemote, RegistryError
 from promptctl.server import (
+    dashboard,
     openapi,
     problems,
     routes_docs,
@@ -101,6 +102,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(routes_ops.router)
     app.include_router(routes_stream.router)
     routes_docs.install(app)
+    dashboard.install(app)  # last: `/prompts/{name:path}` and `/` take what the API did not
     openapi.install(app, settings)
     app.add_middleware(JsonWrites, router=app.router)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)

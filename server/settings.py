@@ -58,6 +58,28 @@ class ServerSettings(Settings):
     stream_heartbeat: float = Field(default=15.0, gt=0)
     stream_max_clients: int = Field(default=10_000, ge=0)
     stream_max_seconds: float = Field(default=3600.0, gt=0)
+    # Webhooks (registry.webhooks): whether this process sends deliveries (a replica may
+    # leave it to others), how often it looks for due ones, how many it sends at once, the
+    # timeout of one attempt, the first retry's delay (later ones grow fourfold, at most
+    # 8 h) and the attempts in all. With tokens on a public interface, targets on private
+    # or loopback addresses are refused (the SSRF guard) unless `webhook_allow_private`.
+    webhook_dispatch: bool = True
+    webhook_interval: float = Field(default=1.0, gt=0)
+    webhook_workers: int = Field(default=8, gt=0)
+    webhook_timeout: float = Field(default=10.0, gt=0, le=60)
+    webhook_retry_base: float = Field(default=30.0, gt=0)
+    webhook_max_attempts: int = Field(default=9, ge=1, le=50)
+    webhook_allow_private: bool = False
+    # The key that signs dashboard session cookies and CSRF tokens. Replicas behind one
+    # load balancer must share it; unset, each process draws one at start (sessions then
+    # end when it restarts).
+    dashboard_secret: SecretStr | None = None
+
+    @property
+    def webhook_guarded(self) -> bool:
+        """Whether webhook targets must be public addresses: a server with tokens on a
+        public interface, unless PROMPTCTL_WEBHOOK_ALLOW_PRIVATE."""
+        return self.tokens and not is_loopback(self.host) and not self.webhook_allow_private
 
     def check_exposure(self) -> None:
         """Raise UnguardedHost when tokens are off and `host` is not loopback: without

@@ -1,0 +1,131 @@
+"""Line charts drawn on the server as inline SVG: no script, no library, readable offline.
+
+One chart per metric, one line per version and variant (canaries dashed), one circle per
+point with a <title> the browser shows on hover. A step with no calls breaks the line
+rather than drawing a slope through missing data. Every label is escaped here, since the
+markup reaches the template already built.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html import escape
+
+from markupsafe import Markup
+
+WIDTH, HEIGHT = 560, 180
+LEFT, RIGHT, TOP, BOTTOM = 56, 12, 10, 24
+PALETTE_SIZE = 8  # classes line-0 .. line-7 in dashboard.css
+
+
+@dataclass(frozen=True)
+class Line:
+    """One series to draw: its name, whether it is a canary, and its (time, value) points."""
+
+    name: str
+    canary: bool
+    points: Sequence[tuple[datetime, float]]
+
+
+def _nice_ceiling(value: float) -> float:
+    """The smallest 1, 2, 2.5 or 5 times a power of ten at or above `value`."""
+    if value <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(value))
+    for factor in (1, 2, 2.5, 5, 10):
+        if value <= factor * power * (1 + 1e-9):
+            return factor * power
+    return 10 * power
+
+
+def _time_label(moment: datetime, span: float) -> str:
+    moment = moment.astimezone(UTC)
+    if span <= 2 * 86400:
+        return moment.strftime("%H:%M")
+    return moment.strftime("%m-%d")
+
+
+def line_chart(
+    title: str,
+    lines: Sequence[Line],
+    start: datetime,
+    end: datetime,
+    step: float,
+    fmt: Callable[[float], str],
+    *,
+    ceiling: float | None = None,
+) -> Markup:
+    """Return an <svg> charting `lines` over [start, end); values labelled with `fmt`."""
+    drawn = [line for line in lines if line.points]
+    t0, t1 = start.timestamp(), end.timestamp()
+    span = max(t1 - t0, 1.0)
+    top = (
+        ceiling
+        if ceiling is not None
+        else max((v for line in drawn for _, v in line.points), default=0.0)
+    )
+    top = _nice_ceiling(top) if ceiling is None else top
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def x(moment: datetime) -> float:
+        return LEFT + (moment.timestamp() + step / 2 - t0) / span * plot_w
+
+    def y(value: float) -> float:
+        return TOP + plot_h - (value / top) * plot_h if top else TOP + plot_h
+
+    label = escape(title)
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'aria-label="{label}" data-points="{sum(len(line.points) for line in drawn)}">',
+        f"<title>{label}</title>",
+    ]
+    for i in range(5):
+        value = top * i / 4
+        gy = y(value)
+        parts.append(
+            f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{gy:.1f}" y2="{gy:.1f}"/>'
+        )
+        parts.append(
+            f'<text class="axis" x="{LEFT - 4}" y="{gy + 4:.1f}" '
+            f'text-anchor="end">{escape(fmt(value))}</text>'
+        )
+    for i in range(5):
+        moment = datetime.fromtimestamp(t0 + span * i / 4, UTC)
+        gx = LEFT + plot_w * i / 4
+        anchor = "start" if i == 0 else "end" if i == 4 else "middle"
+        parts.append(
+            f'<text class="axis" x="{gx:.1f}" y="{HEIGHT - 6}" '
+            f'text-anchor="{anchor}">{_time_label(moment, span)}</text>'
+        )
+    if not drawn:
+        parts.append(
+            f'<text class="empty" x="{LEFT + plot_w / 2}" y="{TOP + plot_h / 2}" '
+            'text-anchor="middle">no calls in this range</text>'
+        )
+    for index, line in enumerate(drawn):
+        css = f"line-{index % PALETTE_SIZE}" + (" canary" if line.canary else "")
+        name = escape(line.name)
+        parts.append(f'<g class="{css}" data-series="{name}">')
+        segment: list[str] = []
+        previous: datetime | None = None
+        for moment, value in line.points:
+            if previous is not None and moment.timestamp() - previous.timestamp() > step * 1.5:
+                if len(segment) > 1:
+                    parts.append(f'<polyline points="{" ".join(segment)}"/>')
+                segment = []
+            segment.append(f"{x(moment):.1f},{y(value):.1f}")
+            previous = moment
+        if len(segment) > 1:
+            parts.append(f'<polyline points="{" ".join(segment)}"/>')
+        for moment, value in line.points:
+            when = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+            parts.append(
+                f'<circle class="point" cx="{x(moment):.1f}" cy="{y(value):.1f}" r="2.5">'
+                f"<title>{name} · {when} · {escape(fmt(value))}</title></circle>"
+            )
+        parts.append("</g>")
+    parts.append("</svg>")
+    return Markup("".join(parts))

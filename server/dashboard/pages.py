@@ -1,0 +1,465 @@
+"""The dashboard's read-only pages: overview, prompt, audit log, rollout, webhooks.
+
+Each view reads through the `Registry` facade with the visitor's token as `viewer`, so a
+token limited to one environment sees that environment only, here as in the API.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from promptctl.registry.errors import (
+    EnvironmentNotFound,
+    NeverReleased,
+    PromptNotFound,
+    RegistryError,
+    UsageError,
+)
+from promptctl.registry.metrics.series import MetricSeries, SeriesPoint
+from promptctl.registry.metrics.summary import parse_time
+from promptctl.registry.releases.audit import AuditQuery
+from promptctl.registry.releases.values import LogEntry, ReleaseState
+from promptctl.server.dashboard.charts import Line, line_chart
+from promptctl.server.dashboard.present import health, millis, number, percent, usd
+from promptctl.server.dashboard.web import Page, PageRequest, to_json_text
+
+# The time-range picker: (window, step). Below an hour's step the minute rollups are read,
+# else the hour rollups; each range gives 60 to 120 points.
+RANGES: dict[str, tuple[int, int]] = {
+    "1h": (3600, 60),
+    "6h": (6 * 3600, 300),
+    "24h": (86400, 900),
+    "7d": (7 * 86400, 7200),
+    "30d": (30 * 86400, 21600),
+}
+DEFAULT_RANGE = "24h"
+HOUR = timedelta(hours=1)
+
+
+def _now() -> datetime:
+    return datetime.fromtimestamp(time.time(), UTC)
+
+
+def _environment(pr: PageRequest, name: str, known: list[str]) -> str:
+    if name not in known:
+        raise EnvironmentNotFound(name, known)
+    return name
+
+
+# -- overview -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One release in the matrix (None where the prompt is not released there)."""
+
+    state: ReleaseState
+    calls: int
+    error_rate: float | None
+    health: Any
+    may_act: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.state.to_json(),
+            "calls_1h": self.calls,
+            "error_rate_1h": self.error_rate,
+            "health": self.health.to_json(),
+        }
+
+
+def overview(pr: PageRequest) -> Page:
+    """Every prompt × environment: what runs, the last hour's calls and a health mark."""
+    registry, token = pr.registry, pr.visitor.token
+    environments = [e.name for e in registry.environments(viewer=token)]
+    env_filter = pr.arg("env")
+    if env_filter:
+        _environment(pr, env_filter, environments)
+    q = pr.arg("q").lower()
+    show = pr.arg("show", "all")
+    if show not in ("all", "canary", "attention", "released"):
+        raise UsageError(f"show must be all, canary, attention or released, not {show!r}")
+    traffic = registry.recent_traffic(_now() - HOUR, viewer=token)
+    protected = registry.serving.environments()
+    rows: dict[str, dict[str, Any]] = {}
+    for entry in registry.serving.entries():
+        state = entry.state
+        if token is not None and not token.sees(state.environment):
+            continue
+        row = rows.setdefault(state.prompt, {"description": None, "cells": {}})
+        if row["description"] is None:
+            row["description"] = entry.stable.version.prompt.description
+        t = traffic.get((state.prompt, state.environment))
+        row["cells"][state.environment] = Cell(
+            state,
+            t.calls if t else 0,
+            t.error_rate if t else None,
+            health(t),
+            pr.visitor.may_act(state.environment, protected.get(state.environment, False)),
+        )
+    if show != "released":
+        try:
+            with registry.git() as library:
+                rev = library.layout.branch if library.tracked_tip() else None
+                for name in library.list(rev):
+                    rows.setdefault(name, {"description": None, "cells": {}})
+        except RegistryError:
+            pass  # no readable repository: the matrix shows what is released
+    shown_envs = [env_filter] if env_filter else environments
+    matrix = []
+    for name in sorted(rows):
+        row = rows[name]
+        cells = {e: row["cells"].get(e) for e in shown_envs}
+        if q and q not in name.lower() and q not in (row["description"] or "").lower():
+            continue
+        present = [c for c in cells.values() if c is not None]
+        if env_filter and not present and show != "all":
+            continue
+        if show == "canary" and not any(c.state.canary for c in present):
+            continue
+        if show == "attention" and not any(
+            c.health.mark in ("failing", "degraded", "canary-worse") for c in present
+        ):
+            continue
+        matrix.append({"prompt": name, "description": row["description"], "cells": cells})
+    data = {
+        "environments": shown_envs,
+        "prompts": [
+            {
+                "prompt": r["prompt"],
+                "description": r["description"],
+                "releases": {e: c.to_json() for e, c in r["cells"].items() if c is not None},
+            }
+            for r in matrix
+        ],
+    }
+    context = {
+        "environments": shown_envs,
+        "all_environments": environments,
+        "matrix": matrix,
+        "q": pr.arg("q"),
+        "env": env_filter,
+        "show": show,
+        "total": len(rows),
+    }
+    return Page("overview.html", context, data)
+
+
+# -- prompt ---------------------------------------------------------------------------------
+
+
+def _chart_lines(series: MetricSeries, value: Any) -> list[Line]:
+    lines = []
+    for s in series.series:
+        points = [(p.start, v) for p in s.points if (v := value(p)) is not None]
+        lines.append(Line(f"{s.label} {s.variant}", s.variant == "canary", points))
+    return lines
+
+
+CHARTS: list[tuple[str, str, Any, Any, float | None]] = [
+    # (key, title, value of a point, format, fixed ceiling)
+    ("calls", "Calls per step", lambda p: float(p.count), number, None),
+    ("error_rate", "Error rate", lambda p: p.error_rate, percent, None),
+    ("latency_p50", "Latency p50 (successful calls)", lambda p: p.latency_p50, millis, None),
+    ("latency_p95", "Latency p95 (successful calls)", lambda p: p.latency_p95, millis, None),
+    ("latency_p99", "Latency p99 (successful calls)", lambda p: p.latency_p99, millis, None),
+    ("cost", "Cost per call", lambda p: p.cost_mean, usd, None),
+    ("tokens", "Tokens per call (input + output)", SeriesPoint.tokens_mean.fget, number, None),
+    ("quality", "Quality (mean)", lambda p: p.quality_mean, number, 1.0),
+    ("invalid", "Invalid-output rate", lambda p: p.invalid_output_rate, percent, None),
+]
+
+
+def _default_environment(states: list[ReleaseState], environments: list[str]) -> str | None:
+    """The environment whose figures a prompt page opens on: a canary's, else production's,
+    else the first with a release."""
+    released = [s.environment for s in states]
+    for s in states:
+        if s.canary is not None:
+            return s.environment
+    for preferred in ("production", *released):
+        if preferred in released:
+            return preferred
+    return environments[0] if environments else None
+
+
+def prompt_page(pr: PageRequest) -> Page:
+    """A prompt: versions, where each runs, charts over time, analysis, diff and samples."""
+    registry, token = pr.registry, pr.visitor.token
+    name = pr.request.path_params["name"]
+    environments = [e.name for e in registry.environments(viewer=token)]
+    states = registry.status(name, viewer=token)  # PromptNotFound for a name nobody knows
+    env = pr.arg("env") or _default_environment(states, environments)
+    if env is not None:
+        _environment(pr, env, environments)
+    chosen = pr.arg("range", DEFAULT_RANGE)
+    if chosen not in RANGES:
+        raise UsageError(f"range must be one of {', '.join(RANGES)}, not {chosen!r}")
+    window, step = RANGES[chosen]
+    now = _now()
+    records: list[Any] = []
+    try:
+        with registry.git() as library:
+            records = list(reversed(library.history(name)[0]))
+    except RegistryError:
+        pass  # released but no longer (or never) on the tracked branch: releases still show
+    if not records and not states:
+        raise PromptNotFound(name)
+    runs: dict[str, list[str]] = {}
+    for s in states:
+        runs.setdefault(s.stable.digest, []).append(f"{s.environment} stable")
+        if s.canary is not None:
+            runs.setdefault(s.canary.digest, []).append(
+                f"{s.environment} canary {s.canary_weight_bp / 100:g}%"
+            )
+    traffic = registry.recent_traffic(now - HOUR, viewer=token)
+    protected = registry.serving.environments()
+    releases = [
+        {
+            "state": s,
+            "traffic": traffic.get((name, s.environment)),
+            "health": health(traffic.get((name, s.environment))),
+            "may_act": pr.visitor.may_act(s.environment, protected.get(s.environment, False)),
+            "protected": protected.get(s.environment, False),
+        }
+        for s in states
+    ]
+    series = summary = None
+    charts = []
+    if env is not None:
+        series = registry.metrics_series(
+            name, env, start=now - timedelta(seconds=window), end=now, step=step, viewer=token
+        )
+        for key, title, value, fmt, ceiling in CHARTS:
+            lines = _chart_lines(series, value)
+            charts.append(
+                {
+                    "key": key,
+                    "title": title,
+                    "svg": line_chart(
+                        title, lines, series.start, series.end, step, fmt, ceiling=ceiling
+                    ),
+                    "legend": [(i, line) for i, line in enumerate(lines) if line.points],
+                }
+            )
+        try:
+            summary = registry.metrics_summary(
+                name, env, since=series.start.isoformat(), until=series.end.isoformat(),
+                viewer=token,
+            )  # fmt: skip
+        except NeverReleased:
+            summary = None
+    state_here = next((s for s in states if s.environment == env), None)
+    analysis = _analysis(pr, name, env, state_here)
+    labels = [r.label for r in records]
+    diff = _diff(pr, name, labels)
+    samples = _samples(pr, name, labels, states)
+    history = registry.history(name, env, limit=15, viewer=token) if states else []
+    data = {
+        "prompt": name,
+        "environment": env,
+        "range": chosen,
+        "releases": [{**r["state"].to_json(), "health": r["health"].to_json()} for r in releases],
+        "versions": [_record_json(r, runs) for r in records],
+        "series": series.to_json() if series else None,
+        "summary": summary.to_json() if summary else None,
+        "analysis": analysis["data"],
+        "history": [e.to_json() for e in history],
+    }
+    context = {
+        "name": name,
+        "env": env,
+        "environments": environments,
+        "range": chosen,
+        "ranges": list(RANGES),
+        "releases": releases,
+        "records": records,
+        "runs": runs,
+        "series": series,
+        "summary": summary,
+        "charts": charts,
+        "analysis": analysis,
+        "diff": diff,
+        "samples": samples,
+        "history": history,
+        "done": pr.arg("done"),
+        "description": samples["version"].prompt.description if samples["version"] else None,
+    }
+    return Page("prompt.html", context, data)
+
+
+def _record_json(record: Any, runs: dict[str, list[str]]) -> dict[str, Any]:
+    return {
+        "version": record.number,
+        "label": record.label,
+        "digest": record.digest,
+        "commit": record.commit.to_json(),
+        "runs": runs.get(record.digest, []),
+    }
+
+
+def _analysis(
+    pr: PageRequest, name: str, env: str | None, state: ReleaseState | None
+) -> dict[str, Any]:
+    """The canary analysis table, when this version's registry offers one.
+
+    Expected interface (registry/analysis, not yet on the facade): `Registry.canary_analysis(
+    prompt, environment, *, viewer=None) -> Analysis | None`, None when no canary runs.
+    """
+    analyse = getattr(pr.registry, "canary_analysis", None)
+    if analyse is None:
+        return {"available": False, "result": None, "data": None}
+    if env is None or state is None or state.canary is None:
+        return {"available": True, "result": None, "data": None}
+    result = analyse(name, env, viewer=pr.visitor.token)
+    return {"available": True, "result": result, "data": result.to_json() if result else None}
+
+
+def _diff(pr: PageRequest, name: str, labels: list[str]) -> dict[str, Any]:
+    """The diff the page's form asks for (default: the newest version against the one
+    before)."""
+    old_ref = pr.arg("from") or (labels[1] if len(labels) > 1 else "")
+    new_ref = pr.arg("to") or (labels[0] if labels else "")
+    if not old_ref or not new_ref:
+        return {"from": old_ref, "to": new_ref, "result": None}
+    with pr.registry.git():
+        result = pr.registry.diff(name, old_ref, new_ref)
+    return {"from": old_ref, "to": new_ref, "result": result}
+
+
+def _samples(
+    pr: PageRequest, name: str, labels: list[str], states: list[ReleaseState]
+) -> dict[str, Any]:
+    """Each sample of a version rendered (default: the newest version, else the stable one)."""
+    ref = pr.arg("sample") or (labels[0] if labels else (states[0].stable.digest if states else ""))
+    if not ref:
+        return {"ref": "", "version": None, "rendered": []}
+    version = pr.registry.find_version(name, ref, viewer=pr.visitor.token)
+    rendered = []
+    for sample in version.prompt.samples:
+        try:
+            out = version.render(sample, limits=pr.registry.settings.render_limits)
+            rendered.append({"inputs": to_json_text(sample), "result": out, "error": None})
+        except RegistryError as exc:
+            rendered.append({"inputs": to_json_text(sample), "result": None, "error": str(exc)})
+    return {"ref": ref, "version": version, "rendered": rendered}
+
+
+# -- audit log ------------------------------------------------------------------------------
+
+
+def audit(pr: PageRequest) -> Page:
+    """Every release action, newest first, by prompt, environment, actor and time."""
+    registry, token = pr.registry, pr.visitor.token
+    environments = [e.name for e in registry.environments(viewer=token)]
+    env = pr.arg("env") or None
+    if env is not None:
+        _environment(pr, env, environments)
+    before = pr.arg("before")
+    if before and not before.isdigit():
+        raise UsageError(f"before must be a log entry id, not {before!r}")
+    limit = pr.arg("limit", "100")
+    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+        raise UsageError(f"limit must be a number from 1 to 1000, not {limit!r}")
+    query = AuditQuery(
+        prompt=pr.arg("prompt") or None,
+        environment=env,
+        actor=pr.arg("actor") or None,
+        since=parse_time(pr.arg("since") or None),
+        until=parse_time(pr.arg("until") or None),
+        before=int(before) if before else None,
+        limit=int(limit),
+    )
+    entries: list[LogEntry] = registry.audit_log(query, viewer=token)
+    older = None
+    if len(entries) == query.limit:
+        params = {k: v for k, v in pr.query.items() if k not in ("before", "format") and v}
+        params["before"] = str(entries[-1].id)
+        older = params
+    context = {
+        "entries": entries,
+        "environments": environments,
+        "filters": {
+            "prompt": pr.arg("prompt"),
+            "env": pr.arg("env"),
+            "actor": pr.arg("actor"),
+            "since": pr.arg("since"),
+            "until": pr.arg("until"),
+        },
+        "older": older,
+    }
+    return Page("audit.html", context, {"entries": [e.to_json() for e in entries]})
+
+
+# -- rollout --------------------------------------------------------------------------------
+
+
+def rollout(pr: PageRequest) -> Page:
+    """One release's rollout: its state, its analysis and its decision timeline.
+
+    Rollout policies and the controller (issue 17) are not part of this version; the page
+    shows what exists (the release, the analysis when offered, the log) and says so.
+    """
+    registry, token = pr.registry, pr.visitor.token
+    env = pr.request.path_params["env"]
+    name = pr.request.path_params["name"]
+    environments = [e.name for e in registry.environments(viewer=token)]
+    _environment(pr, env, environments)
+    states = registry.status(name, env, viewer=token)
+    if not states:
+        registry.history(name, env, limit=1, viewer=token)  # PromptNotFound if unknown
+    state = states[0] if states else None
+    timeline = registry.history(name, env, limit=200, viewer=token) if state else []
+    analysis = _analysis(pr, name, env, state)
+    protected = registry.serving.environments().get(env, False)
+    context = {
+        "name": name,
+        "env": env,
+        "state": state,
+        "timeline": timeline,
+        "analysis": analysis,
+        "rollouts_available": hasattr(registry, "rollout"),
+        "may_act": pr.visitor.may_act(env, protected),
+    }
+    data = {
+        "prompt": name,
+        "environment": env,
+        "release": state.to_json() if state else None,
+        "rollout": None,
+        "analysis": analysis["data"],
+        "timeline": [e.to_json() for e in timeline],
+    }
+    return Page("rollout.html", context, data)
+
+
+# -- webhooks -------------------------------------------------------------------------------
+
+
+def webhooks(pr: PageRequest) -> Page:
+    """Webhook subscriptions and recent deliveries (admin), when this version has them.
+
+    Expected interface: `Registry.webhooks() -> list[Subscription]` and
+    `Registry.webhook_deliveries(limit=...) -> list[Delivery]`, each with `to_json()`.
+    """
+    from promptctl.registry.errors import InsufficientScope
+
+    visitor = pr.visitor
+    if visitor.tokens_on and visitor.token is not None and visitor.token.scope != "admin":
+        raise InsufficientScope(visitor.token.name, visitor.token.scope, "admin")
+    registry = pr.registry
+    listing = getattr(registry, "webhooks", None)
+    deliveries = getattr(registry, "webhook_deliveries", None)
+    if not callable(listing) or not callable(deliveries):
+        return Page("webhooks.html", {"available": False}, {"available": False})
+    subscriptions = listing()
+    recent = deliveries(limit=50)
+    data = {
+        "available": True,
+        "subscriptions": [s.to_json() for s in subscriptions],
+        "deliveries": [d.to_json() for d in recent],
+    }
+    context = {"available": True, **data}
+    return Page("webhooks.html", context, data)

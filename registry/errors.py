@@ -14,6 +14,7 @@ shows every way the registry can refuse. The hierarchy:
         ReleaseNotFound
         NeverReleased
         TokenNotFound
+        WebhookNotFound
         PolicyNotFound
         RolloutNotFound
       UsageError                        400  a malformed argument
@@ -37,6 +38,9 @@ shows every way the registry can refuse. The hierarchy:
       VariablesInvalid                  422
       LintFailed                        422
       InvalidBatch                      422  a metrics batch of the wrong shape
+      InvalidWebhook                    422  a subscription's URL, events or filters
+        UnknownEventType
+        WebhookTargetRefused                 a private or loopback target (the SSRF guard)
       BatchTooLarge                     413
       ReleaseError                      409  an action that makes no sense in the release's state
         EnvironmentExists
@@ -102,6 +106,7 @@ __all__ = [
     "InvalidPromptFile",
     "InvalidPolicy",
     "InvalidPromptName",
+    "InvalidWebhook",
     "InvalidWeight",
     "LintFailed",
     "NeverReleased",
@@ -134,13 +139,16 @@ __all__ = [
     "TemplateError",
     "TokenNotFound",
     "UnguardedHost",
+    "UnknownEventType",
     "Unauthorized",
     "UnmergedVersion",
     "UsageError",
     "VariablesInvalid",
     "VersionNotFound",
     "VersionNotOnServer",
+    "WebhookNotFound",
     "WebhookSignatureInvalid",
+    "WebhookTargetRefused",
     "close_matches",
 ]
 
@@ -1055,3 +1063,60 @@ class RolloutError(ReleaseError):
     status = 409
     title = "Invalid rollout action"
 
+# -- webhooks -------------------------------------------------------------------------
+
+
+class WebhookNotFound(NotFound):
+    """No webhook subscription with that id."""
+
+    status = 404
+    title = "Webhook not found"
+
+    def __init__(self, subscription_id: int) -> None:
+        self.subscription_id = subscription_id
+        super().__init__(
+            f"no webhook subscription with id {subscription_id} ('promptctl webhook list')"
+        )
+
+
+class InvalidWebhook(RegistryError):
+    """A subscription's URL, event types or filters cannot be used; names the field."""
+
+    status = 422
+    title = "Invalid webhook"
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {problem}")
+
+
+class UnknownEventType(InvalidWebhook):
+    """An event pattern that names no event type."""
+
+    def __init__(self, pattern: str, known: Iterable[str]) -> None:
+        self.pattern = pattern
+        known = list(known)
+        self.suggestions = close_matches(pattern, known)
+        if not pattern:
+            example = f"e.g. {known[0]} or release.*"
+            super().__init__("events", f"give at least one event type, {example}")
+            return
+        super().__init__(
+            "events",
+            f"unknown event type '{pattern}'{_did_you_mean(self.suggestions)} "
+            f"(known: {', '.join(known)}, or *)",
+        )
+
+
+class WebhookTargetRefused(InvalidWebhook):
+    """A target on a private, loopback or link-local address while the SSRF guard is on."""
+
+    def __init__(self, url: str, address: str, why: str) -> None:
+        self.url = url
+        self.address = address
+        super().__init__(
+            "url",
+            f"{url} reaches {address}, {why}: this server serves with tokens on a public "
+            "interface and refuses such targets (PROMPTCTL_WEBHOOK_ALLOW_PRIVATE=true allows "
+            "them)",
+        )

@@ -59,6 +59,7 @@ from promptctl.registry.releases.routing import BUCKETS
 from promptctl.registry.releases.values import EnvironmentInfo, LogEntry, ReleaseState
 from promptctl.registry.store.database import Database
 from promptctl.registry.store.models import Environment, Release, ReleaseLog, utcnow
+from promptctl.registry.webhooks.outbox import environment_changed, release_logged
 
 ENV_NAME_MAX = 64
 
@@ -127,6 +128,8 @@ class ReleaseService:
     def set_protected(self, name: str, protected: bool) -> EnvironmentInfo:
         with self.db.session() as session:
             row = find_environment(session, name)
+            if row.protected != protected:
+                environment_changed(session, name, protected)  # its webhooks, committed with it
             row.protected = protected
             return environment_info(row)
 
@@ -547,7 +550,7 @@ class ReleaseService:
                 if not write_release(session, release, prompt, env, actual, values):
                     raise ReleaseConflict(prompt, environment)
                 session.add(
-                    ReleaseLog(
+                    logged := ReleaseLog(
                         prompt=prompt,
                         environment=environment,
                         action=new.action,
@@ -563,6 +566,7 @@ class ReleaseService:
                     )
                 )
                 session.flush()
+                release_logged(session, logged)  # its webhooks, committed with it
                 state = written_state(session, prompt, env)
                 announce(session, prompt, environment, actual + 1)  # other replicas, at commit
         except IntegrityError as exc:

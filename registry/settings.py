@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     root: str | None = None
     pattern: str | None = None
     branch: str | None = None
+    # The template engine of prompt files that name none (PROMPTCTL_TEMPLATE: jinja2,
+    # plain or mustache); promptctl.toml's `template`, else jinja2, when unset.
+    template: str | None = None
     database_url: str | None = None
     actor: str | None = None
     render_timeout_seconds: float = Field(default=DEFAULT_LIMITS.timeout_seconds, gt=0)

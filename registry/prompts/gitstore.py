@@ -99,6 +99,14 @@ def _reading(store: GitStore) -> Iterator[None]:
         raise RepositoryUnreadable(str(store.git_dir), str(exc)) from exc
 
 
+class NotOnFirstParents(RepositoryError):
+    """A commit a walk was to resume from is not on the tip's first-parent chain (history
+    was rewritten): whoever resumes starts over instead. Never shown to a user."""
+
+    def __init__(self, since: str, tip: str) -> None:
+        super().__init__(f"commit {since[:10]} is not a first-parent ancestor of {tip[:10]}")
+
+
 @dataclass(frozen=True)
 class CommitInfo:
     """A commit as the registry shows it."""
@@ -307,13 +315,18 @@ class GitStore:
             raise ObjectMissing(name, str(oid))
         return obj
 
-    def _first_parent_chain(self, tip: str) -> list[pygit2.Commit]:
-        """Return the commits along first parents from `tip`, oldest first."""
+    def _first_parent_chain(self, tip: str, since: str | None = None) -> list[pygit2.Commit]:
+        """Return the commits along first parents from `tip`, oldest first; with `since`,
+        only those after it (raise NotOnFirstParents when `since` is not among them)."""
         chain = []
         commit = self._commit(tip)
         while True:
+            if since is not None and str(commit.id) == since:
+                break
             chain.append(commit)
             if not commit.parent_ids:
+                if since is not None:
+                    raise NotOnFirstParents(since, tip)
                 break
             try:
                 commit = self._repo[commit.parent_ids[0]]
@@ -323,14 +336,29 @@ class GitStore:
         return chain
 
     @_reads
-    def first_parent_changes(self, tip: str, root: str) -> Iterator[tuple[str, list[FileChange]]]:
+    def first_parent_changes(
+        self,
+        tip: str,
+        root: str,
+        *,
+        since: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Iterator[tuple[str, list[FileChange]]]:
         """Yield (commit sha, changes below root) oldest first along first parents from `tip`.
 
         Commits that leave the root untouched are skipped; comparing subtree ids first keeps
-        a long history cheap when most commits touch other folders.
+        a long history cheap when most commits touch other folders. With `since` (a commit
+        on that chain), the walk starts after it, diffing from its files. `progress` is
+        told (commits walked, commits in all) now and then.
         """
+        chain = self._first_parent_chain(tip, since)
         previous: pygit2.Tree | None = None
-        for commit in self._first_parent_chain(tip):
+        if since is not None:
+            previous = _subtree(self._commit(since).tree, root)
+        total = len(chain)
+        for done, commit in enumerate(chain, 1):
+            if progress is not None and (done % 2048 == 0 or done == total):
+                progress(done, total)
             tree = _subtree(commit.tree, root)
             if tree is None and previous is None:
                 continue
@@ -350,6 +378,65 @@ class GitStore:
                     changes.append(FileChange(delta.old_file.path, None))
             previous = tree
             yield str(commit.id), changes
+
+    @_reads
+    def first_parent(self, sha: str) -> str | None:
+        """Return a commit's first parent, or None for a root commit."""
+        commit = self._commit(sha)
+        return str(commit.parent_ids[0]) if commit.parent_ids else None
+
+    @_reads
+    def renames_in(self, sha: str, threshold: int) -> dict[str, tuple[str, int]]:
+        """Return {new path: (old path, similarity %)} for the files a commit renamed or
+        moved, compared with its first parent as `git log --follow` does: exact content
+        first, then files at least `threshold` percent alike (git's own rename detection).
+        """
+        commit = self._commit(sha)
+        if not commit.parent_ids:
+            return {}
+        parent = self._commit(str(commit.parent_ids[0]))
+        try:
+            diff = parent.tree.diff_to_tree(commit.tree)
+            diff.find_similar(
+                flags=pygit2.enums.DiffFind.FIND_RENAMES, rename_threshold=threshold
+            )
+        except _LOOKUP_ERRORS as exc:
+            raise HistoryUnreadable(sha, str(exc)) from exc
+        return {
+            d.new_file.path: (d.old_file.path, d.similarity)
+            for d in diff.deltas
+            if d.status == pygit2.enums.DeltaStatus.RENAMED
+        }
+
+    @_reads
+    def default_branch(self) -> tuple[str, str]:
+        """Guess the branch that numbers versions: (branch, where the guess came from).
+
+        The remote's default (`origin/HEAD`), else the branch checked out, else `main`.
+        """
+        ref = self._repo.references.get("refs/remotes/origin/HEAD")
+        target = ref.target if ref is not None else None
+        if isinstance(target, str) and target.startswith("refs/remotes/origin/"):
+            return target.removeprefix("refs/remotes/origin/"), "origin/HEAD"
+        if not self._repo.head_is_detached:
+            try:
+                head = self._repo.lookup_reference("HEAD").target
+            except _LOOKUP_ERRORS:
+                head = None
+            if isinstance(head, str) and head.startswith("refs/heads/"):
+                return head.removeprefix("refs/heads/"), "the branch checked out"
+        return "main", "the default"
+
+    @_reads
+    def remote_branch_tip(self, branch: str, remote: str = "origin") -> str | None:
+        """Return the commit `<remote>/<branch>` points at, or None."""
+        ref = self._repo.references.get(f"refs/remotes/{remote}/{branch}")
+        if ref is None:
+            return None
+        try:
+            return str(ref.peel(pygit2.Commit).id)
+        except _LOOKUP_ERRORS:
+            return None
 
     @_reads
     def first_parent_lookups(

@@ -7,7 +7,8 @@ them and numbers them; `lint` and `diff` build on it.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,9 @@ from promptctl.registry.errors import (
     RevisionNotFound,
     VersionNotFound,
 )
+from promptctl.registry.prompts.engines import JINJA2, declared_engine_in
 from promptctl.registry.prompts.gitstore import GitStore
+from promptctl.registry.prompts.index_store import IndexStore, terminal_progress
 from promptctl.registry.prompts.layout import CONFIG_FILE, Layout, check_name, load_layout
 from promptctl.registry.prompts.outputs import resolve_output_schema, schema_ref_in
 from promptctl.registry.prompts.promptfile import (
@@ -34,10 +37,15 @@ from promptctl.registry.prompts.versions import (
     VersionIndex,
     VersionRecord,
     build_index,
+    defaulted_engine,
     dependency_closure,
     digest_of,
     includes_in,
+    pin,
 )
+
+# Prompt -> {digest: number} for every released version (the release database's).
+ReleasedNumbers = Callable[[], Mapping[str, Mapping[str, int]]]
 
 WORKTREE = "working tree"
 _VERSION_NUMBER = re.compile(r"v(\d+)\Z")
@@ -99,6 +107,16 @@ class Snapshot:
                 out.append(name)
         return out
 
+    def skipped(self) -> list[tuple[str, str]]:
+        """Return (repository path, reason) for each file shaped like a prompt that is not
+        one, because its name breaks the naming rule."""
+        out = []
+        for relpath in self.relpaths():
+            reason = self.layout.skip_reason(relpath)
+            if reason is not None:
+                out.append((self.layout.repo_path(relpath), reason))
+        return out
+
 
 class PromptLibrary:
     """Prompts in one repository, laid out as its promptctl.toml (or options) say."""
@@ -110,18 +128,34 @@ class PromptLibrary:
         root: str | None = None,
         pattern: str | None = None,
         branch: str | None = None,
+        template: str | None = None,
         limits: RenderLimits = DEFAULT_LIMITS,
+        released: ReleasedNumbers | None = None,
+        persistent: bool = True,
     ) -> None:
         self.store = GitStore(path)
         self.limits = limits
+        # Where released versions' numbers come from (the release database), if anywhere.
+        self.released = released
+        self.persistent = persistent
         config_text = None
         workdir = self.store.workdir
         if workdir is None and self.store.has_commits():
             blob = self.store.blob_at(self.store.resolve("HEAD"), CONFIG_FILE)
             config_text = self.store.read_blob(blob).decode() if blob else None
         self.layout = load_layout(
-            workdir, root=root, pattern=pattern, branch=branch, config_text=config_text
+            workdir,
+            root=root,
+            pattern=pattern,
+            branch=branch,
+            template=template,
+            config_text=config_text,
         )
+        # Where the tracked branch's name came from, when no configuration named it.
+        self.branch_source: str | None = None
+        if self.layout.branch_guessed:
+            guess, self.branch_source = self.store.default_branch()
+            self.layout = replace(self.layout, branch=guess)
         self._index: VersionIndex | None = None
         self._one: VersionIndex | None = None  # an index of a single prompt
 
@@ -136,16 +170,34 @@ class PromptLibrary:
         return Snapshot(self.store, self.layout, self.store.resolve(rev), label=rev)
 
     def tracked_tip(self) -> str | None:
-        return self.store.branch_tip(self.layout.branch)
+        """The commit the tracked branch is at: the local branch, else `origin`'s."""
+        branch = self.layout.branch
+        return self.store.branch_tip(branch) or self.store.remote_branch_tip(branch)
+
+    @property
+    def branch_note(self) -> str | None:
+        """`numbered on branch 'master' (guessed from the branch checked out)` when no
+        configuration named the tracked branch, else None."""
+        if not self.layout.branch_guessed:
+            return None
+        return (
+            f"numbered on branch '{self.layout.branch}' (guessed from {self.branch_source}; "
+            "set branch in promptctl.toml or PROMPTCTL_BRANCH to choose)"
+        )
+
+    def skipped(self, rev: str | None = None) -> list[tuple[str, str]]:
+        """Return (path, reason) for files shaped like prompts that are not (bad names)."""
+        return self.snapshot(rev).skipped()
 
     def index(self, name: str | None = None) -> VersionIndex:
         """Return the version index of the tracked branch, or raise a clear error.
 
-        With a name, the index may cover only that prompt: numbering one prompt follows
-        its own files through history, far cheaper than numbering every prompt (`log`,
-        `show`, `render`). Asked about a second prompt, the library numbers them all in
-        one walk, which then serves every question (`list`, `review` ask about many).
-        Either way a prompt gets the same numbers.
+        The index is kept beside the repository (see index_store) and brought up to date
+        from the commit it was last built at, so after the first run a question costs a
+        look-up. Where it cannot be kept (persistent=False), a name lets the library
+        number that prompt only, following its own files through history, far cheaper than
+        numbering every prompt; a second prompt numbers them all in one walk. Either way
+        a prompt gets the same numbers, and released versions keep theirs (see `pin`).
         """
         tip = self.tracked_tip()
         if tip is None:
@@ -155,12 +207,29 @@ class PromptLibrary:
         one = self._one if self._one is not None and self._one.tip == tip else None
         if name is not None and one is not None and one.covers(name):
             return one
+        if self.persistent:
+            stored = IndexStore(self.store, self.layout, self.layout.branch)
+            self._index = self._pinned(stored.index(tip, terminal_progress()))
+            self._one = None
+            return self._index
         if name is not None and one is None:
-            self._one = build_index(self.store, self.layout, self.layout.branch, tip, [name])
+            self._one = self._pinned(
+                build_index(self.store, self.layout, self.layout.branch, tip, [name])
+            )
             return self._one
-        self._index = build_index(self.store, self.layout, self.layout.branch, tip)
+        self._index = self._pinned(
+            build_index(self.store, self.layout, self.layout.branch, tip)
+        )
         self._one = None
         return self._index
+
+    def _pinned(self, index: VersionIndex) -> VersionIndex:
+        """Keep released versions at the numbers the release database gave them."""
+        if self.released is not None:
+            released = self.released()
+            if released:
+                pin(index, released)
+        return index
 
     def index_or_none(self, name: str | None = None) -> VersionIndex | None:
         return self.index(name) if self.tracked_tip() is not None else None
@@ -238,8 +307,9 @@ class PromptLibrary:
             raise PromptNotFound(name, where, snapshot.names())
         repo_path = self.layout.repo_path(relpath)
         prompt = parse_prompt_file(repo_path, data)
+        engine = prompt.engine or self.layout.template
         closure = dependency_closure(
-            relpath, lambda p: _includes(snapshot, p), schema_ref_in(data)
+            relpath, lambda p: _includes(snapshot, p, engine), schema_ref_in(data)
         )
         partial_bytes = [(p, snapshot.read(p)) for p in closure]
         check_version_size(
@@ -247,7 +317,7 @@ class PromptLibrary:
             len(data),
             [(self.layout.repo_path(p), len(b)) for p, b in partial_bytes if b is not None],
         )
-        digest = digest_of(data, partial_bytes)
+        digest = digest_of(data, partial_bytes, defaulted_engine(prompt.engine, engine))
         partials = {
             p: decode_text(self.layout.repo_path(p), b) if b is not None else None
             for p, b in partial_bytes
@@ -266,8 +336,9 @@ class PromptLibrary:
             first_commit=record.commit if record else None,
             relpath=relpath,
             root=self.layout.root,
-            is_chat=is_chat(prompt, partials),
+            is_chat=is_chat(prompt, partials, engine),
             limits=self.limits,
+            engine=engine,
         )
 
     def uncommitted(self, name: str) -> list[str]:
@@ -284,8 +355,12 @@ class PromptLibrary:
         for snapshot in (worktree, head):
             data = snapshot.read(relpath)
             schema = schema_ref_in(data) if data is not None else None
+            declared = declared_engine_in(data) if data is not None else None
+            engine = declared or self.layout.template
             paths |= set(
-                dependency_closure(relpath, lambda p, s=snapshot: _includes(s, p), schema)
+                dependency_closure(
+                    relpath, lambda p, s=snapshot, e=engine: _includes(s, p, e), schema
+                )
             )
         return [
             self.layout.repo_path(path)
@@ -310,6 +385,6 @@ class PromptLibrary:
         return records, index
 
 
-def _includes(snapshot: Snapshot, relpath: str) -> list[str] | None:
+def _includes(snapshot: Snapshot, relpath: str, engine: str = JINJA2) -> list[str] | None:
     data = snapshot.read(relpath)
-    return includes_in(data) if data is not None else None
+    return includes_in(data, engine) if data is not None else None

@@ -14,6 +14,7 @@ from yaml.composer import ComposerError
 
 from promptctl.registry.errors import FileTooLarge, InvalidPromptFile
 from promptctl.registry.prompts.budget import Budget, parse_budget
+from promptctl.registry.prompts.layout import ENGINES
 from promptctl.registry.prompts.outputs import check_output_section
 from promptctl.registry.prompts.variables import INPUT_TYPES, InputSpec, check_value
 
@@ -42,6 +43,7 @@ _KNOWN_KEYS: dict[str, tuple[type, ...]] = {
     "roles": (list,),
     "strict": (bool,),
     "budget": (dict,),
+    "template": (str,),
 }
 _TYPE_NAMES = {str: "a string", dict: "a mapping", list: "a list", bool: "true or false"}
 
@@ -82,6 +84,12 @@ class PromptFile:
         """The roles a message block may take from data: `roles:`, else user and assistant."""
         roles = self.front_matter.get("roles")
         return tuple(roles) if roles else DEFAULT_DATA_ROLES
+
+    @property
+    def engine(self) -> str | None:
+        """The template engine the front matter names (`template:`), or None: the
+        repository's default applies."""
+        return self.front_matter.get("template")
 
     @property
     def strict(self) -> bool:
@@ -274,6 +282,14 @@ def _check_known_keys(path: str, front: dict[str, Any], lines: dict[str, int]) -
     tags = front.get("tags") or []
     if any(not isinstance(tag, str) for tag in tags):
         raise InvalidPromptFile(path, "tags must be strings", line=lines.get("tags"), field="tags")
+    engine = front.get("template")
+    if engine is not None and engine not in ENGINES:
+        raise InvalidPromptFile(
+            path,
+            f"template '{engine}' is not an engine (known: {', '.join(ENGINES)})",
+            line=lines.get("template"),
+            field="template",
+        )
     roles = front.get("roles")
     if roles is not None and (not roles or any(not isinstance(r, str) or not r for r in roles)):
         raise InvalidPromptFile(

@@ -15,6 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import Template
 
+from promptctl.registry.prompts.engines import (
+    JINJA2,
+    MUSTACHE,
+    PLAIN,
+    render_mustache,
+    render_plain,
+)
 from promptctl.registry.prompts.outputs import (
     declared_schema_ref,
     parse_output,
@@ -40,6 +47,9 @@ if TYPE_CHECKING:
     from promptctl.registry.prompts.gitstore import CommitInfo
 
 SHORT = 12  # hex characters of a digest that are shown
+# Where a version's files carry the engine it took from the repository's default (a key
+# no path below the root can be): snapshots and documents render as the repository did.
+ENGINE_FILE = "/template"
 
 
 def normalize_include(name: str) -> str:
@@ -63,6 +73,8 @@ class PromptVersion:
     root: str = ""
     is_chat: bool = False
     limits: RenderLimits = field(default=DEFAULT_LIMITS, repr=False, compare=False)
+    # The template engine: the front matter's `template:`, else the repository's default.
+    engine: str = JINJA2
 
     @property
     def label(self) -> str:
@@ -89,10 +101,19 @@ class PromptVersion:
         """`support/triage@v3`: the version as messages name it."""
         return f"{self.name}@{self.label}"
 
+    @property
+    def defaulted_engine(self) -> str | None:
+        """The engine when it came from the repository's default rather than the file
+        (jinja2, the built-in default, counts as none): part of the digest and snapshot."""
+        return self.engine if self.prompt.engine is None and self.engine != JINJA2 else None
+
     def files(self) -> dict[str, str]:
-        """Return {path below root: text} for the prompt file and every partial it has."""
+        """Return {path below root: text} for the prompt file and every partial it has
+        (and ENGINE_FILE with the engine, when the repository's default chose it)."""
         out = {self.relpath: self.prompt.text}
         out.update({p: t for p, t in self.partials.items() if t is not None})
+        if self.defaulted_engine is not None:
+            out[ENGINE_FILE] = self.defaulted_engine
         return out
 
     def repo_path(self, relpath: str) -> str:
@@ -101,7 +122,7 @@ class PromptVersion:
     @cached_property
     def template(self) -> Template:
         """The compiled body, with partials served from this version's own files."""
-        files = self.files()
+        files = {p: t for p, t in self.files().items() if p != ENGINE_FILE}
         # Partials are keyed by normalised path, as the digest names them ("./x" is "x").
         env = make_environment(
             lambda name: files.get(normalize_include(name)),
@@ -119,14 +140,34 @@ class PromptVersion:
         """
         inputs, strict = self.prompt.inputs, self.prompt.strict
         values = validate_variables(self.name, inputs, variables, strict=strict)
-        rendered = render_compiled(
-            self.template,
-            values,
-            chat=self.is_chat,
-            repo_path=self.prompt.path,
-            limits=limits or self.limits,
-            data_roles=self.prompt.data_roles,
-        )
+        if self.engine == PLAIN:
+            text = render_plain(
+                self.prompt.body,
+                values,
+                set(inputs or {}),
+                path=self.prompt.path,
+                limits=limits or self.limits,
+            )
+            rendered = Rendered(None, text)
+        elif self.engine == MUSTACHE:
+            files = self.files()
+            text = render_mustache(
+                self.prompt.body,
+                values,
+                lambda relpath: None if relpath == ENGINE_FILE else files.get(relpath),
+                path=self.prompt.path,
+                limits=limits or self.limits,
+            )
+            rendered = Rendered(None, text)
+        else:
+            rendered = render_compiled(
+                self.template,
+                values,
+                chat=self.is_chat,
+                repo_path=self.prompt.path,
+                limits=limits or self.limits,
+                data_roles=self.prompt.data_roles,
+            )
         ignored = () if strict else undeclared(inputs, variables)
         return replace(rendered, ignored=ignored) if ignored else rendered
 
@@ -144,6 +185,7 @@ class PromptVersion:
             "description": self.prompt.description,
             "inputs": {k: v.to_dict() for k, v in (self.prompt.inputs or {}).items()},
             "partials": sorted(self.partials),
+            "template_engine": self.engine,
             "commit": self.commit.to_json() if self.commit else None,
             "first_commit": self.first_commit.to_json() if self.first_commit else None,
         }
@@ -162,8 +204,15 @@ def version_from_files(
     files: Mapping[str, str],
     source: str,
     number: int | None = None,
+    engine: str | None = None,
 ) -> PromptVersion:
-    """Rebuild a version from stored content (a release snapshot), without git."""
+    """Rebuild a version from stored content (a release snapshot), without git.
+
+    The engine is the file's own, else the one stored beside the files (ENGINE_FILE, or
+    `engine` as a document names it), else jinja2.
+    """
+    files = dict(files)
+    stored_engine = files.pop(ENGINE_FILE, None) or engine
     repo_path = f"{root}/{relpath}" if root else relpath
     check_version_size(
         repo_path,
@@ -172,6 +221,7 @@ def version_from_files(
     )
     prompt = parse_prompt_file(repo_path, files[relpath])
     partials: dict[str, str | None] = {p: t for p, t in files.items() if p != relpath}
+    chosen = prompt.engine or stored_engine or JINJA2
     return PromptVersion(
         name=name,
         digest=digest,
@@ -181,11 +231,15 @@ def version_from_files(
         number=number,
         relpath=relpath,
         root=root,
-        is_chat=is_chat(prompt, partials),
+        is_chat=is_chat(prompt, partials, chosen),
+        engine=chosen,
     )
 
 
-def is_chat(prompt: PromptFile, partials: Mapping[str, str | None]) -> bool:
+def is_chat(prompt: PromptFile, partials: Mapping[str, str | None], engine: str = JINJA2) -> bool:
+    """Tell whether a version renders to chat messages (Jinja2 message blocks only)."""
+    if engine != JINJA2:
+        return False
     return has_message_blocks(prompt.body) or any(
         has_message_blocks(t) for t in partials.values() if t
     )
@@ -204,4 +258,5 @@ def version_from_document(doc: Mapping[str, Any], source: str) -> PromptVersion:
         files=files,
         source=source,
         number=doc.get("version"),
+        engine=doc.get("template_engine"),
     )

@@ -24,10 +24,14 @@ samples:
 
 def test_defaults_are_prompts_folder_dot_prompt_files_and_main(tmp_path):
     layout = load_layout(tmp_path)
-    assert layout == Layout(root="prompts", pattern="{name}.prompt", branch="main")
+    assert layout == Layout(
+        root="prompts", pattern="{name}.prompt", branch="main", branch_guessed=True
+    )
     assert layout.name_of("support/triage.prompt") == "support/triage"
     assert layout.name_of("partials/tone.j2") is None
-    assert layout.name_of("Upper.prompt") is None
+    assert layout.name_of("Upper.prompt") == "Upper"  # capitals allowed, case kept
+    assert layout.name_of("a b.prompt") is None
+    assert "(' ')" in layout.skip_reason("a b.prompt")
     assert layout.repo_path(layout.relpath_of("support/triage")) == "prompts/support/triage.prompt"
 
 
@@ -73,7 +77,7 @@ def test_environment_variables_override_the_file_and_options_override_both(
     ("config", "message"),
     [
         ('root = "unclosed', "promptctl.toml: "),
-        ('root = "p"\nprompts = "x"\n', "unknown key(s) prompts (known: root, pattern, branch)"),
+        ('root = "p"\nprompts = "x"\n', "unknown key(s) prompts (known: root, pattern, branch, template)"),
         ('root = ""\n', "'root' must be a non-empty string"),
         ("branch = 3\n", "'branch' must be a non-empty string"),
         ("promptctl = 3\n", "[promptctl] must be a table"),
@@ -135,12 +139,14 @@ def test_options_override_the_config_file_of_the_repository(git_repo, make_libra
     assert make_library(git_repo, root="new").list() == ["b"]
 
 
-@pytest.mark.parametrize("name", ["triage", "support/triage", "a.b-c_d/e2", "0day"])
+@pytest.mark.parametrize(
+    "name", ["triage", "support/triage", "a.b-c_d/e2", "0day", "Summarize_PR", "support/Triage"]
+)
 def test_valid_prompt_names_are_accepted(name):
     assert check_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["Triage", "support//triage", "/abs", "a/", "-x", "a b", ""])
+@pytest.mark.parametrize("name", ["support//triage", "/abs", "a/", "-x", "a b", "", "é"])
 def test_invalid_prompt_names_are_refused(name):
     with pytest.raises(ConfigError, match="invalid prompt name"):
         check_name(name)

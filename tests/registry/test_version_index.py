@@ -91,7 +91,7 @@ def test_numbering_one_prompt_gives_what_numbering_every_prompt_gives(git_repo, 
 
 def test_the_library_numbers_one_prompt_alone_until_asked_about_another(git_repo, make_library):
     build_history(git_repo)
-    library = make_library(git_repo)
+    library = make_library(git_repo, persistent=False)  # no stored index to answer from
     records, index = library.history("p1")
     assert index.names == {"p1"}
     assert library.index("p1") is index

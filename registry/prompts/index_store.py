@@ -1,0 +1,369 @@
+"""The persistent version index: numbering worked out once, kept beside the repository.
+
+Numbering versions means walking the tracked branch's whole first-parent history; on a
+repository of 100,000 commits that takes a while. The walk's result (every prompt's
+versions and events, the commits they name) and the state it ended in (each file below
+the root, each prompt's partials and digest) are kept in one SQLite file under the git
+directory: `<git dir>/promptctl/version-index-<key>.sqlite3`. There it is never committed,
+never listed as a file of the working tree, is per clone (and per linked worktree), and
+goes away with the clone; the release database stays in `.promptctl/` beside it.
+
+- Keyed: the file's name hashes, and its `meta` table repeats, the repository, the root,
+  pattern, branch and default engine, the rename threshold and the format. Anything else
+  is a different index.
+- Never trusted blindly: a file that cannot be read, has another format or key, or whose
+  tip is not a first-parent ancestor of the branch now (history was rewritten) is thrown
+  away and built again. A tip equal to the branch's is used as is; an ancestor is brought
+  up to date by walking only the commits after it.
+- Safe with concurrent processes: a new or updated index is written to a temporary file
+  in the same folder and moved over the old one with os.replace (atomic), so a reader sees
+  the old file or the new one, never half of either; two writers both write a correct
+  file and the last one wins. Readers open the file read-only.
+- Lazy: a warm `log NAME` reads that prompt's rows only; `list` reads each prompt's.
+
+When the git directory cannot be written to, numbering still works, in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from promptctl.registry.errors import RegistryError
+from promptctl.registry.prompts.gitstore import CommitInfo, GitStore, NotOnFirstParents
+from promptctl.registry.prompts.layout import Layout
+from promptctl.registry.prompts.versions import (
+    RENAME_THRESHOLD,
+    HistoryEvent,
+    VersionIndex,
+    VersionRecord,
+    WalkState,
+    walk_all,
+)
+
+FORMAT = 1
+FOLDER = "promptctl"
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE commits (sha TEXT PRIMARY KEY, author TEXT, email TEXT, time INTEGER,
+                      offset INTEGER, summary TEXT);
+CREATE TABLE events (name TEXT, seq INTEGER, sha TEXT, digest TEXT, number INTEGER,
+                     moved_from TEXT, PRIMARY KEY (name, seq));
+CREATE TABLE versions (name TEXT, number INTEGER, digest TEXT, sha TEXT,
+                       PRIMARY KEY (name, number));
+CREATE TABLE files (relpath TEXT PRIMARY KEY, blob TEXT NOT NULL);
+CREATE TABLE closures (name TEXT PRIMARY KEY, partials TEXT NOT NULL);
+CREATE TABLE current (name TEXT PRIMARY KEY, digest TEXT);
+"""
+# Progress is worth showing when a walk is long; short ones stay silent.
+_PROGRESS_AFTER_SECONDS = 1.0
+
+
+class _Invalid(Exception):
+    """The stored index cannot be used (read failure, other key or format, rewritten
+    history): it is built again."""
+
+
+class _PerName(dict):
+    """A dict of prompt name -> rows that loads a prompt's rows on first access."""
+
+    def __init__(self, load: Callable[[str], list[Any]]) -> None:
+        super().__init__()
+        self._load = load
+        self._absent: set[str] = set()
+
+    def _fill(self, name: str) -> None:
+        if not dict.__contains__(self, name) and name not in self._absent:
+            rows = self._load(name)
+            if rows:
+                dict.__setitem__(self, name, rows)
+            else:
+                self._absent.add(name)
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        self._fill(name)
+        return dict.get(self, name, default)
+
+    def __getitem__(self, name: str) -> Any:
+        self._fill(name)
+        return dict.__getitem__(self, name)
+
+    def __contains__(self, name: object) -> bool:
+        if isinstance(name, str):
+            self._fill(name)
+        return dict.__contains__(self, name)
+
+    def setdefault(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        self._fill(name)
+        self._absent.discard(name)
+        return dict.setdefault(self, name, default)
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self._absent.discard(name)
+        dict.__setitem__(self, name, value)
+
+
+class IndexStore:
+    """The persistent version index of one repository, layout and branch."""
+
+    def __init__(self, store: GitStore, layout: Layout, branch: str) -> None:
+        self.store = store
+        self.layout = layout
+        self.branch = branch
+        self.key = {
+            "format": FORMAT,
+            "repository": os.path.realpath(store.git_dir),
+            "root": layout.root,
+            "pattern": layout.pattern,
+            "branch": branch,
+            "template": layout.template,
+            "threshold": RENAME_THRESHOLD,
+        }
+        digest = hashlib.sha256(json.dumps(self.key, sort_keys=True).encode()).hexdigest()
+        self.path = store.git_dir / FOLDER / f"version-index-{digest[:16]}.sqlite3"
+        self._connection: sqlite3.Connection | None = None
+        self._commits: dict[str, CommitInfo] = {}
+
+    # -- the one entry point ---------------------------------------------------------------
+
+    def index(self, tip: str, progress: Callable[[int, int], None] | None = None) -> VersionIndex:
+        """Return the index at `tip`: stored, brought up to date, or built (and stored)."""
+        try:
+            stored_tip = self._open()
+        except _Invalid:
+            stored_tip = None
+        if stored_tip == tip:
+            return self._lazy_index(tip)
+        if stored_tip is not None:
+            try:
+                return self._update(stored_tip, tip, progress)
+            except (_Invalid, NotOnFirstParents):
+                pass  # the branch was rewritten or the file is damaged: start over
+        self.close()
+        index, state = walk_all(self.store, self.layout, self.branch, tip, progress=progress)
+        with contextlib.suppress(OSError, sqlite3.Error):
+            self._write_full(index, state)
+        return index
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _open(self) -> str | None:
+        """Open the stored file read-only and return its tip, or raise _Invalid."""
+        self.close()
+        if not self.path.is_file():
+            raise _Invalid("no index yet")
+        try:
+            connection = sqlite3.connect(
+                f"file:{self.path}?mode=ro", uri=True, check_same_thread=False
+            )
+            meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.Error as exc:
+            raise _Invalid(str(exc)) from exc
+        stored = json.loads(meta.get("key", "null"))
+        if stored != self.key or not meta.get("tip"):
+            connection.close()
+            raise _Invalid("another key or format")
+        self._connection = connection
+        return meta["tip"]
+
+    def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        if self._connection is None:
+            return []
+        try:
+            return self._connection.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise RegistryError(
+                f"the version index {self.path} cannot be read ({exc}): delete it and retry"
+            ) from exc
+
+    def _commit_info(self, sha: str) -> CommitInfo:
+        found = self._commits.get(sha)
+        if found is None:
+            rows = self._query(
+                "SELECT author, email, time, offset, summary FROM commits WHERE sha = ?", (sha,)
+            )
+            if not rows:
+                found = self.store.commit_info(sha)
+            else:
+                author, email, stamp, offset, summary = rows[0]
+                tz = timezone(timedelta(minutes=offset))
+                found = CommitInfo(sha, author, email, datetime.fromtimestamp(stamp, tz), summary)
+            self._commits[sha] = found
+        return found
+
+    def _load_versions(self, name: str) -> list[VersionRecord]:
+        rows = self._query(
+            "SELECT number, digest, sha FROM versions WHERE name = ? ORDER BY number", (name,)
+        )
+        return [VersionRecord(name, n, d, self._commit_info(sha)) for n, d, sha in rows]
+
+    def _load_events(self, name: str) -> list[HistoryEvent]:
+        rows = self._query(
+            "SELECT sha, digest, number, moved_from FROM events WHERE name = ? ORDER BY seq",
+            (name,),
+        )
+        return [HistoryEvent(self._commit_info(sha), d, n, m) for sha, d, n, m in rows]
+
+    def _lazy_index(self, tip: str) -> VersionIndex:
+        index = VersionIndex(branch=self.branch, tip=tip)
+        index.versions = _PerName(self._load_versions)
+        index.events = _PerName(self._load_events)
+        return index
+
+    def _state(self) -> WalkState:
+        files = dict(self._query("SELECT relpath, blob FROM files"))
+        closures = {n: json.loads(p) for n, p in self._query("SELECT name, partials FROM closures")}
+        current = dict(self._query("SELECT name, digest FROM current"))
+        return WalkState(files, closures, current)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _update(
+        self, stored_tip: str, tip: str, progress: Callable[[int, int], None] | None
+    ) -> VersionIndex:
+        """Walk from the stored tip to `tip` and store the rows that changed."""
+        try:
+            state = self._state()
+            index = self._lazy_index(stored_tip)
+            index, state = walk_all(
+                self.store,
+                self.layout,
+                self.branch,
+                tip,
+                index=index,
+                state=state,
+                since=stored_tip,
+                progress=progress,
+            )
+        except RegistryError as exc:
+            if isinstance(exc, NotOnFirstParents):
+                raise
+            raise _Invalid(str(exc)) from exc
+        changed = list(dict.keys(index.events))
+        # Read every changed prompt's rows before the file is replaced under us.
+        for name in changed:
+            index.versions.get(name)
+        with contextlib.suppress(OSError, sqlite3.Error):
+            self._write_update(index, state, changed)
+        return index
+
+    @contextlib.contextmanager
+    def _writing(self, copy_from: Path | None) -> Iterator[sqlite3.Connection]:
+        """A new file in the index's folder (a copy of `copy_from`, or empty), moved over
+        the index when the block ends without error."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(prefix=".version-index-", dir=self.path.parent)
+        os.close(handle)
+        try:
+            if copy_from is not None:
+                shutil.copyfile(copy_from, temp)
+            connection = sqlite3.connect(temp)
+            try:
+                connection.execute("PRAGMA journal_mode = OFF")
+                connection.execute("PRAGMA synchronous = OFF")
+                if copy_from is None:
+                    connection.executescript(_SCHEMA)
+                yield connection
+                connection.commit()
+            finally:
+                connection.close()
+            os.replace(temp, self.path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+
+    def _write_full(self, index: VersionIndex, state: WalkState) -> None:
+        with self._writing(None) as db:
+            self._write_names(db, index, list(index.events))
+            self._write_state(db, index, state)
+
+    def _write_update(self, index: VersionIndex, state: WalkState, names: list[str]) -> None:
+        source = self.path
+        with self._writing(source) as db:
+            for name in names:
+                db.execute("DELETE FROM events WHERE name = ?", (name,))
+                db.execute("DELETE FROM versions WHERE name = ?", (name,))
+            self._write_names(db, index, names)
+            for table in ("files", "closures", "current"):
+                db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+            self._write_state(db, index, state)
+
+    def _write_names(self, db: sqlite3.Connection, index: VersionIndex, names: list[str]) -> None:
+        commits: dict[str, CommitInfo] = {}
+        event_rows, version_rows = [], []
+        for name in names:
+            for seq, event in enumerate(index.events.get(name, [])):
+                commits[event.commit.sha] = event.commit
+                event_rows.append(
+                    (name, seq, event.commit.sha, event.digest, event.number, event.moved_from)
+                )
+            for record in index.versions.get(name, []):
+                commits[record.commit.sha] = record.commit
+                version_rows.append((name, record.number, record.digest, record.commit.sha))
+        db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", event_rows)
+        db.executemany("INSERT INTO versions VALUES (?, ?, ?, ?)", version_rows)
+        db.executemany(
+            "INSERT OR IGNORE INTO commits VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    c.sha,
+                    c.author,
+                    c.email,
+                    int(c.time.timestamp()),
+                    int((c.time.utcoffset() or timedelta()).total_seconds() // 60),
+                    c.summary,
+                )
+                for c in commits.values()
+            ],
+        )
+
+    def _write_state(self, db: sqlite3.Connection, index: VersionIndex, state: WalkState) -> None:
+        db.executemany("INSERT INTO files VALUES (?, ?)", list(state.files.items()))
+        db.executemany(
+            "INSERT INTO closures VALUES (?, ?)",
+            [(n, json.dumps(p)) for n, p in state.closures.items()],
+        )
+        db.executemany("INSERT INTO current VALUES (?, ?)", list(state.current.items()))
+        db.execute("DELETE FROM meta")
+        db.executemany(
+            "INSERT INTO meta VALUES (?, ?)",
+            [("key", json.dumps(self.key)), ("tip", index.tip), ("written", str(time.time()))],
+        )
+
+
+def terminal_progress() -> Callable[[int, int], None] | None:
+    """A progress line on stderr while a long walk runs, when stderr is a terminal."""
+    stream = sys.stderr
+    if not (hasattr(stream, "isatty") and stream.isatty()):
+        return None
+    started = time.monotonic()
+    shown = False
+
+    def report(done: int, total: int) -> None:
+        nonlocal shown
+        if not shown and time.monotonic() - started < _PROGRESS_AFTER_SECONDS and done < total:
+            return
+        if not shown and done >= total:
+            return  # finished before it was worth a line
+        shown = True
+        end = "\n" if done >= total else ""
+        stream.write(f"\rnumbering versions: {done:,}/{total:,} commits{end}")
+        stream.flush()
+
+    return report

@@ -14,7 +14,6 @@ shows every way the registry can refuse. The hierarchy:
         ReleaseNotFound
         NeverReleased
         TokenNotFound
-        WebhookNotFound
         PolicyNotFound
         RolloutNotFound
       UsageError                        400  a malformed argument
@@ -347,8 +346,8 @@ class InvalidPromptName(ConfigError):
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(
-            f"invalid prompt name '{name}': use lower-case letters, digits, '_', '.', '-' "
-            "and '/' between parts"
+            f"invalid prompt name '{name}': use letters, digits, '_', '.', '-' "
+            "and '/' between parts, each part starting with a letter or digit"
         )
 
 
@@ -1062,6 +1061,7 @@ class RolloutError(ReleaseError):
 
     status = 409
     title = "Invalid rollout action"
+
 
 # -- webhooks -------------------------------------------------------------------------
 

@@ -33,6 +33,8 @@ def version_document(version: PromptVersion) -> dict[str, Any]:
         "path": version.relpath,
         "root": version.root,
         "partials": {p: t for p, t in version.partials.items() if t is not None},
+        # The engine (the file's `template:` or the repository's default) renders it.
+        "template_engine": version.engine,
     }
 
 

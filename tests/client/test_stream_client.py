@@ -12,7 +12,6 @@ import asyncio
 import logging
 
 import httpx
-import pytest
 from client_kit import CANARY_PROMPT, ENV, RecordingTransport, ServerProcess, key_for
 from cutting_proxy import CuttingProxy
 from support import async_wait_until, wait_until

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from promptctl.registry.errors import (
     AlreadyCanary,
@@ -79,6 +80,30 @@ class _Change:
 
 
 @dataclass(frozen=True)
+class Applied:
+    """A release action as written, for what must change with it in its transaction.
+
+    `managed` is True when the caller handed its own `within` (a rollout acting on its
+    release); observers then leave it alone.
+    """
+
+    prompt: str
+    environment: str
+    action: str
+    actor: str
+    revision: int
+    stable: str
+    canary: str | None
+    weight_bp: int
+    managed: bool
+
+
+# Runs inside an action's transaction, after the release and its log row are written: what
+# it writes commits with them, and what it raises undoes them.
+Within = Callable[[Session, Applied], None]
+
+
+@dataclass(frozen=True)
 class _Observed:
     """The revision an action expects, and whether the caller gave it (If-Match)."""
 
@@ -99,6 +124,9 @@ class ReleaseService:
 
     def __init__(self, database: Database) -> None:
         self.db = database
+        # Called in every action's transaction (registry.rollouts pauses or ends a rollout
+        # whose release a person changed).
+        self.observers: list[Within] = []
 
     # -- environments --------------------------------------------------------------
 
@@ -232,6 +260,7 @@ class ReleaseService:
         confirmed: bool = False,
         expected_revision: int | None = None,
         skip_unchanged: bool = False,
+        within: Within | None = None,
     ) -> ReleaseState:
         """Make a version stable (clearing any canary), or start it as canary at a weight.
 
@@ -306,6 +335,7 @@ class ReleaseService:
             reason=reason,
             forced=forced,
             snapshot=version,
+            within=within,
         )
 
     def promote_from(
@@ -348,6 +378,7 @@ class ReleaseService:
         reason: str | None = None,
         confirmed: bool = False,
         expected_revision: int | None = None,
+        within: Within | None = None,
     ) -> ReleaseState:
         """Change the canary's weight.
 
@@ -378,7 +409,9 @@ class ReleaseService:
                 weight_bp,
             )
 
-        return self._apply(prompt, environment, observed, change, actor=actor, reason=reason)
+        return self._apply(
+            prompt, environment, observed, change, actor=actor, reason=reason, within=within
+        )
 
     def complete(
         self,
@@ -389,6 +422,7 @@ class ReleaseService:
         reason: str | None = None,
         confirmed: bool = False,
         expected_revision: int | None = None,
+        within: Within | None = None,
     ) -> ReleaseState:
         """Make the canary stable."""
         observed = self._observe(prompt, environment, expected_revision, confirmed)
@@ -404,7 +438,9 @@ class ReleaseService:
                 release.canary_digest,
             )
 
-        return self._apply(prompt, environment, observed, change, actor=actor, reason=reason)
+        return self._apply(
+            prompt, environment, observed, change, actor=actor, reason=reason, within=within
+        )
 
     def abort(
         self,
@@ -414,6 +450,7 @@ class ReleaseService:
         actor: str,
         reason: str | None = None,
         expected_revision: int | None = None,
+        within: Within | None = None,
     ) -> ReleaseState:
         """Drop the canary: all traffic goes back to stable. Never needs confirmation."""
         observed = self._observe(prompt, environment, expected_revision, True)
@@ -430,7 +467,9 @@ class ReleaseService:
                 0,
             )
 
-        return self._apply(prompt, environment, observed, change, actor=actor, reason=reason)
+        return self._apply(
+            prompt, environment, observed, change, actor=actor, reason=reason, within=within
+        )
 
     def rollback(
         self,
@@ -441,6 +480,7 @@ class ReleaseService:
         to: PromptVersion | None = None,
         reason: str | None = None,
         expected_revision: int | None = None,
+        within: Within | None = None,
     ) -> ReleaseState:
         """Abort a canary; without one, put back the stable version before the last change.
 
@@ -480,7 +520,14 @@ class ReleaseService:
             )
 
         return self._apply(
-            prompt, environment, observed, change, actor=actor, reason=reason, snapshot=to
+            prompt,
+            environment,
+            observed,
+            change,
+            actor=actor,
+            reason=reason,
+            snapshot=to,
+            within=within,
         )
 
     # -- the transaction -------------------------------------------------------------
@@ -523,6 +570,7 @@ class ReleaseService:
         reason: str | None,
         forced: bool = False,
         snapshot: PromptVersion | None = None,
+        within: Within | None = None,
     ) -> ReleaseState:
         try:
             with self.db.session() as session:
@@ -567,6 +615,19 @@ class ReleaseService:
                 )
                 session.flush()
                 release_logged(session, logged)  # its webhooks, committed with it
+                applied = Applied(
+                    prompt,
+                    environment,
+                    new.action,
+                    actor,
+                    actual + 1,
+                    new.stable,
+                    new.canary,
+                    new.weight_bp,
+                    managed=within is not None,
+                )
+                for hook in ([within] if within else []) + self.observers:
+                    hook(session, applied)
                 state = written_state(session, prompt, env)
                 announce(session, prompt, environment, actual + 1)  # other replicas, at commit
         except IntegrityError as exc:

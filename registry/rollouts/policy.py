@@ -333,8 +333,10 @@ def _steps(value: Any, bad: Any) -> tuple[int, ...] | None:
 
 def _minutes(body: Mapping[str, Any], name: str, default: float, bad: Any) -> float | None:
     value = body.get(name, default)
-    if not _is_number(value) or not math.isfinite(value) or value <= 0:
-        bad(name, f"{value!r} is not a number of minutes above 0 (fractions allowed)")
+    least = 0 if name == "min_minutes" else 1e-9  # a step may pass at once, never end at once
+    if not _is_number(value) or not math.isfinite(value) or value < least:
+        above = "0 or more" if least == 0 else "above 0"
+        bad(name, f"{value!r} is not a number of minutes {above} (fractions allowed)")
         return None
     return float(value)
 

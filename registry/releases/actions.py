@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
+    from promptctl.registry.analysis.report import CanaryReport
     from promptctl.registry.metrics.summary import MetricsSummary
     from promptctl.registry.releases.values import EnvironmentInfo, LogEntry, ReleaseState
 
@@ -135,3 +136,4 @@ class ReleaseBackend(Protocol):
     def metrics_summary(
         self, prompt: str, environment: str, since: str | None = None, until: str | None = None
     ) -> MetricsSummary: ...
+    def analyze(self, name: str, environment: str, *, since: str | None = None) -> CanaryReport: ...

@@ -55,6 +55,9 @@ if TYPE_CHECKING:
     from promptctl.registry.releases.serving import ServingCache
     from promptctl.registry.releases.values import EnvironmentInfo, LogEntry, ReleaseState
     from promptctl.registry.review.report import ReviewReport
+    from promptctl.registry.rollouts.policy import PolicyBook
+    from promptctl.registry.rollouts.service import Decision, RolloutService
+    from promptctl.registry.rollouts.values import RolloutState
     from promptctl.registry.store.database import Database
     from promptctl.registry.webhooks.dispatcher import Dispatcher
     from promptctl.registry.webhooks.service import WebhookService
@@ -143,8 +146,18 @@ class Registry:
     @_Built
     def releases(self) -> ReleaseService:
         from promptctl.registry.releases.service import ReleaseService
+        from promptctl.registry.rollouts.service import watch_rollouts
 
-        return ReleaseService(self.database)
+        service = ReleaseService(self.database)
+        service.observers.append(watch_rollouts)  # a person's action pauses or ends a rollout
+        return service
+
+    @_Built
+    def rollouts(self) -> RolloutService:
+        """Automated rollouts: started, paused, ended, and judged by the server's controller."""
+        from promptctl.registry.rollouts.service import RolloutService
+
+        return RolloutService(self.database, self.releases)
 
     @_Built
     def tokens(self) -> TokenService:
@@ -242,6 +255,50 @@ class Registry:
         except RepositoryError:
             base = Path(self.settings.repo)
         return default_sqlite_url(base)
+
+    def _released_numbers(self) -> dict[str, dict[str, int]]:
+        """{prompt: {digest: number}} of every released version: the numbers git's
+        numbering keeps (registry.prompts.versions.pin). The default SQLite file is read
+        with the standard library, so `log` and `list` stay light; another database
+        through SQLAlchemy; no database yet, or one that cannot be read, pins nothing."""
+        import sqlite3
+
+        from promptctl.registry.errors import RegistryError
+
+        rows: list[tuple[str, str, int]] = []
+        if not self.settings.database_url:
+            store = self.library.store
+            # The file database_url names by default (store.database.default_sqlite_url).
+            path = (store.workdir or store.git_dir) / ".promptctl" / "registry.db"
+            if not path.is_file():
+                return {}
+            try:
+                with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+                    rows = connection.execute(
+                        "SELECT prompt, digest, number FROM version_snapshots"
+                        " WHERE number IS NOT NULL"
+                    ).fetchall()
+            except sqlite3.Error:
+                return {}
+        else:
+            from sqlalchemy import select
+            from sqlalchemy.exc import SQLAlchemyError
+
+            from promptctl.registry.store.models import VersionSnapshot
+
+            try:
+                with self.database.session() as session:
+                    rows = session.execute(
+                        select(
+                            VersionSnapshot.prompt, VersionSnapshot.digest, VersionSnapshot.number
+                        ).where(VersionSnapshot.number.is_not(None))
+                    ).all()
+            except (RegistryError, SQLAlchemyError):
+                return {}
+        out: dict[str, dict[str, int]] = {}
+        for prompt, digest, number in rows:
+            out.setdefault(prompt, {})[digest] = number
+        return out
 
     @property
     def tracked_branch(self) -> str:
@@ -837,6 +894,104 @@ class Registry:
             self.serving.load_all()
 
     # -- the database schema -----------------------------------------------------------
+
+    # -- automated rollouts (registry.rollouts) -----------------------------------------
+
+    def rollout_policies(self) -> PolicyBook:
+        """The rollout policies of promptctl.toml on the tracked branch (what was reviewed),
+        else in HEAD; the built-in default without a repository or a [rollout] table."""
+        from promptctl.registry.errors import NotARepository
+        from promptctl.registry.rollouts.policy import config_text, read_policies
+
+        try:
+            with self.git() as library:
+                text = config_text(library, library.tracked_tip() or "HEAD")
+        except NotARepository:
+            text = None
+        return read_policies(text)
+
+    def start_rollout(
+        self,
+        prompt: str,
+        environment: str,
+        *,
+        ref: str | None = None,
+        digest: str | None = None,
+        commit: str | None = None,
+        policy: str | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
+        confirmed: bool = False,
+        viewer: TokenInfo | None = None,
+    ) -> RolloutState:
+        """Start a rollout of the version `ref` (or exactly `digest`) as canary at the first
+        step of its policy (`policy`, else the one promptctl.toml gives the prompt)."""
+        if viewer is not None:
+            viewer.narrow(environment)
+        chosen = self.rollout_policies().choose(prompt, policy)
+        asked = Promote(prompt=prompt, environment=environment, ref=ref, digest=digest)
+        version = self._promoted_version(replace(asked, commit=commit))
+        state = self.rollouts.start(
+            version,
+            environment,
+            chosen,
+            actor=self.actor(actor),
+            reason=reason,
+            confirmed=confirmed,
+        )
+        self._release_changed(prompt, environment)
+        return state
+
+    def rollout(
+        self, prompt: str, environment: str, *, viewer: TokenInfo | None = None
+    ) -> RolloutState:
+        """The newest rollout of a prompt in an environment, with its decisions."""
+        if viewer is not None:
+            viewer.narrow(environment)
+        return self.rollouts.current(prompt, environment)
+
+    def change_rollout(
+        self,
+        verb: str,
+        prompt: str,
+        environment: str,
+        *,
+        actor: str | None = None,
+        reason: str | None = None,
+        confirmed: bool = False,
+    ) -> RolloutState:
+        """Pause, resume, abort or promote (skip the remaining steps of) a live rollout."""
+        service, who = self.rollouts, self.actor(actor)
+        if verb == "pause":
+            state = service.pause(prompt, environment, actor=who, reason=reason)
+        elif verb == "resume":
+            state = service.resume(
+                prompt, environment, actor=who, reason=reason, confirmed=confirmed
+            )
+        elif verb == "abort":
+            state = service.abort(prompt, environment, actor=who, reason=reason)
+        elif verb == "promote":
+            state = service.promote(
+                prompt, environment, actor=who, reason=reason, confirmed=confirmed
+            )
+        else:
+            raise ValueError(f"not a rollout action: {verb}")
+        self._release_changed(prompt, environment)
+        return state
+
+    def run_rollouts(self) -> list[tuple[RolloutState, Decision]]:
+        """Judge every running rollout once and act on it (the controller's one look)."""
+        service = self.rollouts
+        done = []
+        for rollout_id in service.running_ids():
+            decision = service.decide(rollout_id)
+            if decision is None:
+                continue
+            state = service.by_id(rollout_id)
+            if decision.action != "held":
+                self._release_changed(state.prompt, state.environment)
+            done.append((state, decision))
+        return done
 
     def upgrade_schema(self, revision: str = "head") -> str | None:
         """Apply migrations up to `revision`; return the revision the database is at."""

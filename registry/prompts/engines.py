@@ -110,15 +110,22 @@ def mustache_partials(source: str) -> list[str]:
 
 
 def mustache_variables(source: str) -> list[tuple[str, int]]:
-    """Return (top-level name, line) for the variables and sections a mustache body uses
-    (the first part of a dotted name; `.` and names inside sections included, as mustache
-    looks names up from the innermost section outwards)."""
+    """Return (name, line) for the variables and sections a mustache body uses outside
+    any section (the first part of a dotted name). Names inside a section may be fields
+    of its items, which no declaration names, so they are not judged."""
     out = []
+    depth = 0
     for match in _MUSTACHE_TAG.finditer(source):
         kind, name = match.group(2), match.group(3)
-        if kind in ("/", ">", "!", "=") or not name or name == ".":
+        if kind == "/":
+            depth = max(0, depth - 1)
             continue
-        out.append((name.split(".")[0], source.count("\n", 0, match.start()) + 1))
+        if kind in (">", "!", "=") or not name or name == ".":
+            continue
+        if depth == 0:
+            out.append((name.split(".")[0], source.count("\n", 0, match.start()) + 1))
+        if kind in ("#", "^"):
+            depth += 1
     return out
 
 

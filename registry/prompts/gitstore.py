@@ -397,9 +397,7 @@ class GitStore:
         parent = self._commit(str(commit.parent_ids[0]))
         try:
             diff = parent.tree.diff_to_tree(commit.tree)
-            diff.find_similar(
-                flags=pygit2.enums.DiffFind.FIND_RENAMES, rename_threshold=threshold
-            )
+            diff.find_similar(flags=pygit2.enums.DiffFind.FIND_RENAMES, rename_threshold=threshold)
         except _LOOKUP_ERRORS as exc:
             raise HistoryUnreadable(sha, str(exc)) from exc
         return {

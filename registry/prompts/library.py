@@ -217,9 +217,7 @@ class PromptLibrary:
                 build_index(self.store, self.layout, self.layout.branch, tip, [name])
             )
             return self._one
-        self._index = self._pinned(
-            build_index(self.store, self.layout, self.layout.branch, tip)
-        )
+        self._index = self._pinned(build_index(self.store, self.layout, self.layout.branch, tip))
         self._one = None
         return self._index
 

@@ -14,8 +14,18 @@ from jinja2.exceptions import TemplateSyntaxError
 
 from promptctl.registry.errors import InvalidPromptFile, RegistryError
 from promptctl.registry.prompts.budget import Budget
+from promptctl.registry.prompts.engines import (
+    JINJA2,
+    PLAIN,
+    mustache_partials,
+    mustache_syntax_error,
+    mustache_variables,
+    plain_references,
+    templated_text,
+)
 from promptctl.registry.prompts.library import PromptLibrary, PromptVersion, Snapshot
 from promptctl.registry.prompts.outputs import OUTPUT_KEYS, schema_problems
+from promptctl.registry.prompts.promptversion import ENGINE_FILE
 from promptctl.registry.prompts.rendering import Rendered, make_environment
 from promptctl.registry.prompts.versions import normalize_include
 
@@ -24,6 +34,7 @@ if TYPE_CHECKING:
 
 ERROR = "error"
 WARNING = "warning"
+SKIPPED = "skipped-file"  # the code of a file shaped like a prompt whose name is refused
 _GUARD_FILTERS = {"default", "d"}
 _GUARD_TESTS = {"defined", "undefined", "none"}
 
@@ -70,12 +81,16 @@ def lint_library(
     findings: set[Finding] = set()
     for name in wanted:
         findings.update(lint_prompt(library, snapshot, name, env, facts, prices))
+    if not names:  # nothing is left out in silence: what looks like a prompt and is not
+        for path, reason in snapshot.skipped():
+            findings.add(Finding(path, 1, WARNING, SKIPPED, f"not a prompt, skipped: {reason}"))
     return sorted(findings)
 
 
 def lint_version(version: PromptVersion, prices: PriceBook | None = None) -> list[Finding]:
     """Lint one loaded version (its partials come with it)."""
-    env = make_environment(version.files().get, version.repo_path)
+    files = {p: t for p, t in version.files().items() if p != ENGINE_FILE}
+    env = make_environment(files.get, version.repo_path)
     return sorted(set(_lint_loaded(version, env, prices=prices)))
 
 
@@ -152,6 +167,16 @@ def _lint_loaded(
     def add(path: str, line: int | None, severity: str, code: str, message: str) -> None:
         out.append(Finding(path, line or 1, severity, code, message, name))
 
+    if version.engine != JINJA2:
+        _check_output(version, add)
+        if version.engine == PLAIN:
+            _lint_plain(version, add)
+        else:
+            _lint_mustache(version, add)
+        if not any(f.severity == ERROR for f in out):
+            _check_samples(version, prices, add)
+        return out
+
     analysed: list[tuple[str, _Facts]] = []
     sources = [(prompt.path, prompt.padded_body())]
     _check_output(version, add)
@@ -187,7 +212,7 @@ def _lint_loaded(
     declared = prompt.inputs
     if declared is None:
         undeclared = sorted(unguarded)
-        if undeclared and prompt.front_matter:
+        if undeclared:
             path, line = unguarded[undeclared[0]]
             add(
                 path,
@@ -220,6 +245,13 @@ def _lint_loaded(
         add(prompt.path, 1, WARNING, "no-samples", "no samples: lint cannot try a real input")
     if any(f.severity == ERROR for f in out):
         return out
+    _check_samples(version, prices, add)
+    return out
+
+
+def _check_samples(version: PromptVersion, prices: PriceBook | None, add) -> None:
+    """Render every sample (and check it against the budget)."""
+    prompt = version.prompt
     budget = prompt.budget
     if budget is not None:
         _check_max_tokens(version, budget, add)
@@ -247,7 +279,100 @@ def _lint_loaded(
             )
         if budget is not None:
             _check_sample_budget(version, budget, index, rendered, prices, add)
-    return out
+
+
+def _lint_plain(version: PromptVersion, add) -> None:
+    """A plain body renders as it is: warn of what looks like a template expression, and
+    check `${name}` against the declared variables."""
+    prompt = version.prompt
+    line0 = prompt.body_line - 1
+    looks = templated_text(prompt.body)
+    if looks:
+        text, line = looks[0]
+        more = f" (and {len(looks) - 1} more)" if len(looks) > 1 else ""
+        add(
+            prompt.path,
+            line0 + line,
+            WARNING,
+            "template-text",
+            f"{text!r}{more} looks like a template expression, but this plain prompt "
+            "renders it as it is; set 'template: jinja2' or 'template: mustache' if it is one",
+        )
+    declared = prompt.inputs or {}
+    used = plain_references(prompt.body)
+    for var, line in used:
+        if var not in declared:
+            add(
+                prompt.path,
+                line0 + line,
+                WARNING,
+                "undeclared-variable",
+                f"'${{{var}}}' is not declared in 'input', so it stays as written",
+            )
+    names = {var for var, _ in used}
+    for var in sorted(declared):
+        if var not in names:
+            add(
+                prompt.path,
+                prompt.line_of(f"input.{var}"),
+                WARNING,
+                "unused-variable",
+                f"variable '{var}' is declared but never used (write it as ${{{var}}})",
+            )
+
+
+def _lint_mustache(version: PromptVersion, add) -> None:
+    """Mustache: syntax, partials that exist, variables against the declared ones."""
+    prompt = version.prompt
+    line0 = prompt.body_line - 1
+    sources = [(prompt.path, prompt.body, line0)]
+    for relpath, text in sorted(version.partials.items()):
+        if text is not None and relpath != version.schema_file:
+            sources.append((version.repo_path(relpath), text, 0))
+    used: dict[str, tuple[str, int]] = {}
+    for path, source, offset in sources:
+        problem = mustache_syntax_error(source)
+        if problem is not None:
+            line, message = problem
+            add(path, offset + (line or 1), ERROR, "template-syntax", message)
+            continue
+        for target in mustache_partials(source):
+            if version.partials.get(normalize_include(target)) is None:
+                add(
+                    path, offset + 1, ERROR, "missing-include", f"partial '{target}' does not exist"
+                )
+        for var, line in mustache_variables(source):
+            used.setdefault(var, (path, offset + line))
+    declared = prompt.inputs
+    if declared is None:
+        if used:
+            path, line = next(iter(used.values()))
+            add(
+                path,
+                line,
+                WARNING,
+                "no-input",
+                f"uses {', '.join(sorted(used))} but has no 'input' section to declare them",
+            )
+        return
+    for var, (path, line) in sorted(used.items()):
+        if var not in declared:
+            add(
+                path,
+                line,
+                ERROR,
+                "undeclared-variable",
+                f"variable '{var}' is used but not declared in 'input'",
+            )
+    for var in sorted(declared):
+        if var not in used:
+            add(
+                prompt.path,
+                prompt.line_of(f"input.{var}"),
+                WARNING,
+                "unused-variable",
+                f"variable '{var}' is declared but never used",
+            )
 
 
 def _check_output(version: PromptVersion, add) -> None:
@@ -286,8 +411,7 @@ def _check_max_tokens(version: PromptVersion, budget: Budget, add) -> None:
             prompt.line_of("params.max_tokens"),
             WARNING,
             "max-tokens-over-budget",
-            f"params.max_tokens {max_tokens:,} allows answers over budget.output_tokens "
-            f"{limit:,}",
+            f"params.max_tokens {max_tokens:,} allows answers over budget.output_tokens {limit:,}",
         )
 
 

@@ -142,9 +142,7 @@ def parse_prompt_file(path: str, data: bytes | str) -> PromptFile:
     )
 
 
-def check_version_size(
-    prompt_path: str, prompt_size: int, partials: list[tuple[str, int]]
-) -> None:
+def check_version_size(prompt_path: str, prompt_size: int, partials: list[tuple[str, int]]) -> None:
     """Refuse a partial over its limit, or a version (prompt and partials) over its own."""
     for path, size in partials:
         if size > MAX_PARTIAL_BYTES:
@@ -293,7 +291,9 @@ def _check_known_keys(path: str, front: dict[str, Any], lines: dict[str, int]) -
     roles = front.get("roles")
     if roles is not None and (not roles or any(not isinstance(r, str) or not r for r in roles)):
         raise InvalidPromptFile(
-            path, "roles must be a non-empty list of role names", line=lines.get("roles"),
+            path,
+            "roles must be a non-empty list of role names",
+            line=lines.get("roles"),
             field="roles",
         )
 

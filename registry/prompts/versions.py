@@ -412,9 +412,7 @@ def _build_for(
                 blobs[relpath] = lookup(relpath)
             return blobs[relpath]
 
-        def includes_of(
-            engine: str, relpath: str, blob_of: Callable = blob_of
-        ) -> list[str] | None:
+        def includes_of(engine: str, relpath: str, blob_of: Callable = blob_of) -> list[str] | None:
             blob = blob_of(relpath)
             return None if blob is None else contents.includes(blob, engine)
 
@@ -597,8 +595,11 @@ def pin(index: VersionIndex, released: Mapping[str, Mapping[str, int]]) -> None:
         if not pins or not index.covers(name):
             continue
         records = index.versions.get(name, [])
-        if all(index.record_for(name, d) and index.record_for(name, d).number == n
-               for d, n in pins.items() if any(r.digest == d for r in records)):
+        if all(
+            index.record_for(name, d) and index.record_for(name, d).number == n
+            for d, n in pins.items()
+            if any(r.digest == d for r in records)
+        ):
             continue
         known = {r.digest for r in records}
         clean: dict[str, int] = {}

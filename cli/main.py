@@ -161,9 +161,11 @@ def list_command(options: Options, rev: str | None, as_json: bool) -> None:
     if as_json:
         emit_json(entries)
         return
+    skipped = library.skipped(rev)
     if not entries:
         root = library.layout.root or "the repository root"
         click.echo(f"No prompts under {root} (pattern {library.layout.pattern}).")
+        _echo_skipped(skipped)
         return
     rows = []
     for e in entries:
@@ -182,6 +184,17 @@ def list_command(options: Options, rev: str | None, as_json: bool) -> None:
                 ]
             )
     table(["NAME", "VERSION", "DIGEST", "KIND", "MODEL", "DESCRIPTION"], rows)
+    _echo_skipped(skipped)
+    if library.branch_note:
+        click.echo(f"({library.branch_note})")
+
+
+def _echo_skipped(skipped: list[tuple[str, str]]) -> None:
+    """Name the files shaped like prompts that are not, so none is left out in silence."""
+    if skipped:
+        click.echo(f"Skipped {len(skipped)} file(s) shaped like a prompt:")
+        for path, reason in skipped:
+            click.echo(f"  {path}: {reason}")
 
 
 @cli.command("show")
@@ -242,7 +255,12 @@ def log_command(options: Options, name: str, as_json: bool) -> None:
                     for r in reversed(records)
                 ],
                 "changes": [
-                    {"commit": e.commit.to_json(), "digest": e.digest, "version": e.number}
+                    {
+                        "commit": e.commit.to_json(),
+                        "digest": e.digest,
+                        "version": e.number,
+                        "moved_from": e.moved_from,
+                    }
                     for e in reversed(events)
                 ],
             }
@@ -263,6 +281,12 @@ def log_command(options: Options, name: str, as_json: bool) -> None:
             ]
         )
     table(["VERSION", "DIGEST", "COMMIT", "DATE", "AUTHOR", "MESSAGE", ""], rows)
+    for e in reversed(events):
+        if e.moved_from:
+            click.echo(
+                f"(moved from {e.moved_from} in {e.commit.short} on "
+                f"{e.commit.time:%Y-%m-%d %H:%M}: {e.commit.summary[:60]})"
+            )
     if current is None:
         click.echo(f"(removed from {index.branch} in {events[-1].commit.short})")
 
@@ -418,8 +442,11 @@ def lint_command(options: Options, names: tuple[str, ...], rev: str | None, as_j
     else:
         for finding in run.findings:
             click.echo(str(finding))
+        skipped = sum(1 for f in run.findings if f.code == "skipped-file")
+        also = f", {skipped} file(s) skipped" if skipped else ""
         click.echo(
-            f"{run.checked} prompt(s) checked: {run.errors} error(s), {run.warnings} warning(s)"
+            f"{run.checked} prompt(s) checked{also}: {run.errors} error(s), "
+            f"{run.warnings} warning(s)"
         )
     if run.errors:
         sys.exit(1)

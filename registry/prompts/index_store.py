@@ -52,15 +52,15 @@ from promptctl.registry.prompts.versions import (
     walk_all,
 )
 
-FORMAT = 1
+FORMAT = 2
 FOLDER = "promptctl"
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE commits (sha TEXT PRIMARY KEY, author TEXT, email TEXT, time INTEGER,
                       offset INTEGER, summary TEXT);
 CREATE TABLE events (name TEXT, seq INTEGER, sha TEXT, digest TEXT, number INTEGER,
-                     moved_from TEXT, PRIMARY KEY (name, seq));
-CREATE TABLE versions (name TEXT, number INTEGER, digest TEXT, sha TEXT,
+                     moved_from TEXT, path TEXT, PRIMARY KEY (name, seq));
+CREATE TABLE versions (name TEXT, number INTEGER, digest TEXT, sha TEXT, path TEXT,
                        PRIMARY KEY (name, number));
 CREATE TABLE files (relpath TEXT PRIMARY KEY, blob TEXT NOT NULL);
 CREATE TABLE closures (name TEXT PRIMARY KEY, partials TEXT NOT NULL);
@@ -209,16 +209,17 @@ class IndexStore:
 
     def _load_versions(self, name: str) -> list[VersionRecord]:
         rows = self._query(
-            "SELECT number, digest, sha FROM versions WHERE name = ? ORDER BY number", (name,)
+            "SELECT number, digest, sha, path FROM versions WHERE name = ? ORDER BY number",
+            (name,),
         )
-        return [VersionRecord(name, n, d, self._commit_info(sha)) for n, d, sha in rows]
+        return [VersionRecord(name, n, d, self._commit_info(sha), path) for n, d, sha, path in rows]
 
     def _load_events(self, name: str) -> list[HistoryEvent]:
         rows = self._query(
-            "SELECT sha, digest, number, moved_from FROM events WHERE name = ? ORDER BY seq",
+            "SELECT sha, digest, number, moved_from, path FROM events WHERE name = ? ORDER BY seq",
             (name,),
         )
-        return [HistoryEvent(self._commit_info(sha), d, n, m) for sha, d, n, m in rows]
+        return [HistoryEvent(self._commit_info(sha), d, n, m, path) for sha, d, n, m, path in rows]
 
     def _lazy_index(self, tip: str) -> VersionIndex:
         index = VersionIndex(branch=self.branch, tip=tip)
@@ -311,13 +312,23 @@ class IndexStore:
             for seq, event in enumerate(index.events.get(name, [])):
                 commits[event.commit.sha] = event.commit
                 event_rows.append(
-                    (name, seq, event.commit.sha, event.digest, event.number, event.moved_from)
+                    (
+                        name,
+                        seq,
+                        event.commit.sha,
+                        event.digest,
+                        event.number,
+                        event.moved_from,
+                        event.path,
+                    )
                 )
             for record in index.versions.get(name, []):
                 commits[record.commit.sha] = record.commit
-                version_rows.append((name, record.number, record.digest, record.commit.sha))
-        db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", event_rows)
-        db.executemany("INSERT INTO versions VALUES (?, ?, ?, ?)", version_rows)
+                version_rows.append(
+                    (name, record.number, record.digest, record.commit.sha, record.path)
+                )
+        db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)", event_rows)
+        db.executemany("INSERT INTO versions VALUES (?, ?, ?, ?, ?)", version_rows)
         db.executemany(
             "INSERT OR IGNORE INTO commits VALUES (?, ?, ?, ?, ?, ?)",
             [

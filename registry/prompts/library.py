@@ -41,6 +41,7 @@ from promptctl.registry.prompts.versions import (
     dependency_closure,
     digest_of,
     includes_in,
+    locate,
     pin,
 )
 
@@ -259,7 +260,7 @@ class PromptLibrary:
                 count = len(index.versions.get(name, []))
                 hint = f"it has v1..v{count}" if count else "it has no versions yet"
                 raise VersionNotFound(name, ref, hint)
-            return self.load(self.snapshot(record.commit.sha), name)
+            return self._load_record(name, record)
         if _HEX.match(ref):
             index = self.index_or_none(name)
             matches = index.by_digest_prefix(name, ref) if index else []
@@ -267,7 +268,7 @@ class PromptLibrary:
                 labels = ", ".join(r.label for r in matches)
                 raise VersionNotFound(name, ref, f"ambiguous digest prefix: {labels}")
             if matches:
-                return self.load(self.snapshot(matches[0].commit.sha), name)
+                return self._load_record(name, matches[0])
         try:
             snapshot = self.snapshot(ref)
         except RevisionNotFound as exc:
@@ -275,6 +276,19 @@ class PromptLibrary:
                 name, ref, "not a vN number, a digest prefix or a git revision"
             ) from exc
         return self.load(snapshot, name)
+
+    def _load_record(self, name: str, record: VersionRecord) -> PromptVersion:
+        """Load a numbered version from the commit where it first appeared, from the path
+        the file had there when that was before a move."""
+        if record.path is None:
+            return self.load(self.snapshot(record.commit.sha), name)
+        located = locate(self.layout, record.path, name)
+        if located is None:
+            raise PromptNotFound(name, record.commit.short)
+        layout, old_name = located
+        snapshot = Snapshot(self.store, layout, record.commit.sha, label=record.label)
+        version = self.load(snapshot, old_name, numbered=False)
+        return replace(version, name=name, number=record.number, first_commit=record.commit)
 
     def load_all(self, rev: str | None = None) -> dict[str, PromptVersion | RegistryError]:
         """Load every prompt of one snapshot (default: the working tree), by name.
@@ -298,14 +312,15 @@ class PromptLibrary:
 
         `numbered=False` skips finding the version's number in history (lint needs none).
         """
-        relpath = self.layout.relpath_of(name)
+        layout = snapshot.layout
+        relpath = layout.relpath_of(name)
         data = snapshot.read(relpath)
         if data is None:
             where = WORKTREE if snapshot.commit is None else snapshot.commit[:10]
             raise PromptNotFound(name, where, snapshot.names())
-        repo_path = self.layout.repo_path(relpath)
+        repo_path = layout.repo_path(relpath)
         prompt = parse_prompt_file(repo_path, data)
-        engine = prompt.engine or self.layout.template
+        engine = prompt.engine or layout.template
         closure = dependency_closure(
             relpath, lambda p: _includes(snapshot, p, engine), schema_ref_in(data)
         )
@@ -313,11 +328,11 @@ class PromptLibrary:
         check_version_size(
             repo_path,
             len(data),
-            [(self.layout.repo_path(p), len(b)) for p, b in partial_bytes if b is not None],
+            [(layout.repo_path(p), len(b)) for p, b in partial_bytes if b is not None],
         )
         digest = digest_of(data, partial_bytes, defaulted_engine(prompt.engine, engine))
         partials = {
-            p: decode_text(self.layout.repo_path(p), b) if b is not None else None
+            p: decode_text(layout.repo_path(p), b) if b is not None else None
             for p, b in partial_bytes
         }
         index = self.index_or_none(name) if numbered and self.store.has_commits() else None
@@ -333,7 +348,7 @@ class PromptLibrary:
             number=record.number if record else None,
             first_commit=record.commit if record else None,
             relpath=relpath,
-            root=self.layout.root,
+            root=layout.root,
             is_chat=is_chat(prompt, partials, engine),
             limits=self.limits,
             engine=engine,

@@ -100,6 +100,8 @@ class VersionRecord:
     number: int
     digest: str
     commit: CommitInfo
+    # The repository path the file had there, when it was elsewhere (before a move).
+    path: str | None = None
 
     @property
     def label(self) -> str:
@@ -115,6 +117,8 @@ class HistoryEvent:
     digest: str | None
     number: int | None
     moved_from: str | None = None
+    # The repository path the file had at this commit, when it was elsewhere (a move).
+    path: str | None = None
 
 
 @dataclass
@@ -493,7 +497,7 @@ def follow_moves(
         moved = renames[sha].get(layout.repo_path(layout.relpath_of(name)))
         if moved is None:
             continue
-        located = _locate(layout, moved[0], name)
+        located = locate(layout, moved[0], name)
         if located is None:
             continue
         old_layout, old_name = located
@@ -506,7 +510,7 @@ def follow_moves(
         index.set_history(name, merged)
 
 
-def _locate(layout: Layout, old_path: str, name: str) -> tuple[Layout, str] | None:
+def locate(layout: Layout, old_path: str, name: str) -> tuple[Layout, str] | None:
     """Find the layout and name a moved file had: the same root (a rename), the root it
     had when the file kept its path below it (the root moved), or any root that makes
     the old path a prompt of the same pattern."""
@@ -516,6 +520,8 @@ def _locate(layout: Layout, old_path: str, name: str) -> tuple[Layout, str] | No
         if old_name is not None:
             return layout, old_name
     relpath = layout.relpath_of(name)
+    if old_path == relpath:
+        return replace(layout, root=""), name
     if old_path.endswith("/" + relpath):
         return replace(layout, root=old_path[: -len(relpath) - 1]), name
     parts = old_path.split("/")
@@ -538,13 +544,16 @@ def _history_before(
 ) -> list[HistoryEvent]:
     """The events a prompt had under its old path, before commit `sha` moved it."""
     position = order.get(sha, -1)
+    old_path = old_layout.repo_path(old_layout.relpath_of(old_name))
     if old_layout.root == layout.root and index.names is None and old_name in index.events:
-        return [e for e in index.events[old_name] if order.get(e.commit.sha, -1) < position]
-    parent = store.first_parent(sha)
-    if parent is None:
-        return []
-    old = build_index(store, old_layout, index.branch, parent, [old_name])
-    return list(old.events.get(old_name, []))
+        events = [e for e in index.events[old_name] if order.get(e.commit.sha, -1) < position]
+    else:
+        parent = store.first_parent(sha)
+        if parent is None:
+            return []
+        old = build_index(store, old_layout, index.branch, parent, [old_name])
+        events = list(old.events.get(old_name, []))
+    return [e if e.path else replace(e, path=old_path) for e in events]
 
 
 def _unnumbered(event: HistoryEvent) -> HistoryEvent:
@@ -571,7 +580,7 @@ def _renumber(index: VersionIndex, name: str, pins: Mapping[str, int]) -> None:
                     free += 1
                 numbers[digest] = free
                 taken.add(free)
-            records.append(VersionRecord(name, numbers[digest], digest, event.commit))
+            records.append(VersionRecord(name, numbers[digest], digest, event.commit, event.path))
         number = numbers[digest] if digest is not None else None
         events.append(replace(event, number=number))
     index.events[name] = events

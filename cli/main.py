@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "promptctl.cli.releases",
     "promptctl.cli.review",
     "promptctl.cli.serve",
+    "promptctl.cli.webhooks",
 )
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")

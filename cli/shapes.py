@@ -21,6 +21,7 @@ from promptctl.server.schemas import (
     Label,
     LogEntryShape,
     MetricsSummaryShape,
+    NewWebhookShape,
     PricesShape,
     PromotionShape,
     ReleaseShape,
@@ -28,6 +29,8 @@ from promptctl.server.schemas import (
     Shape,
     Timestamp,
     VersionNumber,
+    WebhookDeliveryShape,
+    WebhookShape,
 )
 
 
@@ -353,4 +356,9 @@ COMMAND_SHAPES: dict[str, TypeAdapter[Any]] = {
     "ci github-actions": TypeAdapter(WorkflowShape),
     "ci comment": TypeAdapter(CommentShape),
     "review": TypeAdapter(ReviewShape),
+    "webhook add": TypeAdapter(NewWebhookShape),
+    "webhook list": TypeAdapter(list[WebhookShape]),
+    "webhook remove": TypeAdapter(WebhookShape),
+    "webhook test": TypeAdapter(WebhookDeliveryShape),
+    "webhook deliveries": TypeAdapter(list[WebhookDeliveryShape]),
 }

@@ -27,6 +27,7 @@ from promptctl.server import (
     routes_prompts,
     routes_releases,
     routes_stream,
+    routes_webhooks,
 )
 from promptctl.server.deps import AppContext
 from promptctl.server.guards import JsonWrites
@@ -68,10 +69,14 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         listener = cache.listen()  # PostgreSQL: other replicas' changes at once
         cache.changes.reopen()
         restore = end_streams_on_exit(cache)
+        # Webhooks go out from a thread of their own, never from a request.
+        dispatcher = registry.webhook_dispatcher.start() if settings.webhook_dispatch else None
         try:
             yield
         finally:
             restore()
+            if dispatcher is not None:
+                await run_in_threadpool(dispatcher.stop)
             cache.changes.close()
             if listener is not None:
                 listener.stop()
@@ -101,6 +106,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(routes_metrics.router)
     app.include_router(routes_ops.router)
     app.include_router(routes_stream.router)
+    app.include_router(routes_webhooks.router)
     routes_docs.install(app)
     dashboard.install(app)  # last: `/prompts/{name:path}` and `/` take what the API did not
     openapi.install(app, settings)

@@ -126,6 +126,40 @@ class EnvironmentCreate(Strict):
     protected: bool = False
 
 
+class WebhookCreate(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"url": "https://ci.example.com/hooks/promptctl", "events": ["release.*"]},
+                {
+                    "url": "https://hooks.slack.com/services/T000/B000/XXXX",
+                    "events": ["release.*", "rollout.*"],
+                    "env": "production",
+                    "prompt": "support/*",
+                    "format": "slack",
+                },
+            ]
+        }
+    )
+
+    url: str = Field(max_length=2048, description="http(s) URL that receives the events.")
+    events: list[Annotated[str, Field(max_length=64)]] = Field(
+        min_length=1,
+        max_length=50,
+        description="Event types or patterns: release.promoted, release.*, rollout.*, *.",
+    )
+    env: str | None = Field(default=None, description="Only events of this environment.")
+    prompt: str | None = Field(
+        default=None, max_length=255, description="Only events of prompts matching this glob."
+    )
+    format: Literal["standard", "slack"] = Field(
+        default="standard",
+        description="standard: the signed JSON event; slack: a message for a Slack "
+        "incoming webhook.",
+    )
+    description: str | None = Field(default=None, max_length=500)
+
+
 class EnvironmentUpdate(Strict):
     protected: bool
 
@@ -648,3 +682,132 @@ class ReadinessShape(Shape):
 
 class HealthShape(Shape):
     status: Literal["ok"]
+
+
+# -- webhooks -------------------------------------------------------------------------------
+
+WebhookStatus = Literal["active", "failing"]
+
+
+class WebhookShape(Shape):
+    """A webhook subscription (never its secret)."""
+
+    id: int
+    url: str
+    events: list[str]
+    environment: str | None = Field(description="Only events of this environment.")
+    prompt: str | None = Field(description="Only events of prompts matching this glob.")
+    format: Literal["standard", "slack"]
+    description: str | None
+    status: WebhookStatus = Field(
+        description="failing after 5 failed attempts in a row, until one succeeds."
+    )
+    consecutive_failures: int
+    failing_since: Timestamp | None
+    last_success_at: Timestamp | None
+    last_error: str | None
+    pending: int = Field(description="Deliveries waiting to be sent.")
+    created_at: Timestamp
+    created_by: str
+
+
+class NewWebhookShape(WebhookShape):
+    """A subscription just added, with the secret that signs its deliveries: shown once."""
+
+    secret: str = Field(pattern=r"^whsec_[A-Za-z0-9+/=]+$")
+
+
+class WebhookAttemptShape(Shape):
+    attempt: int
+    started_at: Timestamp
+    outcome: Literal["delivered", "failed"] | None = Field(
+        description="null while it runs, or when its sender stopped before it knew."
+    )
+    status_code: int | None
+    duration_ms: float | None
+    error: str | None
+
+
+class WebhookDeliveryShape(Shape):
+    """One event on its way to one subscription, with every attempt so far."""
+
+    id: int
+    subscription: int
+    event_id: str = Field(description="The event's id, sent as webhook-id on every attempt.")
+    type: str
+    prompt: str | None
+    environment: str | None
+    status: Literal["pending", "delivered", "failed"]
+    created_at: Timestamp
+    next_attempt_at: Timestamp | None
+    finished_at: Timestamp | None
+    attempts: list[WebhookAttemptShape]
+
+
+
+# -- automated rollouts (routes_rollouts) --------------------------------------------------
+
+
+class RolloutStartRequest(ActionBase):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"env": "production", "ref": "v8", "policy": "careful", "confirm": True}]
+        }
+    )
+
+    ref: str | None = Field(default=None, description="The version to roll out (default HEAD).")
+    digest: str | None = Field(default=None, description="Exactly this content (as pinned).")
+    commit: str | None = None
+    policy: str | None = Field(
+        default=None, description="A policy of promptctl.toml (default: the prompt's own)."
+    )
+    confirm: bool = False
+
+
+class RolloutActionRequest(ActionBase):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"env": "production", "reason": "waiting for a fix"}]}
+    )
+
+    confirm: bool = False
+
+
+class RolloutEventShape(BaseModel):
+    action: str
+    step: int
+    weight: float | None
+    weight_bp: int | None
+    actor: str
+    reason: str | None
+    revision: int | None
+    analysis: dict[str, Any] | None
+    created_at: str
+
+
+class RolloutShape(BaseModel):
+    """A rollout: its policy snapshot, step, status, the last analysis and what comes next."""
+
+    id: int
+    prompt: str
+    environment: str
+    status: str = Field(description="running, paused, completed, rolled_back or aborted")
+    policy: dict[str, Any]
+    step: int = Field(description="The current step, from 1")
+    steps: int
+    weight: float
+    weight_bp: int
+    step_started_at: str
+    seconds_in_step: float
+    extended: bool
+    deadline: str
+    stable_digest: str
+    canary_digest: str
+    revision: int
+    started_at: str
+    started_by: str
+    ended_at: str | None
+    reason: str | None
+    last_checked_at: str | None
+    analysis: dict[str, Any] | None
+    next: str
+    events: list[RolloutEventShape]

@@ -147,6 +147,12 @@ def test_every_command_prints_json_of_its_documented_shape(
     json_of("token list")
     json_of("token revoke", created["prefix"])
 
+    hook = json_of("webhook add", "http://127.0.0.1:9/hook", "--events", "release.*")
+    json_of("webhook list")
+    json_of("webhook test", str(hook["id"]), codes=(1,))  # nobody listens there
+    json_of("webhook deliveries", str(hook["id"]))
+    json_of("webhook remove", str(hook["id"]))
+
     json_of("ci github-actions")
     comment = tmp_path / "comment.md"
     comment.write_text("the review\n", encoding="utf-8")

@@ -29,6 +29,7 @@ VALUE_MODULES = {
     "promptctl.registry.metrics.summary": "metrics summaries and their time windows",
     "promptctl.registry.metrics.events": "metric events, batches and their answers",
     "promptctl.registry.review.markdown": "a review report (a value) as Markdown",
+    "promptctl.registry.webhooks.values": "webhook subscriptions, deliveries, event types",
     "promptctl.registry.prompts.layout": "where prompts live: root, pattern, branch",
 }
 # Modules that keep values beside a service: only these names (the service is the facade's).

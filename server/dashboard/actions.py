@@ -15,7 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from promptctl.registry.errors import RegistryError, RevisionMismatch, UsageError
+from promptctl.registry.errors import (
+    EnvironmentNotFound,
+    RegistryError,
+    RevisionMismatch,
+    UsageError,
+)
 from promptctl.registry.releases.actions import (
     Abort,
     Complete,
@@ -44,7 +49,10 @@ KINDS = {
     "ramp": Kind("Change the canary weight", True),
     "complete": Kind("Make the canary stable", True),
     "promote": Kind("Promote a version", False),
+    "pause": Kind("Pause the rollout", True),
+    "resume": Kind("Resume the rollout", True),
 }
+ROLLOUT_VERBS = ("pause", "resume")
 
 
 def _state(pr: PageRequest, name: str, env: str) -> ReleaseState | None:
@@ -89,6 +97,13 @@ def _changes(
         return [f"canary {canary}: {weight} → {target.rstrip('%')}%"]
     if kind == "complete":
         return [f"stable {stable} → {canary}", "no canary remains"]
+    if kind == "pause":
+        return [
+            f"the rollout stops advancing: canary {canary} keeps {weight}",
+            "a person resumes, aborts or promotes it",
+        ]
+    if kind == "resume":
+        return [f"the rollout goes on from canary {canary} at {weight}"]
     version = pr.arg("version", "HEAD")
     if pr.arg("canary"):
         return [f"{version} starts as canary at {pr.arg('canary').rstrip('%')}% beside {stable}"]
@@ -123,6 +138,21 @@ def _action(pr: PageRequest, kind: str, name: str, env: str, revision: int) -> R
     )
 
 
+def _change_rollout(
+    pr: PageRequest, verb: str, name: str, env: str, state: ReleaseState | None, seen: int
+) -> ReleaseState:
+    """Pause or resume the live rollout; refused, as a release action is, when the release
+    changed since the page was loaded."""
+    if state is None or state.revision != seen:
+        raise RevisionMismatch(name, env, seen, state.revision if state else 0)
+    pr.registry.change_rollout(
+        verb, name, env, actor=pr.visitor.actor(), reason=pr.arg("reason") or None,
+        confirmed=True,
+    )  # fmt: skip
+    after = pr.registry.status(name, env)
+    return after[0] if after else state
+
+
 def action(pr: PageRequest) -> Page | Redirect:
     """Show what a release action will change; on POST, carry it out."""
     kind = pr.request.path_params["kind"]
@@ -133,9 +163,9 @@ def action(pr: PageRequest) -> Page | Redirect:
         raise UsageError("an action needs ?prompt=NAME&env=ENVIRONMENT")
     registry = pr.registry
     known = [e.name for e in registry.environments(viewer=pr.visitor.token)]
+    if pr.visitor.token is not None:
+        pr.visitor.token.narrow(env)  # OtherEnvironment (403), as the API answers
     if env not in known:
-        from promptctl.registry.errors import EnvironmentNotFound
-
         raise EnvironmentNotFound(env, known)
     protected = registry.serving.is_protected(env)
     pr.visitor.check_act(env, protected)
@@ -147,7 +177,10 @@ def action(pr: PageRequest) -> Page | Redirect:
         if not seen.isdigit():
             raise UsageError(f"revision must be a number, not {seen!r}")
         try:
-            after = registry.perform(_action(pr, kind, name, env, int(seen)))
+            if kind in ROLLOUT_VERBS:
+                after = _change_rollout(pr, kind, name, env, state, int(seen))
+            else:
+                after = registry.perform(_action(pr, kind, name, env, int(seen)))
         except RevisionMismatch as exc:
             problem, status = (
                 f"Not done: {exc} Someone changed this release since the page was loaded; "
@@ -160,6 +193,8 @@ def action(pr: PageRequest) -> Page | Redirect:
             state = _state(pr, name, env)
         else:
             query = urlencode({"env": env, "done": f"{kind} (revision {after.revision})"})
+            if kind in ROLLOUT_VERBS:
+                return Redirect(f"/rollouts/{env}/{name}?{urlencode({'done': kind})}")
             return Redirect(f"/prompts/{name}?{query}")
     versions: list[str] = []
     if kind == "promote":

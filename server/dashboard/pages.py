@@ -44,6 +44,10 @@ def _now() -> datetime:
 
 
 def _environment(pr: PageRequest, name: str, known: list[str]) -> str:
+    """`name` when the visitor may see that environment; else the API's 403 or 404."""
+    token = pr.visitor.token
+    if token is not None:
+        token.narrow(name)  # OtherEnvironment (403), as the API answers
     if name not in known:
         raise EnvironmentNotFound(name, known)
     return name
@@ -253,7 +257,8 @@ def prompt_page(pr: PageRequest) -> Page:
         except NeverReleased:
             summary = None
     state_here = next((s for s in states if s.environment == env), None)
-    analysis = _analysis(pr, name, env, state_here)
+    rollout_here = _rollout(pr, name, env)
+    analysis = _analysis(pr, name, env, state_here, rollout_here)
     labels = [r.label for r in records]
     diff = _diff(pr, name, labels)
     samples = _samples(pr, name, labels, states)
@@ -267,6 +272,7 @@ def prompt_page(pr: PageRequest) -> Page:
         "series": series.to_json() if series else None,
         "summary": summary.to_json() if summary else None,
         "analysis": analysis["data"],
+        "rollout": rollout_here.to_json() if rollout_here else None,
         "history": [e.to_json() for e in history],
     }
     context = {
@@ -282,6 +288,7 @@ def prompt_page(pr: PageRequest) -> Page:
         "summary": summary,
         "charts": charts,
         "analysis": analysis,
+        "rollout": rollout_here,
         "diff": diff,
         "samples": samples,
         "history": history,
@@ -301,21 +308,48 @@ def _record_json(record: Any, runs: dict[str, list[str]]) -> dict[str, Any]:
     }
 
 
-def _analysis(
-    pr: PageRequest, name: str, env: str | None, state: ReleaseState | None
-) -> dict[str, Any]:
-    """The canary analysis table, when this version's registry offers one.
+def _rollout(pr: PageRequest, name: str, env: str | None) -> Any:
+    """The newest rollout of the prompt in `env`, or None (none, or rollouts not offered)."""
+    from promptctl.registry.errors import NotFound
 
-    Expected interface (registry/analysis, not yet on the facade): `Registry.canary_analysis(
-    prompt, environment, *, viewer=None) -> Analysis | None`, None when no canary runs.
-    """
+    find = getattr(pr.registry, "rollout", None)
+    if env is None or not callable(find):
+        return None
+    try:
+        return find(name, env, viewer=pr.visitor.token)
+    except NotFound:
+        return None
+
+
+def _analysis(
+    pr: PageRequest, name: str, env: str | None, state: ReleaseState | None, rollout: Any
+) -> dict[str, Any]:
+    """The canary analysis table: from `Registry.canary_analysis(prompt, environment, *,
+    viewer)` when the facade offers it (an `Analysis`, or None without a canary), else the
+    last analysis a live rollout's controller recorded."""
     analyse = getattr(pr.registry, "canary_analysis", None)
-    if analyse is None:
-        return {"available": False, "result": None, "data": None}
     if env is None or state is None or state.canary is None:
-        return {"available": True, "result": None, "data": None}
-    result = analyse(name, env, viewer=pr.visitor.token)
-    return {"available": True, "result": result, "data": result.to_json() if result else None}
+        return {"available": True, "data": None, "source": None}
+    if callable(analyse):
+        result = analyse(name, env, viewer=pr.visitor.token)
+        return {
+            "available": True,
+            "data": result.to_json() if result else None,
+            "source": "analysed now, over the current step's window",
+        }
+    if rollout is not None and rollout.live and rollout.last_analysis:
+        checked = rollout.last_checked_at
+        when = checked.strftime("%Y-%m-%d %H:%M:%S UTC") if checked else "unknown"
+        return {
+            "available": True,
+            "data": rollout.last_analysis,
+            "source": f"the rollout controller's last look, at {when}",
+        }
+    return {
+        "available": callable(getattr(pr.registry, "rollout", None)),
+        "data": None,
+        "source": None,
+    }
 
 
 def _diff(pr: PageRequest, name: str, labels: list[str]) -> dict[str, Any]:
@@ -413,7 +447,8 @@ def rollout(pr: PageRequest) -> Page:
         registry.history(name, env, limit=1, viewer=token)  # PromptNotFound if unknown
     state = states[0] if states else None
     timeline = registry.history(name, env, limit=200, viewer=token) if state else []
-    analysis = _analysis(pr, name, env, state)
+    current = _rollout(pr, name, env)
+    analysis = _analysis(pr, name, env, state, current)
     protected = registry.serving.environments().get(env, False)
     context = {
         "name": name,
@@ -421,14 +456,16 @@ def rollout(pr: PageRequest) -> Page:
         "state": state,
         "timeline": timeline,
         "analysis": analysis,
-        "rollouts_available": hasattr(registry, "rollout"),
+        "rollout": current,
+        "next_action": current.next_action(_now()) if current else None,
+        "rollouts_available": callable(getattr(registry, "rollout", None)),
         "may_act": pr.visitor.may_act(env, protected),
     }
     data = {
         "prompt": name,
         "environment": env,
         "release": state.to_json() if state else None,
-        "rollout": None,
+        "rollout": current.to_json() if current else None,
         "analysis": analysis["data"],
         "timeline": [e.to_json() for e in timeline],
     }
@@ -439,27 +476,23 @@ def rollout(pr: PageRequest) -> Page:
 
 
 def webhooks(pr: PageRequest) -> Page:
-    """Webhook subscriptions and recent deliveries (admin), when this version has them.
-
-    Expected interface: `Registry.webhooks() -> list[Subscription]` and
-    `Registry.webhook_deliveries(limit=...) -> list[Delivery]`, each with `to_json()`.
-    """
+    """Webhook subscriptions and their recent deliveries (admin), when this version has them."""
     from promptctl.registry.errors import InsufficientScope
 
     visitor = pr.visitor
     if visitor.tokens_on and visitor.token is not None and visitor.token.scope != "admin":
         raise InsufficientScope(visitor.token.name, visitor.token.scope, "admin")
-    registry = pr.registry
-    listing = getattr(registry, "webhooks", None)
-    deliveries = getattr(registry, "webhook_deliveries", None)
-    if not callable(listing) or not callable(deliveries):
+    service = getattr(pr.registry, "webhooks", None)
+    if service is None or not hasattr(service, "list") or not hasattr(service, "deliveries"):
         return Page("webhooks.html", {"available": False}, {"available": False})
-    subscriptions = listing()
-    recent = deliveries(limit=50)
+    subscriptions = service.list()
+    recent = {s.id: service.deliveries(s.id, limit=10) for s in subscriptions}
     data = {
         "available": True,
-        "subscriptions": [s.to_json() for s in subscriptions],
-        "deliveries": [d.to_json() for d in recent],
+        "subscriptions": [
+            {**s.to_json(), "deliveries": [d.to_json() for d in recent[s.id]]}
+            for s in subscriptions
+        ],
     }
-    context = {"available": True, **data}
+    context = {"available": True, "subscriptions": subscriptions, "deliveries": recent}
     return Page("webhooks.html", context, data)

@@ -30,6 +30,7 @@ __all__ = ["JSON_OPTION", "Options", "cli", "main", "pass_options", "split_ref"]
 # SQLAlchemy, Alembic and httpx, so they are imported only when one of their commands (or
 # the whole list, for --help) is asked for: the read commands start twice as fast.
 COMMAND_MODULES = (
+    "promptctl.cli.analyze",
     "promptctl.cli.ci",
     "promptctl.cli.metrics",
     "promptctl.cli.releases",

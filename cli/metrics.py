@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import click
 
 from promptctl.cli.main import JSON_OPTION, Options, cli, pass_options
 from promptctl.cli.output import emit_json, table
+from promptctl.registry.errors import RegistryError
+from promptctl.registry.metrics.summary import parse_time
 
 if TYPE_CHECKING:
     from promptctl.registry.metrics.summary import VersionMetrics
@@ -34,10 +37,14 @@ def metrics_command(
     until: str | None,
     as_json: bool,
 ) -> None:
-    """Show a prompt's metrics per version and variant: calls, error rate, latency
-    p50/p95/p99, mean cost and tokens, mean quality with its 95 % confidence interval,
+    """Show a prompt's metrics per version and variant: calls, failed calls and their
+    rate, latency p50/p95/p99 of successful calls (a failed call's latency is never mixed
+    in), mean cost and tokens, mean quality with its 95 % confidence interval,
     invalid-output and truncation rates, the most frequent error types, and each
     version's declared budget where its means exceed it.
+
+    The window is read in whole minutes: --since is rounded down and --until up, and a
+    note says so when that moved them.
 
     Costs not sent with the events are priced from the model's price (PROMPTCTL_PRICES,
     else the maintained genai-prices data); the source and its date are shown.
@@ -48,8 +55,11 @@ def metrics_command(
         emit_json(summary.to_json())
         return
     window = f"{summary.since:%Y-%m-%d %H:%M} to {summary.until:%Y-%m-%d %H:%M} UTC"
+    rounding = _rounding(since, until)
     if not summary.versions:
         click.echo(f"No metrics for {summary.prompt} in {summary.environment} from {window}.")
+        if rounding:
+            click.echo(rounding)
         return
     click.echo(f"{summary.prompt} in {summary.environment}, {window}")
     table(
@@ -70,12 +80,31 @@ def metrics_command(
         ],
         [_row(v) for v in summary.versions],
     )
+    click.echo("Latency: successful calls only; failed calls are counted under ERRORS.")
+    if rounding:
+        click.echo(rounding)
     for line in _notes(summary.versions):
         click.echo(line)
     if summary.prices and summary.prices.get("source") not in (None, "none"):
         as_of = summary.prices.get("as_of")
         dated = f" (prices as of {as_of})" if as_of else ""
         click.echo(f"Costs not sent with events: {summary.prices['source']}{dated}.")
+
+
+def _rounding(since: str | None, until: str | None) -> str | None:
+    """Say how the window's bounds were rounded to whole minutes, when they were."""
+    now = datetime.now(UTC)
+    moved = []
+    for option, text, direction in (("--since", since, "down"), ("--until", until, "up")):
+        try:
+            asked = parse_time(text, now)
+        except RegistryError:
+            continue
+        if asked is not None and (asked.second or asked.microsecond):
+            moved.append(f"{option} {asked:%H:%M:%S} {direction}")
+    if not moved:
+        return None
+    return "Window in whole minutes (rollups are per minute): " + ", ".join(moved) + "."
 
 
 def _notes(versions: list[VersionMetrics]) -> list[str]:
@@ -122,7 +151,7 @@ def _row(v: VersionMetrics) -> list[str]:
         v.label,
         v.variant,
         f"{v.count:,}",
-        f"{v.error_rate:.1%}" if v.error_rate is not None else "-",
+        f"{v.errors:,} ({v.error_rate:.1%})" if v.error_rate is not None else "-",
         _ms(v.latency_p50),
         _ms(v.latency_p95),
         _ms(v.latency_p99),

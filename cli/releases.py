@@ -359,10 +359,17 @@ def rollback_command(
 def status_command(
     options: Options, name: str | None, environment: str | None, as_json: bool
 ) -> None:
-    """Show what is released: stable, canary and weight, last change by whom and when."""
+    """Show what is released: stable, canary and weight with the canary analysis' verdict
+    (pass, fail, inconclusive, no data: `promptctl analyze` says why), last change by whom
+    and when."""
+    from promptctl.cli.analyze import canary_verdicts
+
     states = options.backend.status(name, environment)
+    verdicts = canary_verdicts(options.backend, states)
     if as_json:
-        emit_json([s.to_json() for s in states])
+        emit_json(
+            [{**s.to_json(), "analysis": verdicts.get((s.prompt, s.environment))} for s in states]
+        )
         return
     if not states:
         what = f"'{name}'" if name else "any prompt"
@@ -373,7 +380,7 @@ def status_command(
             s.prompt,
             s.environment,
             s.stable.describe(),
-            _canary(s) if s.canary else "-",
+            _canary(s) + _verdict(verdicts.get((s.prompt, s.environment))) if s.canary else "-",
             s.revision,
             s.updated_by,
             f"{s.updated_at:%Y-%m-%d %H:%M:%S}",
@@ -381,6 +388,10 @@ def status_command(
         for s in states
     ]
     table(["PROMPT", "ENVIRONMENT", "STABLE", "CANARY", "REV", "CHANGED BY", "WHEN (UTC)"], rows)
+
+
+def _verdict(verdict: str | None) -> str:
+    return f" [{verdict}]" if verdict else ""
 
 
 @cli.command("history")

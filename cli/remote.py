@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from promptctl.cli.waiting import spinner
+from promptctl.registry.analysis.report import CanaryReport
 from promptctl.registry.errors import RegistryError
 from promptctl.registry.metrics.summary import MetricsSummary
 from promptctl.registry.releases.actions import Complete, Promote, Ramp, ReleaseAction, Rollback
@@ -134,6 +135,12 @@ class RemoteBackend:
         params = {"env": environment, **_present(since=since, until=until)}
         summary = self._call("GET", f"/v1/prompts/{prompt}/metrics", params=params)
         return MetricsSummary.from_json(summary)
+
+    def analyze(self, name: str, environment: str, *, since: str | None = None) -> CanaryReport:
+        params = {"env": environment, **_present(since=since)}
+        return CanaryReport.from_json(
+            self._call("GET", f"/v1/prompts/{name}/analysis", params=params)
+        )
 
 
 def _request_body(action: ReleaseAction) -> dict[str, Any]:

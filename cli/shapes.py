@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, TypeAdapter
 
 from promptctl.server.schemas import (
+    CanaryAnalysisShape,
     CommitShape,
     Digest,
     EnvironmentShape,
@@ -32,6 +33,14 @@ from promptctl.server.schemas import (
     WebhookDeliveryShape,
     WebhookShape,
 )
+
+
+class StatusRowShape(ReleaseShape):
+    """A release as status prints it: with its canary analysis' one-word verdict."""
+
+    analysis: Literal["pass", "fail", "inconclusive", "no data"] | None = Field(
+        description="The running canary's verdict (promptctl analyze); null without one."
+    )
 
 
 class LayoutShape(Shape):
@@ -342,10 +351,11 @@ COMMAND_SHAPES: dict[str, TypeAdapter[Any]] = {
     "promote": TypeAdapter(PromotionShape | list[PromoteAllRowShape]),
     "canary": TypeAdapter(ReleaseShape),
     "rollback": TypeAdapter(ReleaseShape),
-    "status": TypeAdapter(list[ReleaseShape]),
+    "status": TypeAdapter(list[StatusRowShape]),
     "history": TypeAdapter(list[LogEntryShape]),
     "resolve": TypeAdapter(ResolveCommandShape),
     "metrics": TypeAdapter(MetricsSummaryShape),
+    "analyze": TypeAdapter(CanaryAnalysisShape),
     "bundle": TypeAdapter(BundleShape),
     "db upgrade": TypeAdapter(SchemaRevisionShape),
     "db downgrade": TypeAdapter(SchemaRevisionShape),

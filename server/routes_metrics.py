@@ -21,7 +21,7 @@ from promptctl.registry.metrics.events import BatchResult, batch_items
 from promptctl.server.deps import AppContext, ContextDep
 from promptctl.server.openapi import answers
 from promptctl.server.problems import MalformedJSON
-from promptctl.server.schemas import BatchResultShape, MetricsSummaryShape
+from promptctl.server.schemas import BatchResultShape, CanaryAnalysisShape, MetricsSummaryShape
 
 if TYPE_CHECKING:
     from promptctl.registry.auth import TokenInfo
@@ -179,3 +179,24 @@ def summary(
     its 95 % confidence interval, per version and variant over [since, until)."""
     token = ctx.authorize(request, "read", env)
     return ctx.registry.metrics_summary(name, env, since, until, viewer=token).to_json()
+
+
+@router.get(
+    "/prompts/{name:path}/analysis",
+    summary="The running canary judged against stable",
+    **answers(CanaryAnalysisShape, 400, 401, 403, 404, 409, 422, 503),
+)
+def analysis(
+    name: str,
+    request: Request,
+    ctx: ContextDep,
+    env: str,
+    since: str | None = None,
+) -> dict[str, Any]:
+    """Per guard metric (error rate, successful calls' latency, cost and tokens per call,
+    quality, invalid-output and truncation rates): both arms, the difference with its
+    anytime-valid interval and a verdict (pass, fail, inconclusive, no data), and the
+    overall verdict with its reasons. The window starts where the canary's current
+    weight step started (or at `since`) and ends now. 409 when no canary runs."""
+    token = ctx.authorize(request, "read", env)
+    return ctx.registry.analyze(name, env, since=since, viewer=token).to_json()

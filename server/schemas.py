@@ -600,6 +600,70 @@ class MetricsSummaryShape(Shape):
     prices: PricesShape | None = Field(description="Where the prices of cost_usd come from.")
 
 
+class PercentileShape(Shape):
+    q: float = Field(description="0.5, 0.95, 0.99.")
+    stable: float | None
+    canary: float | None
+
+
+class GuardResultShape(Shape):
+    """One guard metric: both arms, the canary's difference with its interval, a verdict."""
+
+    metric: Literal[
+        "error_rate",
+        "latency",
+        "cost",
+        "input_tokens",
+        "output_tokens",
+        "quality",
+        "invalid_output",
+        "truncation",
+    ]
+    label: str
+    verdict: Literal["pass", "fail", "inconclusive", "no data"]
+    rule: str = Field(description="Why this verdict, in words.")
+    required: bool = Field(description="Without data on it the analysis is `no data`.")
+    unit: str
+    stable: float | None = Field(description="A rate, a mean, or the geometric-mean latency.")
+    canary: float | None
+    n_stable: int = Field(description="Observations of this metric in stable.")
+    n_canary: int
+    scale: Literal["absolute", "relative"] = Field(
+        description="absolute: canary - stable; relative: canary / stable - 1."
+    )
+    difference: float | None
+    low: float | None = Field(description="The anytime-valid interval of the difference.")
+    high: float | None
+    limit: float = Field(description="The tolerance, signed in the harmful direction.")
+    alpha: float = Field(description="This metric's share of the overall alpha.")
+    percentiles: list[PercentileShape] = Field(description="Latency only: p50, p95, p99.")
+
+
+class ArmCallsShape(Shape):
+    stable: int
+    canary: int
+
+
+class CanaryAnalysisShape(Shape):
+    """The canary against stable on the same window (a concurrent control)."""
+
+    prompt: str
+    environment: str
+    stable: VersionRefShape
+    canary: VersionRefShape
+    weight: Percent
+    weight_bp: BasisPoints
+    step_started_at: Timestamp = Field(description="When the current weight step began.")
+    since: Timestamp = Field(description="The window read: whole minutes from here ...")
+    until: Timestamp = Field(description="... to the end of the minute under way.")
+    verdict: Literal["pass", "fail", "inconclusive", "no data"]
+    reasons: list[str]
+    calls: ArmCallsShape
+    metrics: list[GuardResultShape]
+    settings: dict[str, Any] = Field(description="alpha, the method and every guard.")
+    notes: list[str] = Field(description="How the window was rounded; what weakens it.")
+
+
 class ItemResultShape(Shape):
     event_id: str | None
     status: Literal["accepted", "duplicate", "rejected"]

@@ -53,23 +53,26 @@ def test_metrics_shows_each_version_and_variant(run, json_of, ingest):
     stable, canary = released(run, json_of)
     ingest(
         [event(stable, quality=q) for q in (0.6, 0.8, 1.0)]
-        + [event(canary, latency_ms=900.0, error=True)]
+        + [event(canary, latency_ms=900.0), event(canary, latency_ms=3.0, error=True)]
     )
     data = json_of(run("metrics", TRIAGE, "--env", "staging", "--json"))
     rows = {(v["label"], v["variant"]): v for v in data["versions"]}
     assert sorted(rows) == [("v2", "stable"), ("v3", "canary")]
     assert rows[("v2", "stable")]["count"] == 3
     assert rows[("v2", "stable")]["quality"]["mean"] == pytest.approx(0.8)
-    assert rows[("v3", "canary")]["error_rate"] == 1.0
-    assert rows[("v3", "canary")]["latency_ms"]["p95"] == pytest.approx(900.0)
+    assert rows[("v3", "canary")]["error_rate"] == 0.5
+    # The failed call's 3 ms never makes the canary look fast: latency is successful calls'.
+    assert rows[("v3", "canary")]["latency_ms"]["p50"] == pytest.approx(900.0)
+    assert rows[("v3", "canary")]["latency_ms"]["min"] == 900.0
+    assert rows[("v3", "canary")]["latency_ms"]["count"] == 1
 
     human = run("metrics", TRIAGE, "--env", "staging")
     assert human.exit_code == 0, human.output
     lines = human.stdout.splitlines()
     assert lines[0].startswith(f"{TRIAGE} in staging, ")
     assert lines[1].split()[:4] == ["VERSION", "VARIANT", "CALLS", "ERRORS"]
-    assert lines[2].split()[:7] == ["v3", "canary", "1", "100.0%", "900", "900", "900"]
-    assert lines[3].split()[:4] == ["v2", "stable", "3", "0.0%"]
+    assert lines[2].split()[:8] == ["v3", "canary", "2", "1", "(50.0%)", "900", "900", "900"]
+    assert lines[3].split()[:5] == ["v2", "stable", "3", "0", "(0.0%)"]
     assert "0.80 [0.30, 1.00] n=3" in lines[3]
     assert "$0.00021" in lines[3]
 
@@ -80,6 +83,13 @@ def test_metrics_window_options(run, json_of, ingest):
     ingest([event(stable), event(stable, ts=old)])
     recent = json_of(run("metrics", TRIAGE, "--env", "staging", "--since", "1d", "--json"))
     assert recent["versions"][0]["count"] == 1
+    exact = run("metrics", TRIAGE, "--env", "staging", "--since", "2020-01-01T10:00:00Z")
+    assert "Window in whole minutes" not in exact.stdout
+    rounded = run("metrics", TRIAGE, "--env", "staging", "--since", "2020-01-01T10:00:27Z")
+    assert "Window in whole minutes (rollups are per minute): --since 10:00:27 down." in (
+        rounded.stdout
+    )
+    assert "Latency: successful calls only" in rounded.stdout
     week = json_of(run("metrics", TRIAGE, "--env", "staging", "--json"))
     assert week["versions"][0]["count"] == 2
     empty = run("metrics", TRIAGE, "--env", "staging", "--until", "3d")

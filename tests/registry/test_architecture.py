@@ -28,6 +28,7 @@ VALUE_MODULES = {
     "promptctl.registry.prompts.variables": "declared inputs; a variable typed from text",
     "promptctl.registry.metrics.summary": "metrics summaries and their time windows",
     "promptctl.registry.metrics.events": "metric events, batches and their answers",
+    "promptctl.registry.analysis.report": "a canary analysis (a value) and its JSON form",
     "promptctl.registry.review.markdown": "a review report (a value) as Markdown",
     "promptctl.registry.webhooks.values": "webhook subscriptions, deliveries, event types",
     "promptctl.registry.prompts.layout": "where prompts live: root, pattern, branch",

@@ -160,6 +160,15 @@ TABLE: list[tuple[str, Call]] = [
         READ_PRODUCTION,
         Call("GET", "/v1/prompts/{name}/metrics", f"{P}/metrics?env=production", lists=True),
     ),
+    # No canary runs in the app of this table: an allowed analysis is refused with 409.
+    (
+        READ_STAGING,
+        Call("GET", "/v1/prompts/{name}/analysis", f"{P}/analysis?env=staging", ok=409),
+    ),
+    (
+        READ_PRODUCTION,
+        Call("GET", "/v1/prompts/{name}/analysis", f"{P}/analysis?env=production", ok=409),
+    ),
     (
         WRITE_METRICS_STAGING,
         Call("POST", "/v1/metrics", "/v1/metrics", {"events": [event("staging")]}, batch=True),

@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "promptctl.cli.metrics",
     "promptctl.cli.releases",
     "promptctl.cli.review",
+    "promptctl.cli.rollouts",
     "promptctl.cli.serve",
     "promptctl.cli.webhooks",
 )

@@ -27,6 +27,7 @@ from promptctl.server.schemas import (
     PromotionShape,
     ReleaseShape,
     RenderedShape,
+    RolloutShape,
     Shape,
     Timestamp,
     VersionNumber,
@@ -357,6 +358,10 @@ COMMAND_SHAPES: dict[str, TypeAdapter[Any]] = {
     "metrics": TypeAdapter(MetricsSummaryShape),
     "analyze": TypeAdapter(CanaryAnalysisShape),
     "bundle": TypeAdapter(BundleShape),
+    **{
+        f"rollout {verb}": TypeAdapter(RolloutShape)
+        for verb in ("start", "status", "pause", "resume", "abort", "promote")
+    },
     "db upgrade": TypeAdapter(SchemaRevisionShape),
     "db downgrade": TypeAdapter(SchemaRevisionShape),
     "db current": TypeAdapter(SchemaStatusShape),

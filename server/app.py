@@ -26,6 +26,7 @@ from promptctl.server import (
     routes_ops,
     routes_prompts,
     routes_releases,
+    routes_rollouts,
     routes_stream,
     routes_webhooks,
 )
@@ -66,6 +67,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         tasks = [asyncio.create_task(_poll(cache, settings.poll_interval))]
         if settings.git_fetch_interval > 0:
             tasks.append(asyncio.create_task(_follow(registry, settings.git_fetch_interval)))
+        if settings.rollout_interval > 0:
+            tasks.append(asyncio.create_task(_control(registry, settings.rollout_interval)))
         listener = cache.listen()  # PostgreSQL: other replicas' changes at once
         cache.changes.reopen()
         restore = end_streams_on_exit(cache)
@@ -106,6 +109,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(routes_metrics.router)
     app.include_router(routes_ops.router)
     app.include_router(routes_stream.router)
+    app.include_router(routes_rollouts.router)
     app.include_router(routes_webhooks.router)
     routes_docs.install(app)
     dashboard.install(app)  # last: `/prompts/{name:path}` and `/` take what the API did not
@@ -158,6 +162,25 @@ async def _poll(cache: ServingCache, interval: float) -> None:
             await run_in_threadpool(cache.refresh_if_changed)
         except Exception:  # the database may be away for a while; keep serving from memory
             log.warning("could not refresh releases from the database", exc_info=True)
+
+
+async def _control(registry: Registry, interval: float) -> None:
+    """The rollout controller: every `interval` seconds, if this replica holds the lease,
+    judge every running rollout and act (registry.rollouts.controller)."""
+    from promptctl.registry.rollouts.controller import Controller, Lease, replica_id
+
+    lease = Lease(registry.database, replica_id(), seconds=1.5 * interval)
+    controller = Controller(lease, registry.run_rollouts)
+    try:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await run_in_threadpool(controller.tick)
+            except Exception:  # the database may be away for a while; look again later
+                log.warning("the rollout controller could not look", exc_info=True)
+    finally:
+        with contextlib.suppress(Exception):
+            lease.release()  # let another replica act at once rather than at expiry
 
 
 async def _follow(registry: Registry, interval: float) -> None:

@@ -875,3 +875,71 @@ class RolloutShape(BaseModel):
     analysis: dict[str, Any] | None
     next: str
     events: list[RolloutEventShape]
+
+
+# -- automated rollouts (routes_rollouts) --------------------------------------------------
+
+
+class RolloutStartRequest(ActionBase):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"env": "production", "ref": "v8", "policy": "careful", "confirm": True}]
+        }
+    )
+
+    ref: str | None = Field(default=None, description="The version to roll out (default HEAD).")
+    digest: str | None = Field(default=None, description="Exactly this content (as pinned).")
+    commit: str | None = None
+    policy: str | None = Field(
+        default=None, description="A policy of promptctl.toml (default: the prompt's own)."
+    )
+    confirm: bool = False
+
+
+class RolloutActionRequest(ActionBase):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"env": "production", "reason": "waiting for a fix"}]}
+    )
+
+    confirm: bool = False
+
+
+class RolloutEventShape(BaseModel):
+    action: str
+    step: int
+    weight: float | None
+    weight_bp: int | None
+    actor: str
+    reason: str | None
+    revision: int | None
+    analysis: dict[str, Any] | None
+    created_at: str
+
+
+class RolloutShape(BaseModel):
+    """A rollout: its policy snapshot, step, status, the last analysis and what comes next."""
+
+    id: int
+    prompt: str
+    environment: str
+    status: str = Field(description="running, paused, completed, rolled_back or aborted")
+    policy: dict[str, Any]
+    step: int = Field(description="The current step, from 1")
+    steps: int
+    weight: float
+    weight_bp: int
+    step_started_at: str
+    seconds_in_step: float
+    extended: bool
+    deadline: str
+    stable_digest: str
+    canary_digest: str
+    revision: int
+    started_at: str
+    started_by: str
+    ended_at: str | None
+    reason: str | None
+    last_checked_at: str | None
+    analysis: dict[str, Any] | None
+    next: str
+    events: list[RolloutEventShape]

@@ -58,6 +58,9 @@ class ServerSettings(Settings):
     stream_heartbeat: float = Field(default=15.0, gt=0)
     stream_max_clients: int = Field(default=10_000, ge=0)
     stream_max_seconds: float = Field(default=3600.0, gt=0)
+    # The rollout controller looks at every running rollout this often (seconds; 0: this
+    # replica never acts). One replica acts at a time; another takes over within two looks.
+    rollout_interval: float = Field(default=30.0, ge=0)
     # Webhooks (registry.webhooks): whether this process sends deliveries (a replica may
     # leave it to others), how often it looks for due ones, how many it sends at once, the
     # timeout of one attempt, the first retry's delay (later ones grow fourfold, at most

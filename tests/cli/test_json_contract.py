@@ -137,6 +137,14 @@ def test_every_command_prints_json_of_its_documented_shape(
     assert summary["versions"], summary
     json_of("bundle", "--env", "staging", "-o", str(tmp_path / "staging.bundle.json"))
     json_of("rollback", TRIAGE, "--env", "staging")
+    started = json_of("rollout start", f"{TRIAGE}@v3", "--env", "staging")
+    assert (started["status"], started["step"], started["weight_bp"]) == ("running", 1, 100)
+    json_of("rollout status", TRIAGE, "--env", "staging")
+    json_of("rollout pause", TRIAGE, "--env", "staging")
+    json_of("rollout resume", TRIAGE, "--env", "staging")
+    assert json_of("rollout promote", TRIAGE, "--env", "staging")["status"] == "completed"
+    json_of("rollout start", f"{TRIAGE}@v1", "--env", "staging")
+    assert json_of("rollout abort", TRIAGE, "--env", "staging")["status"] == "aborted"
     json_of("review", "--base", "release-1", "--head", "HEAD", codes=(0, 1))
 
     json_of("db current")

@@ -152,6 +152,40 @@ TABLE: list[tuple[str, Call]] = [
     (RELEASE_PRODUCTION, action("abort", "production")),
     (RELEASE_STAGING, action("rollback", "staging")),
     (RELEASE_PRODUCTION, action("rollback", "production")),
+    # Rollouts: none runs and policy "nope" does not exist, so an allowed request is a 404
+    # and changes nothing.
+    (READ_STAGING, Call("GET", "/v1/prompts/{name}/rollout", f"{P}/rollout?env=staging", ok=404)),
+    (
+        READ_PRODUCTION,
+        Call("GET", "/v1/prompts/{name}/rollout", f"{P}/rollout?env=production", ok=404),
+    ),
+    *(
+        (
+            allowed,
+            Call(
+                "POST",
+                "/v1/prompts/{name}/rollout",
+                f"{P}/rollout",
+                {"env": env, "policy": "nope"},
+                ok=404,
+            ),
+        )
+        for allowed, env in ((RELEASE_STAGING, "staging"), (RELEASE_PRODUCTION, "production"))
+    ),
+    *(
+        (
+            allowed,
+            Call(
+                "POST",
+                "/v1/prompts/{name}/rollout/{verb}",
+                f"{P}/rollout/{verb}",
+                {"env": env},
+                ok=404,
+            ),
+        )
+        for allowed, env in ((RELEASE_STAGING, "staging"), (RELEASE_PRODUCTION, "production"))
+        for verb in ("pause", "resume", "abort", "promote")
+    ),
     (
         READ_STAGING,
         Call("GET", "/v1/prompts/{name}/metrics", f"{P}/metrics?env=staging", lists=True),

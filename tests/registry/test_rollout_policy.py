@@ -84,7 +84,8 @@ def test_without_a_rollout_table_every_prompt_gets_the_builtin_default():
 
 
 def test_an_unknown_policy_name_says_which_exist():
-    with pytest.raises(PolicyNotFound, match="no rollout policy 'carefull'.*did you mean 'careful'"):
+    expected = "no rollout policy 'carefull'.*did you mean 'careful'"
+    with pytest.raises(PolicyNotFound, match=expected):
         read_policies(POLICIES).choose("x", "carefull")
 
 

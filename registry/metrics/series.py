@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, null, select
 
 from promptctl.registry.errors import UsageError
 from promptctl.registry.metrics.aggregate import Aggregate
 from promptctl.registry.metrics.statistics import mean_ci95
 from promptctl.registry.metrics.storage import HOUR, MINUTE, ROLLUPS, epoch, moment
+from promptctl.registry.metrics.summary import VersionMetrics
 from promptctl.registry.prompts.promptversion import SHORT
 from promptctl.registry.releases.values import timestamp
 from promptctl.registry.store.database import Database
@@ -117,6 +118,7 @@ class Series:
     number: int | None
     variant: str
     points: tuple[SeriesPoint, ...]
+    total: VersionMetrics  # the whole window at once (a summary's row, from the same rows)
 
     @property
     def label(self) -> str:
@@ -129,6 +131,7 @@ class Series:
             "label": self.label,
             "variant": self.variant,
             "points": [p.to_json() for p in self.points],
+            "total": self.total.to_json(),
         }
 
 
@@ -180,8 +183,11 @@ def read_series(
     if (high - low) / step > MAX_POINTS:
         raise UsageError(f"at most {MAX_POINTS} points per series: choose a larger step")
     r = ROLLUPS.c
-    # Whole rows: the aggregate reads the columns it knows.
-    query = select(ROLLUPS).where(
+    # Whole rows but for what a chart never shows: the all-calls latency histogram, error
+    # types and traces are JSON the database driver would decode on every row for nothing.
+    skipped = ("latency_histogram", "error_types", "failing_traces")
+    columns = [c for c in ROLLUPS.c if c.name not in skipped]
+    query = select(*columns, *(null().label(name) for name in skipped)).where(
         r.prompt == prompt,
         r.environment == environment,
         r.period_seconds == rollup,
@@ -209,15 +215,15 @@ def read_series(
             if buckets
             else {}
         )
-    series = [
-        Series(
-            digest,
-            numbers.get(digest),
-            variant,
-            tuple(SeriesPoint.of(at, per[at]) for at in sorted(per) if per[at].count),
-        )
-        for (digest, variant), per in buckets.items()
-    ]
+    series = []
+    for (digest, variant), per in buckets.items():
+        points = tuple(SeriesPoint.of(at, per[at]) for at in sorted(per) if per[at].count)
+        total = Aggregate()
+        for agg in per.values():
+            total.merge(agg)
+        number = numbers.get(digest)
+        whole = VersionMetrics.from_aggregate(digest, number, variant, total)
+        series.append(Series(digest, number, variant, points, whole))
     series.sort(key=lambda s: (-(s.number or 0), s.digest, s.variant != "stable"))
     return MetricSeries(prompt, environment, moment(low), moment(high), step, rollup, tuple(series))
 

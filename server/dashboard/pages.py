@@ -13,7 +13,6 @@ from typing import Any
 
 from promptctl.registry.errors import (
     EnvironmentNotFound,
-    NeverReleased,
     PromptNotFound,
     RegistryError,
     UsageError,
@@ -246,16 +245,13 @@ def prompt_page(pr: PageRequest) -> Page:
                     "svg": line_chart(
                         title, lines, series.start, series.end, step, fmt, ceiling=ceiling
                     ),
-                    "legend": [(i, line) for i, line in enumerate(lines) if line.points],
+                    # Numbered as the chart numbers its lines: those with points.
+                    "legend": list(enumerate(line for line in lines if line.points)),
                 }
             )
-        try:
-            summary = registry.metrics_summary(
-                name, env, since=series.start.isoformat(), until=series.end.isoformat(),
-                viewer=token,
-            )  # fmt: skip
-        except NeverReleased:
-            summary = None
+        # The window's figures per version and variant come with the series (the same
+        # rows): reading them again for a summary would double the page's time.
+        summary = [s.total for s in series.series if s.total.count]
     state_here = next((s for s in states if s.environment == env), None)
     rollout_here = _rollout(pr, name, env)
     analysis = _analysis(pr, name, env, state_here, rollout_here)
@@ -270,7 +266,7 @@ def prompt_page(pr: PageRequest) -> Page:
         "releases": [{**r["state"].to_json(), "health": r["health"].to_json()} for r in releases],
         "versions": [_record_json(r, runs) for r in records],
         "series": series.to_json() if series else None,
-        "summary": summary.to_json() if summary else None,
+        "summary": [v.to_json() for v in summary] if summary is not None else None,
         "analysis": analysis["data"],
         "rollout": rollout_here.to_json() if rollout_here else None,
         "history": [e.to_json() for e in history],

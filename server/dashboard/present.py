@@ -63,7 +63,7 @@ def weight(weight_bp: int) -> str:
 def number(value: float | None, digits: int = 1) -> str:
     if value is None:
         return "–"
-    if float(value).is_integer() and abs(value) >= 1:
+    if float(value).is_integer():
         return f"{int(value):,}"
     return f"{value:,.{digits}f}"
 

@@ -157,7 +157,7 @@ def test_prompt_page_shows_versions_releases_charts_and_summary(client, released
     canary = by_variant[("v3", "canary")]["points"]
     assert sum(p["count"] for p in canary) == 10
     assert sum(p["errors"] for p in by_variant[("v2", "stable")]["points"]) == 6
-    summary = {(v["label"], v["variant"]): v for v in data["summary"]["versions"]}
+    summary = {(v["label"], v["variant"]): v for v in data["summary"]}
     assert summary[("v2", "stable")]["count"] == 30
     assert [v["label"] for v in data["versions"]] == ["v3", "v2", "v1"]
     assert data["versions"][0]["runs"] == ["staging canary 20%"]

@@ -188,8 +188,10 @@ def list_command(options: Options, rev: str | None, as_json: bool) -> None:
             )
     table(["NAME", "VERSION", "DIGEST", "KIND", "MODEL", "DESCRIPTION"], rows)
     _echo_skipped(skipped)
-    if library.branch_note:
-        click.echo(f"({library.branch_note})")
+    # Said when it explains something: another branch than main, or unnumbered prompts.
+    unnumbered = any("error" not in e and not e["version"] for e in entries)
+    if library.branch_note and (library.layout.branch != "main" or unnumbered):
+        click.echo(f"({library.branch_note})", err=True)
 
 
 def _echo_skipped(skipped: list[tuple[str, str]]) -> None:

@@ -99,6 +99,9 @@ class LogChangeShape(Shape):
     commit: CommitShape
     digest: Digest | None = Field(description="Null where the commit removed the prompt.")
     version: VersionNumber
+    moved_from: str | None = Field(
+        default=None, description="Where the file was before this commit moved it."
+    )
 
 
 class LogShape(Shape):

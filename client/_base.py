@@ -286,7 +286,9 @@ class ClientBase:
         state = self.stream_state
         state.connected = True
         state.connections += 1
-        self.warnings.clear("stream", f"the change stream of {self.server_url} is back")
+        if state.lost:
+            state.lost = False
+            log.info("promptctl: the change stream of %s is back", self.server_url)
         behind = []
         for name, held in list(self.entries.items()):
             known = releases.get(name)
@@ -297,12 +299,20 @@ class ClientBase:
         return behind
 
     def stream_failed(self, problem: object) -> None:
-        self.stream_state.connected = False
-        self.warnings.warn(
-            "stream",
-            f"change stream of {self.server_url} unavailable ({problem}); revalidating every "
-            f"{self.ttl:g} s until it is back",
-        )
+        """Log (once until it is back) that the stream failed: at info level, since TTL
+        revalidation still keeps prompts fresh, and an outage of the server is already
+        the fetch's one warning."""
+        state = self.stream_state
+        state.connected = False
+        if not state.lost:
+            state.lost = True
+            log.info(
+                "promptctl: change stream of %s unavailable (%s); revalidating every %g s "
+                "until it is back",
+                self.server_url,
+                problem,
+                self.ttl,
+            )
 
     # -- metrics ---------------------------------------------------------------------
 

@@ -72,6 +72,7 @@ class StreamState:
 
     last_id: str | None = None
     connected: bool = False
+    lost: bool = False  # a failure was logged and the stream is not back yet
     connections: int = 0  # streams opened that reached `ready`
     backoff: Backoff = field(default_factory=lambda: Backoff(base=0.5, cap=15.0))
 

@@ -155,14 +155,11 @@ class AsyncPromptClient(ClientBase):
             opened = loop.time()
             try:
                 await self._stream_once()
-            except ServerProblem as exc:
-                self.stream_failed(exc)
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:  # the connection broke: reconnect, never die
-                self.stream_failed(f"{type(exc).__name__}: {exc}")
-            else:
-                self.stream_state.connected = False
+                if self._stopping:
+                    return
+                problem = exc if isinstance(exc, ServerProblem) else f"{type(exc).__name__}: {exc}"
+                self.stream_failed(problem)
             await asyncio.sleep(self.stream_state.ended(loop.time() - opened))
 
     async def _stream_once(self) -> None:

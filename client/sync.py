@@ -184,12 +184,10 @@ class PromptClient(ClientBase):
             opened = time.monotonic()
             try:
                 self._stream_once()
-            except ServerProblem as exc:
-                self.stream_failed(exc)
             except Exception as exc:  # the connection broke: reconnect, never die
-                self.stream_failed(f"{type(exc).__name__}: {exc}")
-            else:
-                self.stream_state.connected = False
+                if self._stop.is_set():
+                    return  # closing cut it
+                self.stream_failed(exc if isinstance(exc, ServerProblem) else _named(exc))
             if self._stop.wait(self.stream_state.ended(time.monotonic() - opened)):
                 return
 
@@ -283,3 +281,7 @@ class PromptClient(ClientBase):
                 self._idle.set()
             return True, False
         return False, False
+
+
+def _named(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"

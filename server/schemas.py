@@ -384,6 +384,10 @@ class VersionDocumentShape(Shape):
     path: str = Field(description="The prompt file below the prompt root.")
     root: str = Field(description="The prompt root in the repository.")
     partials: dict[str, str] = Field(description="The partials it includes: path -> text.")
+    template_engine: Literal["jinja2", "plain", "mustache"] = Field(
+        default="jinja2",
+        description="How the body renders: its `template:`, else the repository's default.",
+    )
 
 
 class ResolutionShape(VersionDocumentShape):

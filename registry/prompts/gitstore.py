@@ -410,12 +410,16 @@ class GitStore:
     def default_branch(self) -> tuple[str, str]:
         """Guess the branch that numbers versions: (branch, where the guess came from).
 
-        The remote's default (`origin/HEAD`), else the branch checked out, else `main`.
+        The remote's default (`origin/HEAD`), else `main` when there is one, else the
+        branch checked out, else `main`. A local `main` wins over the branch checked out so
+        that working on a feature branch never numbers its unmerged versions.
         """
         ref = self._repo.references.get("refs/remotes/origin/HEAD")
         target = ref.target if ref is not None else None
         if isinstance(target, str) and target.startswith("refs/remotes/origin/"):
             return target.removeprefix("refs/remotes/origin/"), "origin/HEAD"
+        if "main" in self._repo.branches.local:
+            return "main", "the branch named main"
         if not self._repo.head_is_detached:
             try:
                 head = self._repo.lookup_reference("HEAD").target

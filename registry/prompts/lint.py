@@ -212,7 +212,9 @@ def _lint_loaded(
     declared = prompt.inputs
     if declared is None:
         undeclared = sorted(unguarded)
-        if undeclared:
+        # A file without front matter is a text prompt whose variables are its own
+        # business; one with front matter has a place to declare them and does not.
+        if undeclared and prompt.front_matter:
             path, line = unguarded[undeclared[0]]
             add(
                 path,

@@ -185,7 +185,6 @@ class PromptVersion:
             "description": self.prompt.description,
             "inputs": {k: v.to_dict() for k, v in (self.prompt.inputs or {}).items()},
             "partials": sorted(self.partials),
-            "template_engine": self.engine,
             "commit": self.commit.to_json() if self.commit else None,
             "first_commit": self.first_commit.to_json() if self.first_commit else None,
         }

@@ -14,7 +14,7 @@ COMMANDS = ["init", "list", "show", "log", "render", "diff", "lint"]
     [
         (["list", "--rev", "nope"], "error: unknown git revision 'nope'"),
         (["show", "support/triage@HEAD~9"], "has no version 'HEAD~9'"),
-        (["log", "support/Triage"], "invalid prompt name 'support/Triage'"),
+        (["log", "support/tri age"], "invalid prompt name 'support/tri age'"),
         (["render", "ghost"], "unknown prompt 'ghost' at working tree"),
         (["diff", "support/triage", "nope"], "has no version 'nope'"),
         (["lint", "--rev", "nope"], "unknown git revision 'nope'"),

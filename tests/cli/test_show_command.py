@@ -89,7 +89,7 @@ def test_a_version_only_on_a_branch_is_shown_without_a_number(promptctl, repo, j
         ("support/triage@nope", "has no version 'nope' (not a vN number, a digest prefix"),
         ("support/triage@", "'support/triage@': nothing after '@'"),
         ("missing", "error: unknown prompt 'missing' at working tree"),
-        ("Support", "invalid prompt name 'Support'"),
+        ("bad name", "invalid prompt name 'bad name'"),
     ],
 )
 def test_show_errors_are_one_clear_line(promptctl, fails, spec, message):

@@ -309,6 +309,7 @@ class RecordingTransport(httpx.HTTPTransport):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.calls: list[Exchange] = []
+        self.streams: list[Exchange] = []
         self.port: int | None = None
 
     def route_to(self, port: int | None) -> None:
@@ -321,7 +322,9 @@ class RecordingTransport(httpx.HTTPTransport):
         call = Exchange(
             request.method, request.url.path, None, request.headers.get("if-none-match")
         )
-        self.calls.append(call)
+        # The change stream is the background connection of its own, not a request of
+        # the ones tests count: kept apart.
+        (self.streams if call.path == "/v1/stream" else self.calls).append(call)
         try:
             response = super().handle_request(request)
         except httpx.HTTPError as exc:
@@ -340,6 +343,7 @@ class AsyncRecordingTransport(httpx.AsyncHTTPTransport):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.calls: list[Exchange] = []
+        self.streams: list[Exchange] = []
         self.port: int | None = None
 
     def route_to(self, port: int | None) -> None:
@@ -351,7 +355,9 @@ class AsyncRecordingTransport(httpx.AsyncHTTPTransport):
         call = Exchange(
             request.method, request.url.path, None, request.headers.get("if-none-match")
         )
-        self.calls.append(call)
+        # The change stream is the background connection of its own, not a request of
+        # the ones tests count: kept apart.
+        (self.streams if call.path == "/v1/stream" else self.calls).append(call)
         try:
             response = await super().handle_async_request(request)
         except httpx.HTTPError as exc:

@@ -165,8 +165,14 @@ def test_a_new_promotion_shows_up_once_the_ttl_has_passed(
 ) -> None:
     release = shared_server.release(CANARY_PROMPT, fresh_env).json()
     key = key_for(CANARY_PROMPT, release, "stable")
+    # stream=False: this is about TTL revalidation (the stream's own tests are elsewhere)
     with PromptClient(
-        shared_server.url, environment=fresh_env, ttl=0.2, timeout=10, transport=transport
+        shared_server.url,
+        environment=fresh_env,
+        ttl=0.2,
+        timeout=10,
+        transport=transport,
+        stream=False,
     ) as prompts:
         before = prompts.get(CANARY_PROMPT, key=key)
         shared_server.promptctl("canary", CANARY_PROMPT, "--env", fresh_env, "--complete")

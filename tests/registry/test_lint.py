@@ -177,12 +177,8 @@ def test_variables_used_without_an_input_section_are_a_warning(git_repo, make_li
     assert located(findings) == [("prompts/p.prompt", 4, WARNING, "no-input")]
 
 
-def test_a_jinja2_prompt_without_front_matter_is_warned_of_its_undeclared_variables(
-    git_repo, make_library
-):
-    findings = lint_one(git_repo, make_library, "Summarise {{ article }}.\n")
-    assert [(f.severity, f.code) for f in findings] == [("warning", "no-input")]
-    assert lint_one(git_repo, make_library, "Summarise the article.\n") == []
+def test_a_plain_text_prompt_without_front_matter_lints_clean(git_repo, make_library):
+    assert lint_one(git_repo, make_library, "Summarise {{ article }}.\n") == []
 
 
 def test_lint_checks_every_prompt_by_default_and_sorts_findings(git_repo, make_library):
@@ -202,7 +198,7 @@ def test_lint_at_a_revision_reads_that_commit_not_the_working_tree(git_repo, mak
     git_repo.write("prompts/p.prompt", "{% broken again")
     library = make_library(git_repo)
     assert [f.code for f in lint_library(library, rev="HEAD~1")] == ["template-syntax"]
-    assert [f.code for f in lint_library(library, rev="HEAD")] == ["no-input"]
+    assert lint_library(library, rev="HEAD") == []
     assert [f.code for f in lint_library(library)] == ["template-syntax"]
 
 

@@ -119,7 +119,7 @@ def main() -> None:
                 undefined=StrictUndefined,
                 trim_blocks=True,
                 lstrip_blocks=True,
-                extensions=["registry.rendering.MessageExtension"],
+                extensions=["promptctl.registry.prompts.rendering.MessageExtension"],
             )
             # The message extension needs our collector, so the baseline renders the same
             # body with message tags removed: what plain Jinja2 costs for the same text.

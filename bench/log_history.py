@@ -23,11 +23,15 @@ Measured (wall-clock median and min, and CPU median, of `--runs` runs after a wa
 - startup   `promptctl --version` (interpreter start and CLI imports: any command's floor)
 - log       `promptctl log NAME`, end to end, as a subprocess of the installed promptctl
 - history   `PromptLibrary(path).history(NAME)` in process, cold (a fresh library; no imports)
+- first     `promptctl log NAME` with no version index yet (it walks the whole history
+            and stores the index under .git/promptctl/); every other figure is warm
 - list      `promptctl list` (every prompt, with its version number)
+- status    `promptctl status` (the release database, and the prompts it knows)
 - lint      `promptctl lint` (every prompt, every sample rendered)
 
-Goals: `log` in about a second or less; `lint` of a few hundred prompts in a couple of
-seconds. Figures are printed with their ratio to the baseline; nothing is asserted.
+Goals: `log`, `list` and `status` in under a second warm, on 100,000 commits and 1,000
+prompts too (`--large`, written with `git fast-import`); `lint` of a few hundred prompts in
+a couple of seconds. Figures are printed with their ratio to the baseline; nothing is asserted.
 
 Usage:
 
@@ -36,6 +40,7 @@ Usage:
     .venv/bin/python bench/log_history.py --name group_03/prompt_095 --json out.json
     .venv/bin/python bench/log_history.py --commits 20000 --prompts 1000 --regenerate
     .venv/bin/python bench/log_history.py --generate-only --path /tmp/big
+    .venv/bin/python bench/log_history.py --large --runs 3      # 100,000 commits
 
 To measure another checkout of promptctl (say, before a change) with the same installed
 environment, put it first on the path: `PYTHONPATH=/tmp/old .venv/bin/python bench/...`
@@ -56,6 +61,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pygit2
 
@@ -162,11 +168,49 @@ class Files:
         return self.root
 
 
+class FastFiles:
+    """The same interface as Files, for `git fast-import`: changes since the last commit
+    are kept as fast-import file commands, written with the next commit."""
+
+    def __init__(self) -> None:
+        self.paths: set[str] = set()
+        self.ops: list[bytes] = []
+        self.dirty = False
+
+    def copy(self) -> FastFiles:
+        other = FastFiles()
+        other.paths = set(self.paths)
+        return other
+
+    def has(self, path: str) -> bool:
+        return path in self.paths
+
+    def put(self, path: str, data: bytes) -> None:
+        self.paths.add(path)
+        self.ops.append(b"M 100644 inline %s\ndata %d\n%s\n" % (path.encode(), len(data), data))
+        self.dirty = True
+
+    def remove(self, path: str) -> None:
+        self.paths.discard(path)
+        self.ops.append(b"D %s\n" % path.encode())
+        self.dirty = True
+
+    def take(self) -> bytes:
+        out = b"".join(self.ops)
+        self.ops.clear()
+        self.dirty = False
+        return out
+
+
 class Generator:
     """Writes the synthetic history; every choice comes from one seeded random source."""
 
-    def __init__(self, path: Path, commits: int, prompts: int, seed: int) -> None:
+    def __init__(
+        self, path: Path, commits: int, prompts: int, seed: int, stream: Any = None
+    ) -> None:
         self.repo = pygit2.init_repository(str(path), initial_head=BRANCH)
+        # With `stream` (git fast-import's stdin) commits are written there, as marks.
+        self.stream = stream
         self.commits = commits
         self.prompts = prompts
         self.rng = random.Random(seed)
@@ -323,17 +367,39 @@ class Generator:
         if n % 50 == 0:
             files.put("README.md", f"# Bench repository\n\nRevision {n}.\n".encode())
 
-    def commit(self, files: Files, message: str, parents: list[pygit2.Oid]) -> pygit2.Oid:
+    def commit(self, files: Any, message: str, parents: list[Any]) -> Any:
         self.clock += self.rng.randint(600, 7200)
         self.count += 1
         name, email = AUTHORS[self.count % len(AUTHORS)]
+        if self.stream is not None:
+            return self._fast_commit(files, message, parents, f"{name} <{email}>")
         sig = pygit2.Signature(name, email, self.clock, 0)
         return self.repo.create_commit(None, sig, sig, message + "\n", files.write(), parents)
+
+    def _fast_commit(self, files: FastFiles, message: str, parents: list[int], who: str) -> int:
+        mark = self.count
+        text = (message + "\n").encode()
+        head = [b"commit refs/heads/%s\nmark :%d\n" % (BRANCH.encode(), mark)]
+        for role in (b"author", b"committer"):
+            head.append(b"%s %s %d +0000\n" % (role, who.encode(), self.clock))
+        head.append(b"data %d\n%s" % (len(text), text))
+        if parents:
+            head.append(b"from :%d\n" % parents[0])
+        for other in parents[1:]:
+            head.append(b"merge :%d\n" % other)
+        self.stream.write(b"".join(head) + files.take() + b"\n")
+        return mark
+
+    def set_branch(self, branch: str, tip: Any) -> None:
+        if self.stream is not None:
+            self.stream.write(b"reset refs/heads/%s\nfrom :%d\n\n" % (branch.encode(), tip))
+        else:
+            self.repo.references.create(f"refs/heads/{branch}", tip, force=True)
 
     # history ------------------------------------------------------------------------------
 
     def run(self) -> None:
-        files = Files(self.repo)
+        files: Any = FastFiles() if self.stream is not None else Files(self.repo)
         files.put("promptctl.toml", f'root = "{ROOT}"\nbranch = "{BRANCH}"\n'.encode())
         files.put("README.md", b"# Bench repository\n")
         for name in PARTIALS:
@@ -362,7 +428,7 @@ class Generator:
                     files.put(path, data)
                     self.removed.discard(int(path[-10:-7]))
                 tip = self.commit(files, "Merge branch 'feature'", [tip, side_tip])
-                self.repo.references.create("refs/heads/feature", side_tip, force=True)
+                self.set_branch("feature", side_tip)
                 side = None
                 continue
             tip = self.commit(files, self.step(files), [tip])
@@ -372,9 +438,10 @@ class Generator:
                 self.set_prompt(files, i, self.states.get(i, [(0, self.initial_includes(i))])[-1])
         if files.dirty:
             tip = self.commit(files, "Add the remaining prompts", [tip])
-        self.repo.references.create(f"refs/heads/{BRANCH}", tip, force=True)
-        self.repo.set_head(f"refs/heads/{BRANCH}")
-        self.repo.checkout_head(strategy=pygit2.GIT_CHECKOUT_FORCE)
+        self.set_branch(BRANCH, tip)
+        if self.stream is None:
+            self.repo.set_head(f"refs/heads/{BRANCH}")
+            self.repo.checkout_head(strategy=pygit2.GIT_CHECKOUT_FORCE)
 
 
 def ensure_repository(args: argparse.Namespace) -> Path:
@@ -385,6 +452,7 @@ def ensure_repository(args: argparse.Namespace) -> Path:
         "prompts": args.prompts,
         "seed": args.seed,
         "packed": not args.no_pack,
+        "fast_import": args.fast_import,
     }
     if args.path:
         path = Path(args.path).resolve()
@@ -405,13 +473,29 @@ def ensure_repository(args: argparse.Namespace) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     # Every object a tree or commit names was just written: skip libgit2's lookups of them.
-    pygit2.settings.enable_strict_object_creation(False)
-    try:
-        Generator(path, args.commits, args.prompts, args.seed).run()
-    finally:
-        pygit2.settings.enable_strict_object_creation(True)
+    if args.fast_import:
+        # One `git fast-import` stream: far faster than writing objects one by one, and it
+        # writes a pack (no gc needed); the working tree is checked out after.
+        pygit2.init_repository(str(path), initial_head=BRANCH)
+        importer = subprocess.Popen(
+            ["git", "fast-import", "--quiet", "--done"], cwd=path, stdin=subprocess.PIPE,
+            env=_env(),
+        )
+        assert importer.stdin is not None
+        Generator(path, args.commits, args.prompts, args.seed, importer.stdin).run()
+        importer.stdin.write(b"done\n")
+        importer.stdin.close()
+        if importer.wait() != 0:
+            sys.exit("git fast-import failed")
+        subprocess.run(["git", "checkout", "-q", "-f", BRANCH], cwd=path, check=True, env=_env())
+    else:
+        pygit2.settings.enable_strict_object_creation(False)
+        try:
+            Generator(path, args.commits, args.prompts, args.seed).run()
+        finally:
+            pygit2.settings.enable_strict_object_creation(True)
     written = time.perf_counter() - started
-    if not args.no_pack:  # a clone is packed; thousands of loose objects are not typical
+    if not args.no_pack and not args.fast_import:  # a clone is packed, not loose objects
         subprocess.run(["git", "gc", "--quiet", "--prune=now"], cwd=path, check=True, env=_env())
     marker.write_text(json.dumps(params))
     print(
@@ -439,17 +523,21 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def time_command(argv: list[str], cwd: Path, runs: int, ok: tuple[int, ...] = (0,)) -> Times:
-    """Run a command once to warm up, then `runs` times; return wall and CPU times."""
+def time_command(
+    argv: list[str], cwd: Path, runs: int, ok: tuple[int, ...] = (0,), warm_up: bool = True
+) -> Times:
+    """Run a command once to warm up (unless not), then `runs` times; return wall and CPU
+    times."""
     walls, cpus = [], []
-    for n in range(runs + 1):
+    first = 1 if warm_up else 0
+    for n in range(runs + first):
         cpu = _children_cpu()
         started = time.perf_counter()
         result = subprocess.run(argv, cwd=cwd, env=_env(), capture_output=True)
         elapsed = time.perf_counter() - started
         if result.returncode not in ok:
             sys.exit(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stderr.decode()}")
-        if n:
+        if n >= first:
             walls.append(elapsed)
             cpus.append(_children_cpu() - cpu)
     return walls, cpus
@@ -498,9 +586,21 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="timed runs per figure")
     parser.add_argument("--regenerate", action="store_true", help="rebuild a cached repository")
     parser.add_argument("--no-pack", action="store_true", help="leave objects loose")
+    parser.add_argument(
+        "--fast-import",
+        action="store_true",
+        help="write the history with git fast-import (for 100,000 commits: --large)",
+    )
+    parser.add_argument(
+        "--large",
+        action="store_true",
+        help="100,000 commits and 1,000 prompts, written with git fast-import",
+    )
     parser.add_argument("--generate-only", action="store_true")
     parser.add_argument("--json", dest="json_out", help="also write the figures to this file")
     args = parser.parse_args()
+    if args.large:
+        args.commits, args.prompts, args.fast_import = 100_000, 1_000, True
 
     path = ensure_repository(args)
     if args.generate_only:
@@ -513,6 +613,10 @@ def main() -> None:
     runs = args.runs
 
     figures: dict[str, Times] = {}
+    # The first run builds the persistent version index (under .git/promptctl/); every
+    # figure after it is warm, the index read as it is.
+    shutil.rmtree(path / ".git" / "promptctl", ignore_errors=True)
+    figures["first"] = time_command([promptctl, "log", args.name], path, 1, warm_up=False)
     figures["baseline"] = time_command(
         ["git", "log", "--first-parent", "--oneline", "--", relfile], path, runs
     )
@@ -520,17 +624,20 @@ def main() -> None:
     figures["log"] = time_command([promptctl, "log", args.name], path, runs)
     figures["history"] = time_history(path, args.name, runs)
     figures["list"] = time_command([promptctl, "list"], path, runs)
+    figures["status"] = time_command([promptctl, "status"], path, runs)
     figures["lint"] = time_command([promptctl, "lint"], path, runs, ok=(0, 1))
 
     labels = {
+        "first": f"first run: log {args.name}",
         "baseline": "git log --first-parent -- FILE",
         "startup": "promptctl --version",
         "log": f"promptctl log {args.name}",
         "history": "PromptLibrary.history() cold",
         "list": "promptctl list",
+        "status": "promptctl status",
         "lint": "promptctl lint",
     }
-    goals = {"log": 1.0, "lint": 2.0}
+    goals = {"log": 1.0, "list": 1.0, "status": 1.0, "lint": 2.0}
     base = statistics.median(figures["baseline"][0])
     print(
         f"\n{runs} runs each, in seconds: wall-clock median and min, CPU median (steadier on a"

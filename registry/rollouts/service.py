@@ -22,7 +22,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from promptctl.registry.analysis import Analysis, MetricResult, Verdict
+from promptctl.registry.analysis.report import CanaryReport
 from promptctl.registry.errors import (
+    NoCanary,
     NoStableForCanary,
     ReleaseConflict,
     ReleaseNotFound,
@@ -49,7 +51,9 @@ from promptctl.registry.rollouts.values import (
 from promptctl.registry.store.database import Database
 from promptctl.registry.store.models import Rollout, RolloutEvent, utcnow
 
-Judge = Callable[[RolloutState, datetime], Analysis]
+# The analysis of a step: the stored canary report (judge.judge), or a bare Analysis from a
+# stand-in (tests); the controller reads what both have.
+Judge = Callable[[RolloutState, datetime], CanaryReport | Analysis]
 
 # What a person's release action does to a live rollout of its release.
 _ENDS = {
@@ -316,12 +320,12 @@ class RolloutService:
                 f"last saw {state.release_revision})"
             )
             return self._without_release(state, "paused", why, None)
-        analysis = self.judge(state, now)
-        numbers = analysis.to_json()
         steps = len(state.policy.steps_bp)
         where = f"step {state.step + 1}/{steps} ({format_percent(state.weight_bp)})"
-        calls = f"calls stable {analysis.stable_calls}, canary {analysis.canary_calls}"
         try:
+            analysis = self.judge(state, now)
+            numbers = analysis.to_json()
+            calls = f"calls stable {analysis.stable_calls}, canary {analysis.canary_calls}"
             if analysis.verdict is Verdict.FAIL:
                 why = f"{where}: fail: {_failing(analysis)}; {calls}"
                 return self._roll_back(state, why, numbers)
@@ -331,21 +335,13 @@ class RolloutService:
                 return self._advance(state, why, numbers)
             if now >= state.deadline:
                 return self._at_deadline(state, analysis, where, calls, numbers)
-        except (RevisionMismatch, ReleaseConflict, _Superseded, ReleaseNotFound):
+        except (RevisionMismatch, ReleaseConflict, _Superseded, ReleaseNotFound, NoCanary):
             return Decision("superseded", "someone changed the release or the rollout first")
         self._hold(state, numbers, now)
         return Decision("held", f"{where}: {analysis.verdict}; {calls}")
 
-    def _judge(self, state: RolloutState, now: datetime) -> Analysis:
-        return judge(
-            self.db,
-            state.prompt,
-            state.environment,
-            state.stable_digest,
-            state.canary_digest,
-            state.step_started_at,
-            state.policy.analysis_config(),
-        )
+    def _judge(self, state: RolloutState, now: datetime) -> CanaryReport:
+        return judge(self.db, state, now)
 
     def _advance(self, state: RolloutState, why: str, numbers: dict[str, Any]) -> Decision:
         if state.last_step:
@@ -396,7 +392,7 @@ class RolloutService:
     def _at_deadline(
         self,
         state: RolloutState,
-        analysis: Analysis,
+        analysis: CanaryReport | Analysis,
         where: str,
         calls: str,
         numbers: dict[str, Any],
@@ -593,7 +589,7 @@ def _event(
         enqueue(session, kind, data, prompt=row.prompt, environment=row.environment)
 
 
-def _failing(analysis: Analysis) -> str:
+def _failing(analysis: CanaryReport | Analysis) -> str:
     """The failing metrics with their estimate and interval, e.g. `error rate +0.24
     [+0.18, +0.30] (tolerance 0.01)`."""
     parts = []

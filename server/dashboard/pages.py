@@ -35,6 +35,7 @@ RANGES: dict[str, tuple[int, int]] = {
     "30d": (30 * 86400, 21600),
 }
 DEFAULT_RANGE = "24h"
+PAGE_SIZE = 200  # prompts per overview page, as datasette pages a table
 HOUR = timedelta(hours=1)
 
 
@@ -75,9 +76,11 @@ class Cell:
 
 
 def overview(pr: PageRequest) -> Page:
-    """Every prompt × environment: what runs, the last hour's calls and a health mark."""
+    """Every prompt × environment: what runs, the last hour's calls and a health mark, a
+    page of PAGE_SIZE prompts at a time (by name)."""
     registry, token = pr.registry, pr.visitor.token
-    environments = [e.name for e in registry.environments(viewer=token)]
+    protected = registry.serving.environments()  # from memory, in creation order
+    environments = [e for e in protected if token is None or token.sees(e)]
     env_filter = pr.arg("env")
     if env_filter:
         _environment(pr, env_filter, environments)
@@ -85,51 +88,71 @@ def overview(pr: PageRequest) -> Page:
     show = pr.arg("show", "all")
     if show not in ("all", "canary", "attention", "released"):
         raise UsageError(f"show must be all, canary, attention or released, not {show!r}")
+    page = pr.arg("page", "1")
+    if not page.isdigit() or int(page) < 1:
+        raise UsageError(f"page must be a number from 1, not {page!r}")
     traffic = registry.recent_traffic(_now() - HOUR, viewer=token)
-    protected = registry.serving.environments()
-    rows: dict[str, dict[str, Any]] = {}
+    shown_envs = [env_filter] if env_filter else environments
+    served: dict[str, dict[str, Any]] = {}
     for entry in registry.serving.entries():
+        if entry.state.environment in shown_envs:
+            served.setdefault(entry.state.prompt, {})[entry.state.environment] = entry
+    names = set(served)
+    if show in ("all", "attention", "canary") and not env_filter:
+        try:
+            with registry.git() as library:
+                rev = library.layout.branch if library.tracked_tip() else None
+                names.update(library.list(rev))
+        except RegistryError:
+            pass  # no readable repository: the matrix shows what is released
+
+    def cell(entry: Any) -> Cell:
         state = entry.state
-        if token is not None and not token.sees(state.environment):
-            continue
-        row = rows.setdefault(state.prompt, {"description": None, "cells": {}})
-        if row["description"] is None:
-            row["description"] = entry.stable.version.prompt.description
         t = traffic.get((state.prompt, state.environment))
-        row["cells"][state.environment] = Cell(
+        return Cell(
             state,
             t.calls if t else 0,
             t.error_rate if t else None,
             health(t),
             pr.visitor.may_act(state.environment, protected.get(state.environment, False)),
         )
-    if show != "released":
-        try:
-            with registry.git() as library:
-                rev = library.layout.branch if library.tracked_tip() else None
-                for name in library.list(rev):
-                    rows.setdefault(name, {"description": None, "cells": {}})
-        except RegistryError:
-            pass  # no readable repository: the matrix shows what is released
-    shown_envs = [env_filter] if env_filter else environments
-    matrix = []
-    for name in sorted(rows):
-        row = rows[name]
-        cells = {e: row["cells"].get(e) for e in shown_envs}
-        if q and q not in name.lower() and q not in (row["description"] or "").lower():
+
+    def described(name: str) -> str | None:
+        entries = served.get(name)
+        return next(iter(entries.values())).stable.version.prompt.description if entries else None
+
+    matching = []
+    for name in sorted(names):
+        entries = served.get(name, {})
+        if q and q not in name.lower() and q not in (described(name) or "").lower():
             continue
-        present = [c for c in cells.values() if c is not None]
-        if env_filter and not present and show != "all":
+        if show == "released" and not entries:
             continue
-        if show == "canary" and not any(c.state.canary for c in present):
+        if show == "canary" and not any(e.state.canary for e in entries.values()):
             continue
         if show == "attention" and not any(
-            c.health.mark in ("failing", "degraded", "canary-worse") for c in present
+            cell(e).health.mark in ("failing", "degraded", "canary-worse") for e in entries.values()
         ):
             continue
-        matrix.append({"prompt": name, "description": row["description"], "cells": cells})
-    data = {
+        matching.append(name)
+    pages = max(1, -(-len(matching) // PAGE_SIZE))
+    number = min(int(page), pages)
+    shown = matching[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
+    matrix = [
+        {
+            "prompt": name,
+            "description": described(name),
+            "cells": {
+                e: cell(served[name][e]) if e in served.get(name, {}) else None for e in shown_envs
+            },
+        }
+        for name in shown
+    ]
+    data = lambda: {  # noqa: E731 - built for ?format=json only
         "environments": shown_envs,
+        "page": number,
+        "pages": pages,
+        "total": len(matching),
         "prompts": [
             {
                 "prompt": r["prompt"],
@@ -139,6 +162,7 @@ def overview(pr: PageRequest) -> Page:
             for r in matrix
         ],
     }
+    keep = {k: v for k, v in pr.query.items() if k in ("q", "env", "show") and v}
     context = {
         "environments": shown_envs,
         "all_environments": environments,
@@ -146,7 +170,11 @@ def overview(pr: PageRequest) -> Page:
         "q": pr.arg("q"),
         "env": env_filter,
         "show": show,
-        "total": len(rows),
+        "total": len(matching),
+        "page": number,
+        "pages": pages,
+        "previous": {**keep, "page": number - 1} if number > 1 else None,
+        "next": {**keep, "page": number + 1} if number < pages else None,
     }
     return Page("overview.html", context, data)
 

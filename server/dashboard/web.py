@@ -63,7 +63,8 @@ class PageRequest:
 
 @dataclass
 class Page:
-    """A view's answer: a template and its context, the JSON of the same data, a status."""
+    """A view's answer: a template and its context, the JSON of the same data (or what
+    builds it, called for ?format=json only), a status."""
 
     template: str
     context: dict[str, Any]
@@ -132,7 +133,8 @@ def endpoint(
             response = RedirectResponse(local_path(answer.location), status_code=303)
             return _finish(sessions, request, response, answer.session or new_session)
         if wants_json:
-            response = JSONResponse(answer.data, status_code=answer.status)
+            data = answer.data() if callable(answer.data) else answer.data
+            response = JSONResponse(data, status_code=answer.status)
         else:
             if answer.session is not None:  # a new session: forms must carry its token
                 visitor = Visitor(

@@ -517,3 +517,17 @@ def test_sign_out_ends_the_session(open_client, tokens_app):
     out = client.post("/-/signout", data={"csrf": csrf}, follow_redirects=False)
     assert out.headers["location"] == "/-/signin"
     assert client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_the_overview_pages_through_many_prompts(client, released, monkeypatch):
+    from promptctl.server.dashboard import pages
+
+    monkeypatch.setattr(pages, "PAGE_SIZE", 1)
+    first = client.get("/?format=json").json()
+    assert (first["page"], first["pages"], first["total"]) == (1, 2, 2)
+    assert [p["prompt"] for p in first["prompts"]] == ["greet"]
+    html = client.get("/").text
+    assert 'href="/?page=2" rel="next"' in html
+    second = client.get("/?page=2&format=json").json()
+    assert [p["prompt"] for p in second["prompts"]] == ["summarize"]
+    assert client.get("/?page=0").status_code == 400

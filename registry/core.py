@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from promptctl.registry.releases.serving import ServingCache
     from promptctl.registry.releases.values import EnvironmentInfo, LogEntry, ReleaseState
     from promptctl.registry.review.report import ReviewReport
+    from promptctl.registry.rollouts.controller import Controller
     from promptctl.registry.rollouts.policy import PolicyBook
     from promptctl.registry.rollouts.service import Decision, RolloutService
     from promptctl.registry.rollouts.values import RolloutState
@@ -978,6 +979,14 @@ class Registry:
             raise ValueError(f"not a rollout action: {verb}")
         self._release_changed(prompt, environment)
         return state
+
+    def rollout_controller(self, interval: float) -> Controller:
+        """The controller a server runs every `interval` seconds: it acts while it holds the
+        lease, which lasts 1.5 intervals, so another replica takes over within two."""
+        from promptctl.registry.rollouts.controller import Controller, Lease, replica_id
+
+        lease = Lease(self.database, replica_id(), seconds=1.5 * interval)
+        return Controller(lease, self.run_rollouts)
 
     def run_rollouts(self) -> list[tuple[RolloutState, Decision]]:
         """Judge every running rollout once and act on it (the controller's one look)."""

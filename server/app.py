@@ -167,10 +167,7 @@ async def _poll(cache: ServingCache, interval: float) -> None:
 async def _control(registry: Registry, interval: float) -> None:
     """The rollout controller: every `interval` seconds, if this replica holds the lease,
     judge every running rollout and act (registry.rollouts.controller)."""
-    from promptctl.registry.rollouts.controller import Controller, Lease, replica_id
-
-    lease = Lease(registry.database, replica_id(), seconds=1.5 * interval)
-    controller = Controller(lease, registry.run_rollouts)
+    controller = registry.rollout_controller(interval)
     try:
         while True:
             await asyncio.sleep(interval)
@@ -180,7 +177,7 @@ async def _control(registry: Registry, interval: float) -> None:
                 log.warning("the rollout controller could not look", exc_info=True)
     finally:
         with contextlib.suppress(Exception):
-            lease.release()  # let another replica act at once rather than at expiry
+            controller.lease.release()  # let another replica act at once, not at expiry
 
 
 async def _follow(registry: Registry, interval: float) -> None:

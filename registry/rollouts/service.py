@@ -37,6 +37,7 @@ from promptctl.registry.releases.routing import format_percent
 from promptctl.registry.releases.service import Applied, ReleaseService
 from promptctl.registry.rollouts.judge import judge
 from promptctl.registry.rollouts.policy import Policy
+from promptctl.registry.rollouts.rule import at_deadline, next_move
 from promptctl.registry.rollouts.values import (
     ABORTED,
     COMPLETED,
@@ -326,14 +327,21 @@ class RolloutService:
             analysis = self.judge(state, now)
             numbers = analysis.to_json()
             calls = f"calls stable {analysis.stable_calls}, canary {analysis.canary_calls}"
-            if analysis.verdict is Verdict.FAIL:
+            move = next_move(
+                state.policy,
+                analysis.verdict,
+                analysis.stable_calls,
+                analysis.canary_calls,
+                elapsed=(now - state.step_started_at).total_seconds(),
+                extended=state.extended,
+            )
+            if move == "roll_back":
                 why = f"{where}: fail: {_failing(analysis)}; {calls}"
                 return self._roll_back(state, why, numbers)
-            enough = min(analysis.stable_calls, analysis.canary_calls) >= state.policy.min_calls
-            if analysis.verdict is Verdict.PASS and enough and now >= state.earliest_advance:
+            if move == "advance":
                 why = f"{where}: pass: {'; '.join(analysis.reasons)}; {calls}"
                 return self._advance(state, why, numbers)
-            if now >= state.deadline:
+            if move == "deadline":
                 return self._at_deadline(state, analysis, where, calls, numbers)
         except (RevisionMismatch, ReleaseConflict, _Superseded, ReleaseNotFound, NoCanary):
             return Decision("superseded", "someone changed the release or the rollout first")
@@ -402,10 +410,10 @@ class RolloutService:
             f"{where}: {analysis.verdict} after {minutes:g} min ({'; '.join(analysis.reasons)}"
             f"; {calls}, {state.policy.min_calls} needed per arm)"
         )
-        action = state.policy.on_inconclusive
-        if action == "rollback":
+        action = at_deadline(state.policy, state.extended)
+        if action == "roll_back":
             return self._roll_back(state, f"deadline: {why}", numbers)
-        if action == "extend" and not state.extended:
+        if action == "extend":
             return self._without_release(state, "extended", f"deadline moved once: {why}", numbers)
         return self._without_release(state, "paused", f"deadline: {why}", numbers)
 

@@ -9,6 +9,7 @@ from typing import Any
 from promptctl.registry.releases.routing import format_percent
 from promptctl.registry.releases.values import timestamp
 from promptctl.registry.rollouts.policy import Policy
+from promptctl.registry.rollouts.rule import step_deadline
 from promptctl.registry.store.models import Rollout, RolloutEvent, as_utc
 
 CONTROLLER = "promptctl-controller"
@@ -87,8 +88,7 @@ class RolloutState:
     @property
     def deadline(self) -> datetime:
         """When a step without a verdict is acted on (`on_inconclusive`)."""
-        extra = self.policy.max_seconds if self.extended else 0.0
-        return self.step_started_at + timedelta(seconds=self.policy.max_seconds + extra)
+        return self.step_started_at + timedelta(seconds=step_deadline(self.policy, self.extended))
 
     def next_action(self, now: datetime) -> str:
         """What happens next and when, in words."""

@@ -218,6 +218,10 @@ def build_index(
     return index
 
 
+# Blobs whose bytes a walk keeps at once; what it derives from them is kept for good.
+_DATA_CACHE = 4096
+
+
 class _Contents:
     """Blob bytes, include lists and digests, cached by blob id (a blob never changes)."""
 
@@ -234,6 +238,8 @@ class _Contents:
     def data(self, blob: str) -> bytes:
         found = self._data.get(blob)
         if found is None:
+            if len(self._data) >= _DATA_CACHE:  # a long walk reads far more than it needs
+                self._data.clear()
             found = self._data[blob] = self.store.read_blob(blob)
         return found
 
@@ -455,7 +461,8 @@ def _record(index: VersionIndex, store: GitStore, name: str, sha: str, digest: s
         record = index.record_for(name, digest)
         if record is None:
             records = index.versions.setdefault(name, [])
-            taken = max((r.number for r in records), default=0)
+            # Records are kept in number order, so the last one holds the highest.
+            taken = records[-1].number if records else 0
             record = VersionRecord(name, taken + 1, digest, info)
             records.append(record)
             index._by_digest[(name, digest)] = record
@@ -603,18 +610,12 @@ def pin(index: VersionIndex, released: Mapping[str, Mapping[str, int]]) -> None:
     for name, pins in released.items():
         if not pins or not index.covers(name):
             continue
-        records = index.versions.get(name, [])
-        if all(
-            index.record_for(name, d) and index.record_for(name, d).number == n
-            for d, n in pins.items()
-            if any(r.digest == d for r in records)
-        ):
-            continue
-        known = {r.digest for r in records}
+        numbers = {r.digest: r.number for r in index.versions.get(name, [])}
+        if all(numbers.get(digest, number) == number for digest, number in pins.items()):
+            continue  # git's numbering agrees with every release: nothing to do
         clean: dict[str, int] = {}
-        seen: set[int] = set()
         for digest, number in sorted(pins.items(), key=lambda kv: kv[1]):
-            if digest in known and number not in seen:  # a number given twice: the first
+            # Only digests git knows; a number given twice keeps its first digest.
+            if digest in numbers and number not in clean.values():
                 clean[digest] = number
-                seen.add(number)
         _renumber(index, name, clean)

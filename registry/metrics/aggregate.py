@@ -274,7 +274,9 @@ class Aggregate:
             self.traces = newest_traces(self.traces, [tuple(t) for t in traces])
 
     def merge_row(self, row: Any) -> None:
-        """Add a stored rollup row (anything with the columns as attributes)."""
+        """Add a stored rollup row (anything with the columns as attributes; a reader that
+        needs neither every call's histogram nor the error types and traces may leave
+        those columns out)."""
         self.count += row.count
         self.errors += row.errors
         self.latency_sum += row.latency_sum
@@ -282,7 +284,7 @@ class Aggregate:
             self.latency_min = row.latency_min
         if row.latency_max is not None and row.latency_max > self.latency_max:
             self.latency_max = row.latency_max
-        histogram = row.latency_histogram
+        histogram = getattr(row, "latency_histogram", None)
         if histogram:
             if histogram.get("counts"):
                 self.stored.append((histogram["offset"], histogram["counts"]))
@@ -318,8 +320,8 @@ class Aggregate:
             row.outputs_invalid or 0,
             row.finishes or 0,
             row.truncated or 0,
-            row.error_types,
-            row.failing_traces,
+            getattr(row, "error_types", None),
+            getattr(row, "failing_traces", None),
         )
 
     def values(self) -> dict[str, Any]:

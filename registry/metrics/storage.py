@@ -327,16 +327,20 @@ def window_parts(start: int, end: int) -> list[tuple[int, int, int]]:
     return [(seconds, low, high) for seconds, low, high in parts if low < high]
 
 
-def rollups_query(prompt: str, environment: str, start: int, end: int) -> Select[Any]:
+def rollups_query(
+    prompt: str, environment: str, start: int, end: int, *, leave_out: tuple[str, ...] = ()
+) -> Select[Any]:
     """Select the rollup rows of a prompt in an environment that cover [start, end).
 
     Each part is one range scan of the key's index (prompt, environment, period_seconds,
-    period_start, ...); rows come with every figure and their digest and variant.
+    period_start, ...); rows come with their digest and variant and every figure but
+    those named in `leave_out` (the JSON ones are what reading a row costs).
     """
     r = ROLLUPS.c
+    figures = [c for c in _FIGURES if c.name not in leave_out]
     return union_all(  # type: ignore[return-value]
         *(
-            select(*_FIGURES).where(
+            select(*figures).where(
                 r.prompt == prompt,
                 r.environment == environment,
                 r.period_seconds == seconds,

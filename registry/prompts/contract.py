@@ -55,7 +55,11 @@ CODES = (
     OUTPUT_TYPE_CHANGED,
     KIND_CHANGED,
 )
-_MAX_SCHEMA_DEPTH = 32  # how deep two schemas are compared (a $ref may loop)
+_MAX_SCHEMA_DEPTH = 32  # how deep two schemas are compared
+# Places compared at most: a schema holds at most outputs.MAX_SCHEMA_NODES values, so only
+# $refs that fan out (each level naming the next twice) reach it, and they would otherwise
+# make the walk exponential in a schema of a few lines.
+_MAX_SCHEMA_PLACES = 5_000
 
 
 @dataclass(frozen=True)
@@ -265,17 +269,51 @@ def _output(old: PromptVersion, new: PromptVersion) -> list[Incompatibility]:
                 "the output schema was removed: its answers are no longer checked",
             )
         ]
-    return _schemas(old_schema, new_schema, old_schema, new_schema, "", 0)
+    walk = _SchemaWalk(old_schema, new_schema)
+    out = walk.compare(old_schema, new_schema, "", 0)
+    if walk.places > _MAX_SCHEMA_PLACES:
+        out.append(
+            Incompatibility(
+                OUTPUT_CHANGED,
+                "the output schemas are too intricate to compare in full (their $refs fan "
+                f"out past {_MAX_SCHEMA_PLACES:,} places): check the change by hand",
+            )
+        )
+    return out
 
 
-def _schemas(
-    old: Any, new: Any, old_root: Any, new_root: Any, path: str, depth: int
+class _SchemaWalk:
+    """One comparison of two output schemas, bounded in the places it visits."""
+
+    def __init__(self, old_root: Any, new_root: Any) -> None:
+        self.old_root, self.new_root = old_root, new_root
+        self.places = 0
+        # The pairs of schemas being compared on the way here: meeting one again is a
+        # schema that refers to itself, already being compared at a shorter path.
+        self.open: set[tuple[int, int]] = set()
+
+    def compare(self, old: Any, new: Any, path: str, depth: int) -> list[Incompatibility]:
+        """Compare one place of the two schemas (`path` names it: `customer.plan`,
+        `items[]`; '' is the whole answer)."""
+        old, new = _resolved(old, self.old_root), _resolved(new, self.new_root)
+        if depth > _MAX_SCHEMA_DEPTH or not isinstance(old, dict) or not isinstance(new, dict):
+            return []
+        pair = (id(old), id(new))
+        if pair in self.open:
+            return []
+        self.places += 1
+        if self.places > _MAX_SCHEMA_PLACES:
+            return []
+        self.open.add(pair)
+        try:
+            return _place(self, old, new, path, depth)
+        finally:
+            self.open.discard(pair)
+
+
+def _place(
+    walk: _SchemaWalk, old: dict[str, Any], new: dict[str, Any], path: str, depth: int
 ) -> list[Incompatibility]:
-    """Compare one place of two output schemas (`path` names it: `customer.plan`,
-    `items[]`; '' is the whole answer)."""
-    old, new = _resolved(old, old_root), _resolved(new, new_root)
-    if depth > _MAX_SCHEMA_DEPTH or not isinstance(old, dict) or not isinstance(new, dict):
-        return []
     out: list[Incompatibility] = []
     where = f"output property '{path}'" if path else "the output"
     old_types, new_types = _types(old), _types(new)
@@ -296,9 +334,7 @@ def _schemas(
                 )
             )
         elif name in old_props:
-            out.extend(
-                _schemas(old_props[name], new_props[name], old_root, new_root, inner, depth + 1)
-            )
+            out.extend(walk.compare(old_props[name], new_props[name], inner, depth + 1))
     for name in sorted(_required(new) - _required(old)):
         inner = f"{path}.{name}" if path else name
         out.append(
@@ -309,7 +345,7 @@ def _schemas(
         )
     old_items, new_items = old.get("items"), new.get("items")
     if isinstance(old_items, dict) and isinstance(new_items, dict):
-        out.extend(_schemas(old_items, new_items, old_root, new_root, f"{path}[]", depth + 1))
+        out.extend(walk.compare(old_items, new_items, f"{path}[]", depth + 1))
     return out
 
 

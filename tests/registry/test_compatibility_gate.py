@@ -318,3 +318,41 @@ def test_diff_env_names_the_incompatibilities_with_every_version_serving(registr
         "variable": "audience",
         "message": "new required variable 'audience' without a default: callers do not send it yet",
     }
+
+
+# -- hostile schemas: comparing them stays bounded ---------------------------------------
+
+# Every level refers twice to the next: walked path by path, 2**levels places.
+FAN_OUT = 40
+
+
+def fanned_schema(bottom: str) -> str:
+    """An output schema whose $refs fan out twice per level for FAN_OUT levels."""
+    levels = ", ".join(
+        f"l{i}: {{type: object, properties: {{a: {{$ref: '#/$defs/l{i + 1}'}}, "
+        f"b: {{$ref: '#/$defs/l{i + 1}'}}}}}}"
+        for i in range(FAN_OUT)
+    )
+    return schema("{top: {$ref: '#/$defs/l0'}}", defs=f"{{{levels}, l{FAN_OUT}: {bottom}}}")
+
+
+def test_a_schema_referring_to_itself_is_compared_once_per_place(git_repo, make_registry):
+    looping = "{type: object, properties: {x: {$ref: '#/$defs/n'}, y: {$ref: '#/$defs/n'}%s}}"
+    base = schema("{root: {$ref: '#/$defs/n'}}", defs="{n: %s}" % (looping % ", z: {type: string}"))
+    head = schema("{root: {$ref: '#/$defs/n'}}", defs="{n: %s}" % (looping % ""))
+    first = git_repo.commit("base", {f"prompts/{NAME}.prompt": prompt(output=base)})
+    git_repo.commit("head", {f"prompts/{NAME}.prompt": prompt(output=head)})
+    [reviewed] = make_registry().review(first, "HEAD").prompts
+    assert reviewed.breaking == ["output property 'root.z' was removed: code reading it breaks"]
+
+
+def test_a_schema_whose_refs_fan_out_is_compared_within_a_bound(git_repo, make_registry):
+    base = fanned_schema("{type: object, properties: {leaf: {type: string}}}")
+    head = fanned_schema("{type: object, properties: {leaf: {type: integer}}}")
+    first = git_repo.commit("base", {f"prompts/{NAME}.prompt": prompt(output=base)})
+    git_repo.commit("head", {f"prompts/{NAME}.prompt": prompt(output=head)})
+    [reviewed] = make_registry().review(first, "HEAD").prompts
+    assert reviewed.breaking[-1] == (
+        "the output schemas are too intricate to compare in full (their $refs fan out "
+        "past 5,000 places): check the change by hand"
+    )

@@ -135,6 +135,8 @@ def test_every_command_prints_json_of_its_documented_shape(
     metrics_recorded("staging", canary["stable"]["digest"])
     summary = json_of("metrics", TRIAGE, "--env", "staging")
     assert summary["versions"], summary
+    analysis = json_of("analyze", TRIAGE, "--env", "staging")
+    assert analysis["verdict"] == "no data", analysis  # a few calls: never a pass
     json_of("bundle", "--env", "staging", "-o", str(tmp_path / "staging.bundle.json"))
     json_of("rollback", TRIAGE, "--env", "staging")
     started = json_of("rollout start", f"{TRIAGE}@v3", "--env", "staging")

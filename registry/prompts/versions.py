@@ -272,6 +272,8 @@ class _Contents:
         key = (blob, partials, engine)
         found = self._digests.get(key)
         if found is None:
+            if len(self._digests) >= _DATA_CACHE * 4:  # reverts are recent, mostly
+                self._digests.clear()
             # The same bytes, in the same order, that digest_of() feeds the hash.
             h = hashlib.sha256(_DIGEST_MAGIC)
             main = self.data(blob)

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from promptctl.cli.github_comments import (
+    DEFAULT_AUTHOR,
     DEFAULT_MARKER,
     DEFAULT_MAX_CHARS,
     GITHUB_BODY_LIMIT,
@@ -112,6 +113,13 @@ def github_actions_command(
     show_default=True,
     help="First line that finds the comment again; one marker per kind of comment.",
 )
+@click.option(
+    "--author",
+    default=DEFAULT_AUTHOR,
+    show_default=True,
+    help="Who posts the comment (the token's account); only a comment of theirs is "
+    "updated. '' for anyone's.",
+)
 @click.option("--pr", "number", type=int, default=None, help="Pull request [from the event].")
 @click.option("--repository", default=None, help="owner/name [GITHUB_REPOSITORY].")
 @click.option(
@@ -125,6 +133,7 @@ def github_actions_command(
 def comment_command(
     path: str,
     marker: str,
+    author: str,
     number: int | None,
     repository: str | None,
     max_chars: int,
@@ -148,7 +157,9 @@ def comment_command(
     body = Path(path).read_text(encoding="utf-8")
     client = CommentClient(pull, token)
     try:
-        posted = upsert_comment(client, body, marker=marker, max_chars=max_chars)
+        posted = upsert_comment(
+            client, body, marker=marker, max_chars=max_chars, author=author or None
+        )
     finally:
         client.close()
     if as_json:

@@ -26,6 +26,10 @@ from promptctl.registry.errors import RegistryError, UsageError
 GITHUB_BODY_LIMIT = 65_536
 DEFAULT_MAX_CHARS = 65_000
 DEFAULT_MARKER = "<!-- promptctl review -->"
+# Who posts with the workflow's GITHUB_TOKEN. Only a comment of theirs is ours: anyone may
+# write a comment that starts with the marker, and updating it would fail (a token cannot
+# edit another's comment) or, with a broader token, overwrite a person's words.
+DEFAULT_AUTHOR = "github-actions[bot]"
 PAGE_SIZE = 100  # the API's largest page: fewest requests on a busy pull request
 API_VERSION = "2022-11-28"
 
@@ -160,8 +164,9 @@ class CommentClient:
     def close(self) -> None:
         self.http.close()
 
-    def find(self, marker: str) -> dict[str, Any] | None:
-        """Return the oldest comment whose body starts with `marker`, across every page."""
+    def find(self, marker: str, author: str | None = DEFAULT_AUTHOR) -> dict[str, Any] | None:
+        """Return the oldest comment whose body starts with `marker`, across every page,
+        written by `author` (None: by anyone)."""
         url: str | None = (
             f"/repos/{self.pull.repository}/issues/{self.pull.number}/comments?per_page={PAGE_SIZE}"
         )
@@ -170,7 +175,9 @@ class CommentClient:
             for comment in response.json():
                 # The start, not anywhere: a reply quoting the report carries the marker
                 # too, after "> ", and must never be overwritten.
-                if (comment.get("body") or "").startswith(marker):
+                if (comment.get("body") or "").startswith(marker) and (
+                    author is None or (comment.get("user") or {}).get("login") == author
+                ):
                     return comment
             url = response.links.get("next", {}).get("url")
         return None
@@ -208,13 +215,15 @@ def upsert_comment(
     *,
     marker: str = DEFAULT_MARKER,
     max_chars: int = DEFAULT_MAX_CHARS,
+    author: str | None = DEFAULT_AUTHOR,
 ) -> Posted:
-    """Create the marked comment, or update it in place; skip when the token may not write."""
+    """Create the marked comment, or update `author`'s in place (None: anyone's); skip
+    when the token may not write."""
     if not body.startswith(marker):
         body = f"{marker}\n{body}"
     body, truncated = cap_body(body, max_chars)
     try:
-        previous = client.find(marker)
+        previous = client.find(marker, author)
         if previous is None:
             made = client.create(body)
             return Posted("created", made.get("id"), made.get("html_url"), truncated)

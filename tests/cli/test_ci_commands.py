@@ -169,6 +169,28 @@ def test_comment_is_created_then_updated_then_left_alone(comment, github) -> Non
     assert [m for m, _ in github.writes()] == ["POST", "PATCH"]
 
 
+def test_a_comment_someone_else_starts_with_the_marker_is_never_taken_over(comment, github) -> None:
+    theirs = github.add(NUMBER, f"{MARKER}\nquoting the bot, as a joke")
+
+    comment("## report one\n")
+    comment("## report two\n")
+
+    assert theirs["body"] == f"{MARKER}\nquoting the bot, as a joke"
+    ours = [c for c in github.comments[NUMBER] if c["user"]["login"] == "github-actions[bot]"]
+    assert [c["body"] for c in ours] == [f"{MARKER}\n## report two\n"]
+    assert [m for m, _ in github.writes()] == ["POST", "PATCH"]
+
+
+def test_author_option_names_whose_comment_is_kept(comment, github) -> None:
+    mine = github.add(NUMBER, f"{MARKER}\nold report", user="release-bot")
+
+    result = comment("## report\n", "--author", "release-bot")
+
+    assert result.exit_code == 0, result.output
+    assert mine["body"] == f"{MARKER}\n## report\n"
+    assert len(github.comments[NUMBER]) == 1
+
+
 def test_markers_keep_kinds_of_comment_apart(comment, github) -> None:
     comment("review of prompts\n")
     comment("review of policies\n", "--marker", "<!-- policies -->")

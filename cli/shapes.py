@@ -336,6 +336,8 @@ class ReviewShape(Shape):
     environments: list[str] | None
     prompts: list[ReviewPromptShape]
     prices: PricesShape | None
+    # promptctl.toml's [rollout] changes (registry/review/policies.py); None when unchanged
+    rollout_policies: dict[str, Any] | None
     notes: list[str]
 
 

@@ -21,6 +21,7 @@ from promptctl.registry.prompts.lint import ERROR, Finding, lint_version
 from promptctl.registry.prompts.rendering import Rendered
 from promptctl.registry.review.costs import CallCost, budget_findings, budget_of, estimate
 from promptctl.registry.review.frontmatter import KeyChange, key_changes
+from promptctl.registry.review.policies import PolicyReview, review_policies
 from promptctl.registry.review.releases import ReleaseLookup, Serving
 
 if TYPE_CHECKING:
@@ -204,10 +205,13 @@ class ReviewReport:
     notes: list[str] = field(default_factory=list)
     unchanged: int = 0
     prices: PriceBook | None = None
+    rollout: PolicyReview | None = None  # None: promptctl.toml's [rollout] is unchanged
 
     @property
     def lint_errors(self) -> int:
-        return sum(p.lint_errors for p in self.prompts)
+        """The prompts' lint errors, and the head's rollout policy problems (lint's too)."""
+        policies = len(self.rollout.problems) if self.rollout else 0
+        return sum(p.lint_errors for p in self.prompts) + policies
 
     @property
     def breaking(self) -> list[tuple[str, str]]:
@@ -263,6 +267,7 @@ class ReviewReport:
             "environments": self.environments if self.releases_known else None,
             "prompts": [p.to_json() for p in self.prompts],
             "prices": None if self.prices is None else self.prices.to_json(),
+            "rollout_policies": None if self.rollout is None else self.rollout.to_json(),
             "notes": self.notes,
         }
 
@@ -316,6 +321,7 @@ def review(
             else "changed"
         )
         reviews.append(_review_prompt(name, kind, before, after, old_name, releases, prices))
+    head_prompts = [n for n, v in new.items() if isinstance(v, PromptVersion)]
     return ReviewReport(
         base,
         head,
@@ -326,6 +332,7 @@ def review(
         notes,
         unchanged,
         prices,
+        review_policies(library, base, head, head_prompts),
     )
 
 

@@ -194,6 +194,14 @@ class PromptctlCommand(click.Command):
         super().__init__(*args, **kwargs)
         self.params.extend(hidden_global_params())
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Parsing may fail before --json is read (an unknown option, a bad value): a
+        # script that asked for JSON still gets its errors as JSON.
+        options = args[: args.index("--")] if "--" in args else args
+        if "--json" in options and any(p.name == "as_json" for p in self.params):
+            ctx.meta[JSON_ERRORS] = True
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         adopt_later_options(ctx)
         if ctx.params.get("as_json"):

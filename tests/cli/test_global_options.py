@@ -159,6 +159,25 @@ def test_a_usage_error_of_a_json_command_is_json_too(run):
     assert error["detail"] == "give exactly one of --weight, --complete, --abort"
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("status", "--json", "--bogus"),
+        ("history", TRIAGE, "--json", "--env"),
+        ("status", "--json", "--timeout", "soon"),
+    ],
+    ids=["unknown option", "option without its value", "bad value"],
+)
+def test_a_command_line_refused_while_parsing_is_json_under_json(run, args):
+    result = run(*args)
+
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    error = json.loads(result.stderr)["error"]
+    assert error["type"] in ("NoSuchOption", "BadOptionUsage", "BadParameter", "UsageError")
+    assert error["detail"]
+
+
 def test_bundle_json_says_what_it_wrote(run, json_of, tmp_path):
     json_of(run("promote", "summarize", "--env", "staging", "--json"))
     target = tmp_path / "bundle.json"

@@ -3,11 +3,13 @@ when the environment is protected, perform, and on Ctrl-C say whether it was app
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from promptctl.cli.confirm import confirm, plan
-from promptctl.cli.waiting import perform_or_explain, release_now
+from promptctl.cli.output import emit_error
+from promptctl.cli.waiting import INTERRUPTED_EXIT, perform_or_explain, release_now
 from promptctl.registry.errors import RegistryError
 from promptctl.registry.releases.actions import Promote, ReleaseAction
 
@@ -28,8 +30,13 @@ def carry_out(
 ) -> tuple[T, ReleaseState | None]:
     """Perform `action` (asking first on a terminal for a protected environment); return
     what `perform` returned and the release as it was before."""
-    before = release_now(options.backend, action.prompt, action.environment)
-    asked = confirm(options, action, lambda: plan(action, before, _target(options, action)))
+    try:
+        before = release_now(options.backend, action.prompt, action.environment)
+        asked = confirm(options, action, lambda: plan(action, before, _target(options, action)))
+    except KeyboardInterrupt:  # still reading the release: the action was never sent
+        detail = "interrupted before the change was sent: nothing changed"
+        emit_error("Interrupted", "Interrupted", detail, as_json=as_json)
+        sys.exit(INTERRUPTED_EXIT)
     result = perform_or_explain(options, asked, before, lambda: perform(asked), as_json=as_json)
     return result, before
 

@@ -193,6 +193,32 @@ def test_ctrl_c_says_unknown_when_someone_else_changed_the_release(repo):
     assert f"check 'promptctl status {TRIAGE} --env staging'" in result.stderr
 
 
+def test_ctrl_c_before_the_action_is_sent_says_nothing_changed(repo):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        command = [*promptctl_command(), "--repo", str(repo.path), "--server", url]
+        command += ["canary", TRIAGE, "--env", "staging", "--weight", "20"]
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment()
+        )
+        try:
+            sock.settimeout(STARTUP_TIMEOUT)
+            connection, _ = sock.accept()  # the read of the release, never answered
+            with connection:
+                assert connection.recv(4096).startswith(b"GET ")
+                process.send_signal(signal.SIGINT)
+                stdout, stderr = process.communicate(timeout=STARTUP_TIMEOUT)
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+    assert process.returncode == 130
+    assert stdout == ""
+    assert stderr == "error: interrupted before the change was sent: nothing changed\n"
+
+
 @pytest.fixture
 def local(repo, migrated_database_url) -> Options:
     return Options({"repo": str(repo.path), "database_url": migrated_database_url})

@@ -348,18 +348,21 @@ def _rollout(pr: PageRequest, name: str, env: str | None) -> Any:
 def _analysis(
     pr: PageRequest, name: str, env: str | None, state: ReleaseState | None, rollout: Any
 ) -> dict[str, Any]:
-    """The canary analysis table: from `Registry.canary_analysis(prompt, environment, *,
-    viewer)` when the facade offers it (an `Analysis`, or None without a canary), else the
-    last analysis a live rollout's controller recorded."""
-    analyse = getattr(pr.registry, "canary_analysis", None)
+    """The canary analysis table: `Registry.analyze` (registry.analysis) over the canary's
+    current step, else the last analysis a live rollout's controller recorded."""
+    analyse = getattr(pr.registry, "analyze", None)
     if env is None or state is None or state.canary is None:
         return {"available": True, "data": None, "source": None}
     if callable(analyse):
-        result = analyse(name, env, viewer=pr.visitor.token)
+        try:
+            report = analyse(name, env, viewer=pr.visitor.token)
+        except RegistryError as exc:
+            return {"available": True, "data": None, "source": str(exc)}
+        since = report.since.strftime("%Y-%m-%d %H:%M UTC")
         return {
             "available": True,
-            "data": result.to_json() if result else None,
-            "source": "analysed now, over the current step's window",
+            "data": report.to_json(),
+            "source": f"analysed now, over the calls since {since} (the current step's start)",
         }
     if rollout is not None and rollout.live and rollout.last_analysis:
         checked = rollout.last_checked_at

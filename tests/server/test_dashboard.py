@@ -249,6 +249,16 @@ def test_rollout_page_shows_steps_decisions_and_pauses(client, released):
     assert 'data-rollout="paused"' in client.get("/rollouts/production/greet").text
 
 
+def test_prompt_page_shows_the_canary_analysis_table(client, released):
+    html = client.get("/prompts/greet?env=staging").text
+    assert 'class="analysis"' in html
+    data = client.get("/prompts/greet?env=staging&format=json").json()["analysis"]
+    assert data["verdict"] in ("pass", "fail", "inconclusive", "no data")
+    assert data["calls"] == {"stable": 30, "canary": 10}
+    assert {m["metric"] for m in data["metrics"]} >= {"error_rate"}
+    assert client.get("/prompts/greet?env=production&format=json").json()["analysis"] is None
+
+
 def test_webhooks_page_lists_subscriptions_for_admins(client, released):
     registry = released.state.ctx.registry
     assert "No subscriptions." in client.get("/-/webhooks").text

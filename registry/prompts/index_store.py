@@ -52,7 +52,7 @@ from promptctl.registry.prompts.versions import (
     walk_all,
 )
 
-FORMAT = 2
+FORMAT = 3
 FOLDER = "promptctl"
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -62,6 +62,7 @@ CREATE TABLE events (name TEXT, seq INTEGER, sha TEXT, digest TEXT, number INTEG
                      moved_from TEXT, path TEXT, PRIMARY KEY (name, seq));
 CREATE TABLE versions (name TEXT, number INTEGER, digest TEXT, sha TEXT, path TEXT,
                        PRIMARY KEY (name, number));
+CREATE INDEX versions_by_digest ON versions (name, digest);
 CREATE TABLE files (relpath TEXT PRIMARY KEY, blob TEXT NOT NULL);
 CREATE TABLE closures (name TEXT PRIMARY KEY, partials TEXT NOT NULL);
 CREATE TABLE current (name TEXT PRIMARY KEY, digest TEXT);
@@ -112,6 +113,28 @@ class _PerName(dict):
     def __setitem__(self, name: str, value: Any) -> None:
         self._absent.discard(name)
         dict.__setitem__(self, name, value)
+
+
+# The commit's columns, last in a row; the sha comes from the row's own table (`{t}`), so a
+# commit that was not stored is still named and read from git.
+_WITH_COMMIT = "{t}.sha, c.author, c.email, c.time, c.offset, c.summary"
+
+
+class _StoredIndex(VersionIndex):
+    """An index read from the stored file: a prompt's records are read when first asked
+    for, and one version of a prompt not read yet is looked up alone (what `list` asks of
+    each of a thousand prompts with thousands of versions)."""
+
+    one_version: Callable[..., list[VersionRecord]] | None = None
+
+    def record_for(self, name: str, digest: str) -> VersionRecord | None:
+        if self.one_version is None or dict.__contains__(self.versions, name):
+            return super().record_for(name, digest)
+        found = self._by_digest.get((name, digest))
+        if found is None:
+            rows = self.one_version(name, digest)
+            found = rows[0] if rows else None
+        return found
 
 
 class IndexStore:
@@ -192,39 +215,41 @@ class IndexStore:
                 f"the version index {self.path} cannot be read ({exc}): delete it and retry"
             ) from exc
 
-    def _commit_info(self, sha: str) -> CommitInfo:
+    def _commit_of(self, row: tuple) -> CommitInfo:
+        """The commit of a row that ends with the commit's columns (_WITH_COMMIT)."""
+        sha, author, email, stamp, offset, summary = row[-6:]
         found = self._commits.get(sha)
         if found is None:
-            rows = self._query(
-                "SELECT author, email, time, offset, summary FROM commits WHERE sha = ?", (sha,)
-            )
-            if not rows:
+            if author is None:  # not stored: ask git
                 found = self.store.commit_info(sha)
             else:
-                author, email, stamp, offset, summary = rows[0]
                 tz = timezone(timedelta(minutes=offset))
                 found = CommitInfo(sha, author, email, datetime.fromtimestamp(stamp, tz), summary)
             self._commits[sha] = found
         return found
 
-    def _load_versions(self, name: str) -> list[VersionRecord]:
+    def _load_versions(self, name: str, digest: str | None = None) -> list[VersionRecord]:
+        where = "v.name = ?" + (" AND v.digest = ?" if digest is not None else "")
         rows = self._query(
-            "SELECT number, digest, sha, path FROM versions WHERE name = ? ORDER BY number",
-            (name,),
+            f"SELECT v.number, v.digest, v.path, {_WITH_COMMIT.format(t='v')} FROM versions v"
+            f" LEFT JOIN commits c ON c.sha = v.sha WHERE {where} ORDER BY v.number",
+            (name,) if digest is None else (name, digest),
         )
-        return [VersionRecord(name, n, d, self._commit_info(sha), path) for n, d, sha, path in rows]
+        return [VersionRecord(name, r[0], r[1], self._commit_of(r), r[2]) for r in rows]
 
     def _load_events(self, name: str) -> list[HistoryEvent]:
         rows = self._query(
-            "SELECT sha, digest, number, moved_from, path FROM events WHERE name = ? ORDER BY seq",
+            f"SELECT e.digest, e.number, e.moved_from, e.path, {_WITH_COMMIT.format(t='e')}"
+            " FROM events e LEFT JOIN commits c ON c.sha = e.sha WHERE e.name = ? ORDER BY e.seq",
             (name,),
         )
-        return [HistoryEvent(self._commit_info(sha), d, n, m, path) for sha, d, n, m, path in rows]
+        return [HistoryEvent(self._commit_of(r), r[0], r[1], r[2], r[3]) for r in rows]
 
     def _lazy_index(self, tip: str) -> VersionIndex:
-        index = VersionIndex(branch=self.branch, tip=tip)
+        index = _StoredIndex(branch=self.branch, tip=tip)
         index.versions = _PerName(self._load_versions)
         index.events = _PerName(self._load_events)
+        index.one_version = self._load_versions
         return index
 
     def _state(self) -> WalkState:

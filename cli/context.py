@@ -11,11 +11,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from promptctl.registry.core import Registry, Settings
+from promptctl.registry.errors import ConfigError
 
 if TYPE_CHECKING:
     from promptctl.registry.prompts.library import PromptLibrary
@@ -108,13 +111,35 @@ def hidden_global_params() -> list[click.Option]:
     return params
 
 
+S = TypeVar("S", bound=Settings)
+
+
+def load_settings(kind: type[S], **values: Any) -> S:
+    """Build settings from `values` and PROMPTCTL_* variables, or raise ConfigError naming
+    the variable and what is wrong with it (never pydantic's multi-line report)."""
+    try:
+        return kind(**values)
+    except SettingsError as exc:  # a complex value (PROMPTCTL_PRICES) that is not JSON
+        field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else ""
+        name = f"PROMPTCTL_{field.upper()}" if field else "a PROMPTCTL_ variable"
+        raise ConfigError(f"{name}: not valid JSON ({exc.__cause__ or exc})") from None
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = [str(part) for part in error["loc"]]
+        name = f"PROMPTCTL_{where[0].upper()}" if where else "a PROMPTCTL_ variable"
+        field = f" ({'.'.join(where)})" if len(where) > 1 else ""
+        detail = f"{name}{field}: {error['msg']}, got {error['input']!r}"
+        more = exc.error_count() - 1
+        raise ConfigError(detail + (f" (and {more} more)" if more else "")) from None
+
+
 class Options:
     """The global options in effect, and the registry built from them on demand."""
 
     def __init__(self, values: Mapping[str, Any]) -> None:
         self.values = {k: v for k, v in values.items() if v is not None}
         settings = {k: self.values[k] for k in _SETTINGS_KEYS if k in self.values}
-        self.settings = Settings(**settings)
+        self.settings = load_settings(Settings, **settings)
         self.registry = Registry(self.settings)
         self.server: str | None = self.values.get("server")
         self.token: str | None = self.values.get("token")
@@ -193,14 +218,6 @@ class PromptctlCommand(click.Command):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.params.extend(hidden_global_params())
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        # Parsing may fail before --json is read (an unknown option, a bad value): a
-        # script that asked for JSON still gets its errors as JSON.
-        options = args[: args.index("--")] if "--" in args else args
-        if "--json" in options and any(p.name == "as_json" for p in self.params):
-            ctx.meta[JSON_ERRORS] = True
-        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         adopt_later_options(ctx)

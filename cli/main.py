@@ -50,6 +50,14 @@ class PromptctlGroup(click.Group):
     command_class = PromptctlCommand
     group_class = PromptctlSubgroup
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Errors may come before the command reads its --json: a bad PROMPTCTL_* variable
+        # (the settings are read first), an unknown option or a bad value. A script that
+        # asked for JSON still gets them as JSON.
+        if "--json" in (args[: args.index("--")] if "--" in args else args):
+            ctx.meta[JSON_ERRORS] = True
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)

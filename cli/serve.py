@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from promptctl.cli.context import load_settings
 from promptctl.cli.main import JSON_OPTION, Options, cli, pass_options
 from promptctl.cli.output import emit_json, table
 from promptctl.registry.auth import SCOPES
@@ -44,7 +45,9 @@ def serve_command(
     from promptctl.server.settings import ServerSettings
 
     given = options.settings.model_dump(exclude_none=True)
-    settings = ServerSettings(**{**given, "host": host, "port": port, "tokens": tokens})
+    settings = load_settings(
+        ServerSettings, **{**given, "host": host, "port": port, "tokens": tokens}
+    )
     settings.check_exposure()  # create_app's own rule, said before the database check
     database = options.registry.missing_database_file()
     if database is not None and not create:

@@ -186,3 +186,55 @@ def test_bundle_json_says_what_it_wrote(run, json_of, tmp_path):
 
     assert written == {"environment": "staging", "path": str(target), "count": 1}
     assert target.exists()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        (
+            "PROMPTCTL_RENDER_TIMEOUT_SECONDS",
+            "soon",
+            "PROMPTCTL_RENDER_TIMEOUT_SECONDS: Input should be a valid number",
+        ),
+        (
+            "PROMPTCTL_PRICES",
+            '{"gpt-4o-mini": {"input": -1, "output": 2}}',
+            "PROMPTCTL_PRICES (prices.gpt-4o-mini.input): Input should be greater than or "
+            "equal to 0, got -1",
+        ),
+        ("PROMPTCTL_PRICES", "not json", "PROMPTCTL_PRICES: not valid JSON"),
+    ],
+    ids=["not a number", "a negative price", "not json"],
+)
+@pytest.mark.parametrize("command", [("list",), ("serve", "--port", "1")], ids=["list", "serve"])
+def test_a_bad_setting_in_the_environment_is_one_line_naming_the_variable(
+    runner, repo, monkeypatch, variable, value, said, command
+):
+    monkeypatch.setenv(variable, value)
+
+    result = runner.invoke(cli, ["--repo", str(repo.path), *command])
+
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"error: {said}")
+    assert len(result.stderr.splitlines()) == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_bad_server_setting_is_one_line_naming_the_variable(runner, repo, monkeypatch):
+    monkeypatch.setenv("PROMPTCTL_POLL_INTERVAL", "0")
+
+    result = runner.invoke(cli, ["--repo", str(repo.path), "serve", "--port", "1"])
+
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (
+        "error: PROMPTCTL_POLL_INTERVAL: Input should be greater than 0, got '0'\n"
+    )
+
+
+def test_a_bad_setting_under_json_is_a_json_error(runner, repo, monkeypatch):
+    monkeypatch.setenv("PROMPTCTL_PRICES", "not json")
+
+    result = runner.invoke(cli, ["--repo", str(repo.path), "list", "--json"])
+
+    assert result.exit_code == 1
+    assert json.loads(result.stderr)["error"]["type"] == "ConfigError"

@@ -176,13 +176,20 @@ class CallMetrics:
     def render(self) -> list[str]:
         """The series in the Prometheus text exposition format."""
         serving: set[Any] = set()
+        numbers: dict[tuple[str, str], int] = {}
         for prompt, environment, digest, number in self.serving():
             serving.add((prompt, environment, digest))
             if number:
-                self._numbers[(prompt, digest)] = number
+                numbers[(prompt, digest)] = number
         with self._lock:
             self._prune(self.clock(), serving)
             items = sorted(self._series.items())
+            # Numbers of versions that still have series only: the map stays as bounded as
+            # the series are, and a version no longer served keeps the number it was seen with.
+            kept = {(key[0], key[2]) for key, _ in items}
+            self._numbers = {
+                pd: n for pd, n in {**self._numbers, **numbers}.items() if pd in kept
+            }
             snapshot = [(key, _copy(s)) for key, s in items]
             unrecorded = self.unrecorded
         labelled = [(self._labels(key), s) for key, s in snapshot]

@@ -75,7 +75,23 @@ class AppContext:
         """Check the request's bearer token for `scope` (no-op when tokens are off)."""
         if not self.settings.tokens:
             return None
-        header = request.headers.get("authorization", "")
+        return self.check_token(
+            request.headers.get("authorization", ""), scope, environment, protected=protected
+        )
+
+    def check_token(
+        self,
+        header: str,
+        scope: str,
+        environment: str | None = None,
+        *,
+        protected: bool = False,
+    ) -> TokenInfo:
+        """Check an Authorization header's bearer token for `scope`; return the token.
+
+        `authorize` for a request, and the raw ASGI fast path (server/fastpath.py) for the
+        header it read itself: one check, so both decide alike.
+        """
         kind, _, secret = header.partition(" ")
         if kind.lower() != "bearer" or not secret.strip():
             raise Unauthorized("this server needs an API token: send 'Authorization: Bearer …'")

@@ -29,10 +29,17 @@ JSON = "application/json"
 
 
 def _not_modified(request: Request, etag: str) -> bool:
-    header = request.headers.get("if-none-match")
-    if not header:
+    return etag_matches(request.headers.get("if-none-match"), etag)
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Tell whether an If-None-Match header names `etag` (or is `*`): then a 304.
+
+    Shared with the raw ASGI fast path (server/fastpath.py), so both answer alike.
+    """
+    if not if_none_match:
         return False
-    return header.strip() == "*" or etag in [t.strip() for t in header.split(",")]
+    return if_none_match.strip() == "*" or etag in [t.strip() for t in if_none_match.split(",")]
 
 
 def install(app: FastAPI) -> None:

@@ -112,6 +112,14 @@ class ServingCache:
             raise EnvironmentNotFound(environment, list(self._environments))
         raise ReleaseNotFound(prompt, environment)
 
+    def hit(self, prompt: str, environment: str) -> ServedRelease | None:
+        """The release if it is in memory, counted as a hit; None, counting nothing, when
+        not: the caller then asks `served`, which counts the miss and raises why."""
+        entry = self._served.get((prompt, environment))
+        if entry is not None:
+            self.hits += 1
+        return entry
+
     def resolve(self, prompt: str, environment: str, key: str | None = None) -> Resolved:
         return self.served(prompt, environment).resolve(key)
 

@@ -60,9 +60,10 @@ def git_forbidden(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def warm_app(make_settings) -> FastAPI:
-    """Tokens on, a poll interval of an hour (no poll during the measurement), triage v1
-    stable and v3 a 40% canary in staging, summary stable in production."""
-    app = create_app(make_settings(tokens=True, poll_interval=3600))
+    """Tokens on, a poll interval of an hour (no poll during the measurement), no webhook
+    dispatcher (it reads its outbox from a thread of its own), triage v1 stable and v3 a 40%
+    canary in staging, summary stable in production."""
+    app = create_app(make_settings(tokens=True, poll_interval=3600, webhook_dispatch=False))
     ctx = app.state.ctx
     library, releases = ctx.registry.library, ctx.registry.releases
     releases.promote(library.get(TRIAGE, "v1"), "staging", actor="setup")

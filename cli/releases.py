@@ -549,6 +549,36 @@ def db_current(options: Options, as_json: bool) -> None:
     _done(as_json, data, f"current: {current or 'none'}  head: {head}")
 
 
+@db_group.command("prune")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@JSON_OPTION
+@pass_options
+def db_prune(options: Options, dry_run: bool, as_json: bool) -> None:
+    """Delete metric events and rollups past their retention.
+
+    Raw events, minute rollups and hour rollups are kept for PROMPTCTL_RETENTION_EVENTS,
+    PROMPTCTL_RETENTION_MINUTE_ROLLUPS and PROMPTCTL_RETENTION_HOUR_ROLLUPS (7d, 30d and
+    400d by default). Rows go in small transactions; a prune stopped midway leaves
+    nothing half deleted, and the next one goes on. A running server prunes by itself.
+    """
+    report = options.registry.prune_metrics(dry_run=dry_run)
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if as_json:
+        emit_json(report.to_json())
+        return
+    verb = "would delete" if dry_run else "deleted"
+    names = {"events": "events", "minute": "minute rollups", "hour": "hour rollups"}
+    for kind in report.kinds:
+        what = f"{kind.rows} row(s)"
+        if kind.partitions:
+            what += f" in {len(kind.partitions)} daily partition(s)"
+        click.echo(
+            f"{names[kind.kind]}: {verb} {what} before {kind.cutoff:%Y-%m-%d %H:%M} UTC "
+            f"(kept {kind.retention.days} days{', stretched' if kind.stretched else ''})"
+        )
+
+
 def _promoted_all(results: list[PromptPromotion], environment: str, as_json: bool) -> None:
     """Print what `promote --all` did with each prompt; exit 1 when any failed."""
     if as_json:

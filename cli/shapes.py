@@ -341,6 +341,31 @@ class ReviewShape(Shape):
     notes: list[str]
 
 
+class PrunedKindShape(Shape):
+    """What a prune did to one kind of metric row."""
+
+    kind: Literal["events", "minute", "hour"]
+    retention_days: float = Field(description="How long this kind is kept (settings).")
+    cutoff: Timestamp = Field(description="Rows older than this go (or went).")
+    rows: int = Field(description="Rows deleted, or that would be deleted with --dry-run.")
+    partitions: list[str] = Field(
+        description="PostgreSQL daily event partitions dropped (or to drop)."
+    )
+    stretched: bool = Field(
+        description="Kept longer than its retention for a live canary's analysis window."
+    )
+
+
+class PruneShape(Shape):
+    """`db prune --json`."""
+
+    dry_run: bool
+    at: Timestamp
+    complete: bool = Field(description="False when stopped before the last batch.")
+    kinds: list[PrunedKindShape]
+    warnings: list[str]
+
+
 # Each command (its path below `promptctl`) and the shapes its --json output may take.
 COMMAND_SHAPES: dict[str, TypeAdapter[Any]] = {
     "init": TypeAdapter(InitShape),
@@ -370,6 +395,7 @@ COMMAND_SHAPES: dict[str, TypeAdapter[Any]] = {
     "db upgrade": TypeAdapter(SchemaRevisionShape),
     "db downgrade": TypeAdapter(SchemaRevisionShape),
     "db current": TypeAdapter(SchemaStatusShape),
+    "db prune": TypeAdapter(PruneShape),
     "token create": TypeAdapter(NewTokenShape),
     "token list": TypeAdapter(list[TokenShape]),
     "token revoke": TypeAdapter(list[TokenShape]),

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from promptctl.registry.analysis.report import CanaryReport
     from promptctl.registry.auth import TokenInfo, TokenService
     from promptctl.registry.metrics.prices import PriceBook
+    from promptctl.registry.metrics.retention import PruneReport
     from promptctl.registry.metrics.series import MetricSeries, Traffic
     from promptctl.registry.metrics.service import MetricsService
     from promptctl.registry.metrics.summary import MetricsSummary
@@ -201,6 +202,7 @@ class Registry:
             prices=self.price_book(),
             max_batch=getattr(self.settings, "max_batch", DEFAULT_MAX_BATCH),
             trace_url_template=self.settings.trace_url_template,
+            event_retention=self.settings.retention_events,
         )
 
     @_Built
@@ -750,6 +752,21 @@ class Registry:
         if viewer is not None:
             query = replace(query, environment=viewer.narrow(query.environment))
         return audit_entries(self.database, query)
+
+    def prune_metrics(
+        self,
+        *,
+        dry_run: bool = False,
+        now: datetime | None = None,
+        keep_going: Callable[[], bool] = lambda: True,
+    ) -> PruneReport:
+        """Delete metric rows past their retention (PROMPTCTL_RETENTION_*) in small
+        transactions, or with `dry_run` count what would go (registry.metrics.retention);
+        `keep_going()` is asked between transactions."""
+        from promptctl.registry.metrics.retention import Retention, prune
+
+        retention = Retention.from_settings(self.settings)
+        return prune(self.database, retention, now=now, dry_run=dry_run, keep_going=keep_going)
 
     def analyze(
         self,

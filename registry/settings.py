@@ -6,9 +6,12 @@ itself; `Registry` is built from either.
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from promptctl.registry.prompts.render_limits import DEFAULT_LIMITS, RenderLimits
@@ -43,6 +46,45 @@ class Settings(BaseSettings):
     # A link to a trace in the team's tracing tool, e.g.
     # "https://tempo.example.com/trace/{trace_id}": shown beside the trace ids of metrics.
     trace_url_template: str | None = None
+    # How long metrics are kept (registry.metrics.retention): raw events (and with them
+    # the event ids that make a retried delivery count once), minute and hour rollups.
+    # A duration such as 7d, 36h or 2w; a bare number is days.
+    retention_events: timedelta = timedelta(days=7)
+    retention_minute_rollups: timedelta = timedelta(days=30)
+    retention_hour_rollups: timedelta = timedelta(days=400)
+
+    @field_validator(
+        "retention_events", "retention_minute_rollups", "retention_hour_rollups", mode="before"
+    )
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        """Read 7d, 36h, 2w, 90m or a bare number of days."""
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return timedelta(days=value)
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if re.fullmatch(r"\d+(\.\d+)?", text):
+                return timedelta(days=float(text))
+            found = _DURATION.fullmatch(text)
+            if found is None:
+                raise ValueError(f"{value!r} is not a duration such as 7d, 36h, 2w or 90m")
+            return timedelta(seconds=int(found[1]) * _UNITS[found[2]])
+        return value
+
+    @model_validator(mode="after")
+    def _retentions_nest(self) -> Settings:
+        """Hour rollups must outlive minute rollups: reads switch to hour rows where minute
+        rows are gone, and a whole hour of any window is read from its hour row."""
+        for name in ("retention_events", "retention_minute_rollups", "retention_hour_rollups"):
+            if getattr(self, name) < timedelta(hours=1):
+                raise ValueError(f"PROMPTCTL_{name.upper()} must be at least an hour")
+        if self.retention_hour_rollups < self.retention_minute_rollups:
+            raise ValueError(
+                "PROMPTCTL_RETENTION_HOUR_ROLLUPS "
+                f"({_days(self.retention_hour_rollups)}) must be at least "
+                f"PROMPTCTL_RETENTION_MINUTE_ROLLUPS ({_days(self.retention_minute_rollups)})"
+            )
+        return self
 
     @property
     def render_limits(self) -> RenderLimits:
@@ -53,3 +95,12 @@ class Settings(BaseSettings):
             max_output_chars=self.render_max_output_chars,
             max_value_chars=self.render_max_value_chars,
         )
+
+
+_DURATION = re.compile(r"(\d+)\s*([mhdw])")
+_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _days(span: timedelta) -> str:
+    days = span / timedelta(days=1)
+    return f"{days:g} day" + ("" if days == 1 else "s")

@@ -70,6 +70,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             tasks.append(asyncio.create_task(_follow(registry, settings.git_fetch_interval)))
         if settings.rollout_interval > 0:
             tasks.append(asyncio.create_task(_control(registry, settings.rollout_interval)))
+        if settings.retention_interval > 0:
+            tasks.append(asyncio.create_task(_prune(registry, settings.retention_interval)))
         listener = cache.listen()  # PostgreSQL: other replicas' changes at once
         cache.changes.reopen()
         restore = end_streams_on_exit(cache)
@@ -182,6 +184,28 @@ async def _control(registry: Registry, interval: float) -> None:
     finally:
         with contextlib.suppress(Exception):
             controller.lease.release()  # let another replica act at once, not at expiry
+
+
+async def _prune(registry: Registry, interval: float) -> None:
+    """Apply metric retention a minute after start, then every `interval` seconds, in a
+    worker thread (registry.metrics.retention: small transactions, resumable)."""
+    stopping = threading.Event()
+    try:
+        await asyncio.sleep(min(60.0, interval))
+        while True:
+            try:
+                report = await run_in_threadpool(
+                    registry.prune_metrics, keep_going=lambda: not stopping.is_set()
+                )
+                for warning in report.warnings:
+                    log.warning("retention: %s", warning)
+                if report.rows:
+                    log.info("retention: pruned %d metric rows", report.rows)
+            except Exception:  # the database may be away for a while; prune next time
+                log.warning("could not prune metrics past their retention", exc_info=True)
+            await asyncio.sleep(interval)
+    finally:
+        stopping.set()  # a prune under way stops after its current batch
 
 
 async def _follow(registry: Registry, interval: float) -> None:

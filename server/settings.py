@@ -61,6 +61,10 @@ class ServerSettings(Settings):
     # The rollout controller looks at every running rollout this often (seconds; 0: this
     # replica never acts). One replica acts at a time; another takes over within two looks.
     rollout_interval: float = Field(default=30.0, ge=0)
+    # Metric retention (PROMPTCTL_RETENTION_* in registry settings) is applied this often
+    # (seconds; 0: never by this process, `promptctl db prune` instead), the first time a
+    # minute after start. Replicas may all prune: they take different rows.
+    retention_interval: float = Field(default=600.0, ge=0)
     # Webhooks (registry.webhooks): whether this process sends deliveries (a replica may
     # leave it to others), how often it looks for due ones, how many it sends at once, the
     # timeout of one attempt, the first retry's delay (later ones grow fourfold, at most

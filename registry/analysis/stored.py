@@ -13,8 +13,10 @@ included, at most 59 seconds of them, and a note says so), the end is the end of
 minute under way. Whole hours are read from hour rows, the partial hours at either edge
 from minute rows (`registry.metrics.storage.window_parts`), so an analysis reads at most
 118 minute rows and one row per hour of the window, per arm, whatever the traffic.
-Minute rows are kept as long as hour rows today; a retention that prunes minute rows
-sooner would have to read the edges older than it from their hour rows.
+Minute rows are kept for less time than hour rows (registry.metrics.retention): a start
+before the minute watermark is rounded down to its whole hour, read from hour rows, as
+summaries do, and a note says so. A live canary's own window is never pruned (its
+retention is stretched), so this happens only for a `since` further back.
 
 Concurrent control only: stable is (stable digest, variant stable) and canary is
 (canary digest, variant canary) over the same window. Rows stored before the rollups
@@ -38,7 +40,14 @@ from promptctl.registry.analysis.report import CanaryReport
 from promptctl.registry.analysis.scorer import DEFAULT_CONFIG, analyze
 from promptctl.registry.errors import NoCanary, ReleaseNotFound, UsageError
 from promptctl.registry.metrics.aggregate import Aggregate
-from promptctl.registry.metrics.storage import MINUTE, epoch, moment, rollups_query
+from promptctl.registry.metrics.storage import (
+    MINUTE,
+    epoch,
+    minutes_kept_from,
+    moment,
+    rollups_query,
+    widen,
+)
 from promptctl.registry.releases.queries import release_states
 from promptctl.registry.releases.values import ReleaseState
 from promptctl.registry.store.database import Database
@@ -74,6 +83,8 @@ def analyze_canary(
             raise UsageError(f"--since {start_at.isoformat()} is in the future: nothing to read")
         start = math.floor(epoch(start_at) / MINUTE) * MINUTE
         end = math.floor(now.timestamp() / MINUTE) * MINUTE + MINUTE
+        asked = start
+        start, end = widen(start, end, minutes_kept_from(session))
         rows = session.execute(
             rollups_query(prompt, environment, start, end, leave_out=UNREAD)
         ).all()
@@ -94,7 +105,7 @@ def analyze_canary(
         stable_calls=result.stable_calls,
         canary_calls=result.canary_calls,
         settings=config.to_json(),
-        notes=_notes(start_at, start, step, since is not None),
+        notes=_notes(start_at, asked, step, since is not None) + _pruned_note(asked, start),
         arms=(stable, canary),
     )
 
@@ -142,6 +153,15 @@ def _notes(asked: datetime, start: int, step: datetime, moved: bool) -> tuple[st
             "growing from one step's start at one weight"
         )
     return tuple(notes)
+
+
+def _pruned_note(asked: int, start: int) -> tuple[str, ...]:
+    if start == asked:
+        return ()
+    return (
+        f"minute rollups before {moment(asked):%Y-%m-%d %H:%M} UTC are past their retention: "
+        f"the window starts at the whole hour {moment(start):%H:%M}, read from hour rollups",
+    )
 
 
 def arms(rows: Iterable[Any], stable_digest: str, canary_digest: str) -> tuple[ArmData, ArmData]:

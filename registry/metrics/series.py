@@ -17,12 +17,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, null, select
+from sqlalchemy import Select, func, null, select
 
 from promptctl.registry.errors import UsageError
 from promptctl.registry.metrics.aggregate import Aggregate
 from promptctl.registry.metrics.statistics import mean_ci95
-from promptctl.registry.metrics.storage import HOUR, MINUTE, ROLLUPS, epoch, moment
+from promptctl.registry.metrics.storage import (
+    HOUR,
+    MINUTE,
+    ROLLUPS,
+    epoch,
+    minutes_kept_from,
+    moment,
+)
 from promptctl.registry.metrics.summary import VersionMetrics
 from promptctl.registry.prompts.promptversion import SHORT
 from promptctl.registry.releases.values import timestamp
@@ -182,20 +189,16 @@ def read_series(
         raise UsageError("the window is empty: 'start' must be before 'end'")
     if (high - low) / step > MAX_POINTS:
         raise UsageError(f"at most {MAX_POINTS} points per series: choose a larger step")
-    r = ROLLUPS.c
-    # Whole rows but for what a chart never shows: the all-calls latency histogram, error
-    # types and traces are JSON the database driver would decode on every row for nothing.
-    skipped = ("latency_histogram", "error_types", "failing_traces")
-    columns = [c for c in ROLLUPS.c if c.name not in skipped]
-    query = select(*columns, *(null().label(name) for name in skipped)).where(
-        r.prompt == prompt,
-        r.environment == environment,
-        r.period_seconds == rollup,
-        r.period_start >= moment(low),
-        r.period_start < moment(high),
-    )
+    query = _rollup_rows(prompt, environment, rollup, low, high)
     buckets: dict[tuple[str, str], dict[int, Aggregate]] = {}
     with database.session() as session:
+        kept_from = minutes_kept_from(session)
+        if rollup == MINUTE and kept_from is not None and low < kept_from:
+            # Minute rows there are past their retention: the series is read from hour
+            # rows, at a step of whole hours (the answer's step_seconds says which).
+            rollup, step = HOUR, math.ceil(step / HOUR) * HOUR
+            low, high = low // HOUR * HOUR, math.ceil(high / HOUR) * HOUR
+            query = _rollup_rows(prompt, environment, rollup, low, high)
         for row in session.execute(query):
             at = low + (epoch(row.period_start) - low) // step * step
             per = buckets.setdefault((row.digest, row.variant), {})
@@ -226,6 +229,21 @@ def read_series(
         series.append(Series(digest, number, variant, points, whole))
     series.sort(key=lambda s: (-(s.number or 0), s.digest, s.variant != "stable"))
     return MetricSeries(prompt, environment, moment(low), moment(high), step, rollup, tuple(series))
+
+
+def _rollup_rows(prompt: str, environment: str, rollup: int, low: int, high: int) -> Select[Any]:
+    r = ROLLUPS.c
+    # Whole rows but for what a chart never shows: the all-calls latency histogram, error
+    # types and traces are JSON the database driver would decode on every row for nothing.
+    skipped = ("latency_histogram", "error_types", "failing_traces")
+    columns = [c for c in ROLLUPS.c if c.name not in skipped]
+    return select(*columns, *(null().label(name) for name in skipped)).where(
+        r.prompt == prompt,
+        r.environment == environment,
+        r.period_seconds == rollup,
+        r.period_start >= moment(low),
+        r.period_start < moment(high),
+    )
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
@@ -48,9 +48,11 @@ from promptctl.registry.metrics.storage import (
     insert_events_postgresql,
     insert_events_sqlite,
     merge_rollups,
+    minutes_kept_from,
     moment,
     retrying,
     rollups_query,
+    widen,
     with_hours,
 )
 from promptctl.registry.metrics.summary import (
@@ -84,8 +86,12 @@ class MetricsService:
         max_batch: int = DEFAULT_MAX_BATCH,
         clock: Callable[[], float] = time.time,
         trace_url_template: str | None = None,
+        event_retention: timedelta | None = None,
     ) -> None:
         self.db = database
+        # Events older than this are refused: their ids are pruned (retention), so a
+        # repeated delivery could no longer be told from a new one.
+        self.event_retention = event_retention
         self.cache = cache
         # A table (model -> input/output) overrides the maintained prices, as settings do.
         self.prices = prices if isinstance(prices, PriceBook) else price_book(prices)
@@ -126,10 +132,13 @@ class MetricsService:
         now = self.clock()
         results: list[dict[str, Any] | None] = [None] * len(events)
         parsed: list[Event] = []
+        oldest = now - self.event_retention.total_seconds() if self.event_retention else None
         for index, raw in enumerate(events):
             event = parse_event(raw, now)
             if isinstance(event, str):
                 results[index] = reject(raw, event)
+            elif oldest is not None and event.epoch < oldest:
+                results[index] = reject(raw, _too_old(self.event_retention))  # type: ignore[arg-type]
             else:
                 event.index = index
                 parsed.append(event)
@@ -394,11 +403,13 @@ class MetricsService:
             end = math.ceil(as_utc(end_at).timestamp() / MINUTE) * MINUTE
         if start >= end:
             raise UsageError("the window is empty: 'since' must be before 'until'")
-        query = rollups_query(prompt, environment, start, end)
         with self.db.session() as session:
             find_environment(session, environment)
+            # Before the minute watermark the window is read in whole hours (their minute
+            # rows may be pruned); `since` and `until` say what was read.
+            start, end = widen(start, end, minutes_kept_from(session))
             groups: dict[tuple[str, str], Aggregate] = {}
-            for row in session.execute(query):
+            for row in session.execute(rollups_query(prompt, environment, start, end)):
                 agg = groups.get((row.digest, row.variant))
                 if agg is None:
                     agg = groups[(row.digest, row.variant)] = Aggregate()
@@ -427,6 +438,14 @@ class MetricsService:
         return MetricsSummary(
             prompt, environment, moment(start), moment(end), versions, self.prices.to_json()
         )
+
+
+def _too_old(retention: timedelta) -> str:
+    days = retention / timedelta(days=1)
+    return (
+        f"ts is older than the {days:g} days events are kept (PROMPTCTL_RETENTION_EVENTS): "
+        "a repeated delivery of it could not be told from a new call"
+    )
 
 
 def _budgets(session: Any, prompt: str, digests: set[str]) -> dict[str, Budget | None]:

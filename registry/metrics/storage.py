@@ -23,7 +23,13 @@ from sqlalchemy.orm import Session
 
 from promptctl.registry.metrics.aggregate import Aggregate
 from promptctl.registry.metrics.events import Event
-from promptctl.registry.store.models import MetricEvent, MetricRollup, as_utc, utcnow
+from promptctl.registry.store.models import (
+    MetricEvent,
+    MetricRollup,
+    MetricWatermark,
+    as_utc,
+    utcnow,
+)
 
 MINUTE, HOUR = 60, 3600
 _RETRIED_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
@@ -123,8 +129,8 @@ _SQLITE_INSERT = (
 _SQLITE_CHUNK = 500  # ids per `IN (...)`, well below SQLite's limit on parameters
 
 
-def _sqlite_time(moment: datetime) -> str:
-    """SQLAlchemy's storage format for DateTime on SQLite (UTC, as every time here)."""
+def sqlite_time(moment: datetime) -> str:
+    """Return SQLAlchemy's storage format for DateTime on SQLite (UTC, as every time here)."""
     return moment.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
@@ -137,7 +143,7 @@ def insert_events_sqlite(session: Session, events: list[Event], received: dateti
     lock (BEGIN IMMEDIATE), so they cannot change before the insert.
     """
     connection = session.connection()
-    at = _sqlite_time(received)
+    at = sqlite_time(received)
     rows = [
         (
             e.event_id,
@@ -145,7 +151,7 @@ def insert_events_sqlite(session: Session, events: list[Event], received: dateti
             e.env,
             e.digest,
             e.variant,
-            _sqlite_time(e.ts),
+            sqlite_time(e.ts),
             e.latency,
             e.input_tokens,
             e.output_tokens,
@@ -325,6 +331,27 @@ def window_parts(start: int, end: int) -> list[tuple[int, int, int]]:
     else:
         parts = [(MINUTE, start, end)]
     return [(seconds, low, high) for seconds, low, high in parts if low < high]
+
+
+def minutes_kept_from(session: Session) -> int | None:
+    """Return where minute rollups are kept from (Unix seconds, a whole hour), or None when
+    none were ever pruned: the `minute` watermark of registry.metrics.retention."""
+    at = session.scalar(
+        select(MetricWatermark.pruned_before).where(MetricWatermark.kind == "minute")
+    )
+    return None if at is None else epoch(at)
+
+
+def widen(start: int, end: int, minutes_from: int | None) -> tuple[int, int]:
+    """Round a window's bounds out to whole hours where they lie before `minutes_from`
+    (older minute rows may be pruned: those hours are read from their hour rows)."""
+    if minutes_from is None:
+        return start, end
+    if start < minutes_from:
+        start = start // HOUR * HOUR
+    if end < minutes_from:
+        end = math.ceil(end / HOUR) * HOUR
+    return start, end
 
 
 def rollups_query(

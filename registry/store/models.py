@@ -191,6 +191,8 @@ class MetricRollup(Base):
             "variant",
             name="uq_metric_rollups_key",
         ),
+        # What retention prunes by (all prompts' rows of a period older than a cutoff).
+        Index("ix_metric_rollups_period", "period_seconds", "period_start"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -240,6 +242,23 @@ class MetricRollup(Base):
     success_latency_histogram: Mapped[dict[str, Any] | None] = mapped_column(
         JSON(none_as_null=True), nullable=True
     )
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MetricWatermark(Base):
+    """How far retention has pruned one kind of metric row (`events`, `minute`, `hour`):
+    every row of that kind older than `pruned_before` may be gone.
+
+    A prune moves the mark first, in a transaction of its own, and deletes after: readers
+    (summaries, canary analysis, series) read minute rows only from the `minute` mark on
+    and hour rows before it, so a prune that is interrupted, or still at work, never
+    shows them a window with part of its rows deleted.
+    """
+
+    __tablename__ = "metric_watermarks"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    pruned_before: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -150,6 +150,9 @@ def test_every_command_prints_json_of_its_documented_shape(
     json_of("review", "--base", "release-1", "--head", "HEAD", codes=(0, 1))
 
     json_of("db current")
+    assert json_of("db prune", "--dry-run")["dry_run"] is True
+    pruned = json_of("db prune")
+    assert [k["kind"] for k in pruned["kinds"]] == ["events", "minute", "hour"]
     json_of("db downgrade", "base")
     json_of("db upgrade")
 

@@ -106,6 +106,7 @@ class Event:
         "finish_reason",
         "trace_id",
         "index",
+        "stamped",
     )
 
     def __init__(
@@ -150,6 +151,7 @@ class Event:
         self.finish_reason = finish_reason
         self.trace_id = trace_id
         self.index = 0
+        self.stamped = False  # sent without ts: the server's clock was used
 
 
 def reject(raw: Any, reason: str) -> dict[str, Any]:
@@ -339,7 +341,7 @@ def parse_event(raw: Any, now: float) -> Event | str:
     trace_id = get("trace_id")
     if trace_id is not None and not _is_text(trace_id, TRACE_ID_MAX):
         return _label_reason("trace_id", trace_id, TRACE_ID_MAX)
-    return Event(
+    event = Event(
         event_id,
         prompt,
         env,
@@ -360,6 +362,8 @@ def parse_event(raw: Any, now: float) -> Event | str:
         finish_reason,
         trace_id,
     )
+    event.stamped = get("ts") is None
+    return event
 
 
 def _label_reason(name: str, value: Any, limit: int) -> str:

@@ -41,6 +41,13 @@ from typing import Any
 from sqlalchemy import delete, func, select, text, tuple_
 from sqlalchemy.orm import Session
 
+from promptctl.registry.errors import DatabaseError
+from promptctl.registry.metrics.partitions import (
+    AHEAD,
+    day_of,
+    ensure_partitions,
+    existing_partitions,
+)
 from promptctl.registry.metrics.storage import (
     EVENTS,
     HOUR,
@@ -60,6 +67,8 @@ from promptctl.registry.store.models import (
 )
 
 DEFAULT_BATCH = 5000
+DAY = 86_400
+LOCK_TIMEOUT = "2s"  # the longest a partition's DROP may hold ingest back
 KINDS = ("events", "minute", "hour")
 STEP_ACTIONS = ("canary_start", "ramp")  # as registry.analysis.stored reads a step's start
 SETTINGS = {
@@ -159,6 +168,13 @@ def prune(
     with database.session() as session:
         plan = _plan(session, retention, at)
         marks = _watermarks(session)
+        if database.dialect == "postgresql":
+            # Events go a whole day at a time: the partition of the cutoff's day stays.
+            plan.cutoffs["events"] = plan.cutoffs["events"] // DAY * DAY
+            if not dry_run:
+                today = day_of(at.timestamp())
+                days = [today + timedelta(days=n) for n in range(-1, AHEAD + 1)]
+                ensure_partitions(session.connection(), days)
     kinds: list[PrunedKind] = []
     complete = True
     for kind in KINDS:
@@ -250,6 +266,10 @@ def _move_watermark(database: Database, kind: str, cutoff: int, at: datetime) ->
 
 def _count(database: Database, kind: str, cutoff: int) -> tuple[int, list[str]]:
     with database.session() as session:
+        if kind == "events" and database.dialect == "postgresql":
+            names = _old_partitions(session, cutoff)
+            rows = sum(_rows_in(session, name) for name in names)
+            return rows, names
         if kind == "events":
             query = select(func.count()).select_from(EVENTS).where(EVENTS.c.ts < moment(cutoff))
         else:
@@ -274,6 +294,8 @@ def _delete(
     dropped, whether it finished)."""
     if kind == "events" and database.dialect == "sqlite":
         return _delete_sqlite_events(database, cutoff, batch, keep_going)
+    if kind == "events":
+        return _drop_partitions(database, cutoff, keep_going)
     if kind == "events":
         query = select(EVENTS.c.event_id, EVENTS.c.ts).where(EVENTS.c.ts < moment(cutoff))
         key = (EVENTS.c.event_id, EVENTS.c.ts)
@@ -304,6 +326,45 @@ def _delete(
         if len(rows) < batch:
             return total, [], True
     return total, [], False
+
+
+def _old_partitions(session: Session, cutoff: int) -> list[str]:
+    """The events partitions whose whole day is before the cutoff, oldest first."""
+    found = existing_partitions(session.connection())
+    last = day_of(cutoff)  # the cutoff is a day's start: that day stays
+    return [found[day] for day in sorted(found) if day < last]
+
+
+def _rows_in(session: Session, name: str) -> int:
+    return int(session.connection().exec_driver_sql(f"SELECT count(*) FROM {name}").scalar())
+
+
+def _drop_partitions(
+    database: Database, cutoff: int, keep_going: Callable[[], bool]
+) -> tuple[int, list[str], bool]:
+    """Drop the events partitions before the cutoff, one short transaction each.
+
+    DROP waits for the ingest transactions that use the table (short ones) and holds
+    new ones back while it waits: a lock timeout bounds that, and a day that could not
+    be dropped now is dropped by the next prune.
+    """
+    with database.session() as session:
+        names = _old_partitions(session, cutoff)
+    total, dropped = 0, []
+    for name in names:
+        if not keep_going():
+            return total, dropped, False
+        try:
+            with database.session() as session:
+                connection = session.connection()
+                connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+                rows = _rows_in(session, name)
+                connection.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+        except DatabaseError:
+            return total, dropped, False
+        total += rows
+        dropped.append(name)
+    return total, dropped, True
 
 
 def _delete_sqlite_events(

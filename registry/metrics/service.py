@@ -12,10 +12,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.exc import IntegrityError
 
 from promptctl.registry.errors import (
     BatchTooLarge,
@@ -38,6 +39,12 @@ from promptctl.registry.metrics.events import (
     check_score,
     parse_event,
     reject,
+)
+from promptctl.registry.metrics.partitions import (
+    NO_PARTITION,
+    day_of,
+    ensure_partitions,
+    existing_partitions,
 )
 from promptctl.registry.metrics.prices import PriceBook, price_book
 from promptctl.registry.metrics.storage import (
@@ -105,6 +112,8 @@ class MetricsService:
         # seen so far; a miss is looked up in the snapshots once per batch.
         self._versions: dict[tuple[str, str], str | None] = {}
         self._lock = threading.Lock()
+        # PostgreSQL: the days whose events partition this process knows to exist.
+        self._partition_days: set[date] = set()
         # SQLite has one writer at a time, and a writer that finds the database locked
         # sleeps for up to tens of milliseconds before it retries: this process's
         # writers queue here instead, and take the lock the moment it is free.
@@ -261,9 +270,13 @@ class MetricsService:
         # Aggregated before the transaction, for the usual case of no duplicates.
         aggregates = aggregate_events(events)
 
+        postgresql = self.db.dialect == "postgresql"
+        if postgresql:
+            self._ensure_partitions({day_of(e.epoch) for e in events})
+
         def work() -> set[str]:
             with self._writer, self.db.session() as session:
-                if session.get_bind().dialect.name == "postgresql":
+                if postgresql:
                     stored = insert_events_postgresql(session, events, received)
                 else:
                     stored = insert_events_sqlite(session, events, received)
@@ -273,7 +286,28 @@ class MetricsService:
                 merge_rollups(session, fresh)
                 return stored
 
-        return retrying(work)
+        try:
+            return retrying(work)
+        except IntegrityError as exc:
+            if not postgresql or getattr(exc.orig, "sqlstate", None) != NO_PARTITION:
+                raise
+            # A day this process knew was dropped meanwhile (retention on another
+            # replica): look again, create it, store once more.
+            self._partition_days.clear()
+            self._ensure_partitions({day_of(e.epoch) for e in events})
+            return retrying(work)
+
+    def _ensure_partitions(self, days: set[date]) -> None:
+        """Create the daily events partitions of these days that this process has not
+        seen, in a short transaction of its own (PostgreSQL)."""
+        if days <= self._partition_days:
+            return
+        with self.db.session() as session:
+            connection = session.connection()
+            if not self._partition_days:
+                self._partition_days.update(existing_partitions(connection))
+            ensure_partitions(connection, days - self._partition_days)
+        self._partition_days.update(days)
 
     # -- scores ------------------------------------------------------------------------
 

@@ -206,7 +206,7 @@ def _postgresql_insert() -> Any:
     return text(
         f"INSERT INTO {EVENTS.name} ({', '.join(_EVENT_COLUMNS)}) "
         f"SELECT {', '.join(values)} FROM json_to_recordset(:rows) AS t({', '.join(types)}) "
-        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+        "ON CONFLICT (event_id, ts) DO NOTHING RETURNING event_id"
     )
 
 
@@ -214,7 +214,23 @@ _POSTGRESQL_INSERT = _postgresql_insert()
 
 
 def insert_events_postgresql(session: Session, events: list[Event], received: datetime) -> set[str]:
-    """Insert with one statement (see `_postgresql_insert`); return the ids stored."""
+    """Insert with one statement (see `_postgresql_insert`); return the ids stored.
+
+    The events table is partitioned by day of ts, its key (event_id, ts): a retry (same
+    id, same ts) conflicts in its partition. An event sent without ts got the server's
+    clock, different at each delivery, so its id is looked up in every partition first.
+    """
+    stamped = [e.event_id for e in events if e.stamped]
+    if stamped:
+        known = set(
+            session.execute(
+                select(EVENTS.c.event_id).where(EVENTS.c.event_id.in_(stamped))
+            ).scalars()
+        )
+        if known:
+            events = [e for e in events if not (e.stamped and e.event_id in known)]
+            if not events:
+                return set()
     at = received.isoformat()
     rows = [
         {

@@ -11,16 +11,17 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from promptctl.registry.analysis.stored import analyze_canary
 from promptctl.registry.metrics import MetricsService
+from promptctl.registry.metrics.partitions import existing_partitions
 from promptctl.registry.metrics.retention import Retention, prune
 from promptctl.registry.prompts.library import PromptLibrary
 from promptctl.registry.releases.service import ReleaseService
 from promptctl.registry.releases.serving import ServingCache
 from promptctl.registry.settings import Settings
-from promptctl.registry.store.database import Database
+from promptctl.registry.store.database import Database, downgrade, make_engine, upgrade
 from promptctl.registry.store.models import MetricEvent, MetricRollup, MetricWatermark
 
 NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
@@ -44,6 +45,13 @@ def database(migrated_database_url: str) -> Iterator[Database]:
     db = Database(migrated_database_url)
     yield db
     db.dispose()
+
+
+def events_cutoff(world: World, cutoff: datetime) -> datetime:
+    """SQLite deletes events up to the cutoff; PostgreSQL drops whole days before it."""
+    if world.db.dialect == "sqlite":
+        return cutoff
+    return cutoff.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 class World:
@@ -129,13 +137,15 @@ def test_a_prune_deletes_what_is_past_retention_and_summaries_agree_before_and_a
     assert report.complete
     assert not report.warnings
     events, minutes, hours = report.kinds
-    assert events.cutoff == NOW - 3 * DAY
+    assert events.cutoff == events_cutoff(world, NOW - 3 * DAY)
     assert minutes.cutoff == NOW - 5 * DAY  # a whole hour already
     assert events.rows > 0
     assert minutes.rows > 0
     assert hours.rows == 0
-    assert world.count(MetricEvent, MetricEvent.ts < NOW - 3 * DAY) == 0
+    assert world.count(MetricEvent, MetricEvent.ts < events.cutoff) == 0
     assert world.count(MetricEvent) == accepted - events.rows
+    if world.db.dialect == "postgresql":  # whole days dropped, the cutoff's day kept
+        assert events.partitions == tuple(f"metric_events_p202611{d}" for d in range(15, 20))
     assert (
         world.count(
             MetricRollup,
@@ -167,16 +177,18 @@ def test_a_prune_stopped_midway_leaves_readers_whole_and_the_next_one_finishes(w
     window = (NOW - 8 * DAY, NOW)
     before = world.summary(*window)
     batches = iter([True, True])  # two batches of 50, then stop: in the middle of events
+    first_two_days = world.count(MetricEvent, MetricEvent.ts < datetime(2026, 11, 17, tzinfo=UTC))
 
     stopped = prune(world.db, SHORT, now=NOW, keep_going=lambda: next(batches, False))
 
     assert not stopped.complete
     assert [k.kind for k in stopped.kinds] == ["events"]
-    assert stopped.kinds[0].rows == 100
+    # Two batches of 50 rows on SQLite, two whole days on PostgreSQL.
+    assert stopped.kinds[0].rows == (100 if world.db.dialect == "sqlite" else first_two_days)
     assert world.summary(*window) == before
     finished = prune(world.db, SHORT, now=NOW)
     assert finished.complete
-    assert world.count(MetricEvent, MetricEvent.ts < NOW - 3 * DAY) == 0
+    assert world.count(MetricEvent, MetricEvent.ts < finished.kinds[0].cutoff) == 0
     assert world.summary(*window) == before
 
 
@@ -282,6 +294,35 @@ def test_pruning_while_ingest_runs_loses_and_double_counts_nothing(world):
     )
 
 
+def test_the_migration_moves_stored_events_into_daily_partitions_and_back(database_url):
+    engine = make_engine(database_url)
+    upgrade(engine, "0009")
+    rows = [{"event_id": f"e{n}", "ts": NOW - n * timedelta(hours=20), "at": NOW} for n in range(6)]
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO metric_events (event_id, prompt, environment, digest, variant, "
+                "ts, latency_ms, error, received_at) VALUES (:event_id, 'greet', 'staging', "
+                "'d', 'stable', :ts, 1.5, false, :at)"
+            ),
+            rows,
+        )
+
+    upgrade(engine)
+
+    with engine.connect() as connection:
+        stored = connection.execute(text("SELECT event_id, ts FROM metric_events")).all()
+        assert sorted(r[0] for r in stored) == [f"e{n}" for n in range(6)]
+        if engine.dialect.name == "postgresql":
+            days = existing_partitions(connection)
+            for n in range(6):
+                assert (NOW - n * timedelta(hours=20)).date() in days
+    downgrade(engine, "0009")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM metric_events")).scalar() == 6
+    engine.dispose()
+
+
 def test_retention_settings_read_durations_and_hour_rollups_must_outlive_minute_ones():
     settings = Settings(retention_events="36h", retention_minute_rollups="2w")
     assert settings.retention_events == timedelta(hours=36)
@@ -291,3 +332,17 @@ def test_retention_settings_read_durations_and_hour_rollups_must_outlive_minute_
         Settings(retention_hour_rollups="1d")
     with pytest.raises(ValueError, match="'soon' is not a duration"):
         Settings(retention_events="soon")
+
+
+def test_a_retry_is_a_duplicate_with_or_without_ts_whatever_day_it_lands_in(world):
+    rng = random.Random(5)
+    with_ts = world.event(NOW - timedelta(minutes=3), rng, quality=None)
+    without_ts = {k: v for k, v in world.event(NOW, rng, quality=None).items() if k != "ts"}
+    assert world.service.ingest([with_ts, without_ts]).accepted == 2
+
+    world.clock = (NOW + DAY + timedelta(hours=1)).timestamp()  # the next day's partition
+    again = world.service.ingest([with_ts, without_ts])
+
+    assert [r["status"] for r in again.results] == ["duplicate", "duplicate"]
+    assert world.count(MetricEvent) == 2
+    assert world.hour_calls() == 2

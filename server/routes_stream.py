@@ -25,17 +25,20 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from promptctl.registry.errors import EnvironmentNotFound, RegistryError, UsageError
-from promptctl.registry.releases.changes import ReleaseChange, Subscription
-from promptctl.registry.releases.serving import ServingCache, change_of
+from promptctl.registry.releases.serving import change_of
 from promptctl.server.deps import AppContext, ContextDep
 from promptctl.server.problems import problem_responses
+
+if TYPE_CHECKING:
+    from promptctl.registry.releases.changes import ReleaseChange, Subscription
+    from promptctl.registry.releases.serving import ServingCache
 
 router = APIRouter(prefix="/v1", tags=["releases"])
 

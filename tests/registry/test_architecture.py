@@ -34,7 +34,13 @@ VALUE_MODULES = {
     "promptctl.registry.prompts.layout": "where prompts live: root, pattern, branch",
 }
 # Modules that keep values beside a service: only these names (the service is the facade's).
-VALUE_NAMES = {"promptctl.registry.auth": {"SCOPES", "TokenInfo"}}
+VALUE_NAMES = {
+    "promptctl.registry.auth": {"SCOPES", "TokenInfo", "hash_token"},
+    "promptctl.registry.releases.serving": {"change_of"},
+    "promptctl.registry.releases.queries": {"PUSHES"},
+    "promptctl.registry.metrics.series": {"MetricSeries", "SeriesPoint", "Traffic"},
+    "promptctl.registry.releases.audit": {"AuditQuery"},
+}
 
 
 def imported_modules(path: Path) -> set[str]:

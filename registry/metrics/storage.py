@@ -9,13 +9,13 @@ PostgreSQL aborts it all the same.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Select, Table, bindparam, select, text, tuple_, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
@@ -231,7 +231,7 @@ def insert_events_postgresql(session: Session, events: list[Event], received: da
             events = [e for e in events if not (e.stamped and e.event_id in known)]
             if not events:
                 return set()
-    at = received.isoformat()
+    at = received
     rows = [
         {
             "event_id": e.event_id,
@@ -239,7 +239,7 @@ def insert_events_postgresql(session: Session, events: list[Event], received: da
             "environment": e.env,
             "digest": e.digest,
             "variant": e.variant,
-            "ts": e.ts.isoformat(),
+            "ts": e.ts,
             "latency_ms": e.latency,
             "input_tokens": e.input_tokens,
             "output_tokens": e.output_tokens,
@@ -256,7 +256,9 @@ def insert_events_postgresql(session: Session, events: list[Event], received: da
         }
         for e in events
     ]
-    return set(session.execute(_POSTGRESQL_INSERT, {"rows": json.dumps(rows)}).scalars())
+    # orjson writes the datetimes as RFC 3339 itself, five times faster than json.dumps.
+    payload = orjson.dumps(rows).decode()
+    return set(session.execute(_POSTGRESQL_INSERT, {"rows": payload}).scalars())
 
 
 def _dialect_insert(session: Session) -> Callable[..., Any]:

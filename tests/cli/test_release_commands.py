@@ -194,7 +194,8 @@ def test_status_shows_a_table_and_json_of_every_release(ok):
         "WHEN",
         "(UTC)",
     ]
-    assert table[2].split()[:9] == [
+    # A running canary carries the canary analysis' one-word verdict: no calls yet.
+    assert table[2].split()[:11] == [
         TRIAGE,
         "development",
         "v1",
@@ -203,6 +204,8 @@ def test_status_shows_a_table_and_json_of_every_release(ok):
         f"({digest_of(ok, 'v2')[:12]})",
         "@",
         "0.01%",
+        "[no",
+        "data]",
         "2",
     ]
     assert table[1].split()[:5] == [
@@ -217,6 +220,7 @@ def test_status_shows_a_table_and_json_of_every_release(ok):
         (TRIAGE, "development", 2),
     ]
     assert (states[1]["canary"]["label"], states[1]["weight"]) == ("v2", 0.01)
+    assert states[1]["analysis"] == "no data"
     assert json.loads(ok("status", "--env", "production", "--json")) == []
     assert ok("status", "summarize", "--env", "production") == (
         "Nothing released for 'summarize' in production.\n"

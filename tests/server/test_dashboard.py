@@ -52,7 +52,9 @@ def calls(app, env: str = "staging", stable: int = 30, canary: int = 10, **field
             "prompt": "greet",
             "env": env,
             "digest": digest,
-            "ts": (now - timedelta(seconds=i)).isoformat(),
+            # Within milliseconds of now: the canary analysis counts calls from the minute
+            # its step started, so calls spread over earlier seconds could fall before it.
+            "ts": (now - timedelta(milliseconds=i)).isoformat(),
             "latency_ms": 100.0 + i,
             "error": i % 5 == 0,
             "input_tokens": 120,

@@ -55,8 +55,13 @@ def check_url(url: str) -> str:
 
 def refusal(address: Address) -> str | None:
     """Say why the guard refuses an address (None: a global address, allowed)."""
-    mapped = getattr(address, "ipv4_mapped", None)
-    address = mapped or address
+    if isinstance(address, ipaddress.IPv6Address):
+        # An IPv6 address that stands for an IPv4 one (mapped, 6to4, Teredo's client) is
+        # judged by that IPv4 address: 2002:7f00:1:: reaches 127.0.0.1 through a relay.
+        teredo = address.teredo[1] if address.teredo else None
+        embedded = address.ipv4_mapped or address.sixtofour or teredo
+        if embedded is not None:
+            address = embedded
     if address.is_loopback:
         return "a loopback address"
     if address.is_link_local:

@@ -301,6 +301,13 @@ def test_an_unknown_environment_or_format_is_refused(registry):
         ("http://169.254.169.254/latest/meta-data", "link-local"),
         ("http://[::ffff:127.0.0.1]/", "loopback"),
         ("http://0.0.0.0/", "private"),
+        ("http://2130706433/", "loopback"),  # 127.0.0.1 as one decimal number
+        ("http://0x7f.1/", "loopback"),
+        # IPv6 forms that carry an IPv4 address a relay or tunnel would reach: 6to4
+        # (2002:AABB:CCDD::) and Teredo (the client address inverted in the last 32 bits).
+        ("http://[2002:7f00:1::]/", "loopback"),
+        ("http://[2002:a9fe:a9fe::1]/", "link-local"),
+        ("http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/", "private"),
     ],
 )
 def test_the_ssrf_guard_refuses_targets_inside_the_network(url, why):

@@ -44,7 +44,7 @@ from promptctl.registry.store.models import (
 from promptctl.registry.webhooks.outbox import enqueue
 from promptctl.registry.webhooks.payloads import slack_body
 from promptctl.registry.webhooks.signing import signed_headers
-from promptctl.registry.webhooks.targets import guarded_target
+from promptctl.registry.webhooks.targets import guarded_target, origin
 from promptctl.registry.webhooks.values import DELIVERED, FAILED, PENDING
 
 log = logging.getLogger("promptctl.webhooks")
@@ -398,7 +398,7 @@ class Dispatcher:
                 log.warning(
                     "webhook %s (%s) is failing: %s",
                     subscription.id,
-                    subscription.url,
+                    origin(subscription.url),
                     outcome.error,
                 )
 

@@ -53,6 +53,18 @@ def check_url(url: str) -> str:
     return text
 
 
+def origin(url: str) -> str:
+    """The scheme, host and port of a webhook URL: what logs may show of it (a Slack
+    incoming-webhook URL's path, or a query's token, is the receiver's credential)."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError):
+        return "(an invalid URL)"
+    port = f":{parsed.port}" if parsed.port is not None else ""
+    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
+    return f"{parsed.scheme}://{host}{port}"
+
+
 def refusal(address: Address) -> str | None:
     """Say why the guard refuses an address (None: a global address, allowed)."""
     if isinstance(address, ipaddress.IPv6Address):

@@ -206,6 +206,24 @@ def test_a_delivery_gives_up_after_its_attempts_and_the_subscription_is_marked_f
     assert (healthy.status, healthy.consecutive_failures) == ("active", 0)
 
 
+def test_a_failing_subscription_is_logged_without_its_url_path(registry, caplog):
+    # A Slack incoming-webhook URL is itself the credential: logs name only its origin.
+    url = "https://hooks.slack.com/services/T000/B000/sekr1tpath?token=abc"
+    hook = registry.webhooks.add(url, ["release.*"], format="slack")
+    dispatcher = registry.webhook_dispatcher
+    promote(registry, "v1")
+    moment = utcnow()
+    with caplog.at_level("WARNING", logger="promptctl.webhooks"):
+        for _ in range(5):
+            moment += timedelta(days=1)
+            [claim] = dispatcher.claim(1, now=moment)
+            dispatcher.record(claim, Outcome(False, 500, 1.0, "HTTP 500: boom"), now=moment)
+    assert registry.webhooks.get(hook.subscription.id).status == "failing"
+    assert "https://hooks.slack.com" in caplog.text
+    assert "sekr1tpath" not in caplog.text
+    assert "token=abc" not in caplog.text
+
+
 def test_the_retry_schedule_backs_off_exponentially_over_about_a_day():
     policy = RetryPolicy()
     schedule = policy.schedule()

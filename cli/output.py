@@ -19,9 +19,13 @@ def emit_json(data: Any) -> None:
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """Print rows as aligned columns under a header."""
     cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    # A styled cell's colour codes take no room on screen (and are gone when piped).
+    shown = [[len(click.unstyle(cell)) for cell in row] for row in cells]
+    widths = [max(row[i] for row in shown) for i in range(len(headers))]
     for index, row in enumerate(cells):
-        line = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
+        line = "  ".join(
+            cell + " " * (widths[i] - shown[index][i]) for i, cell in enumerate(row)
+        ).rstrip()
         # Styled always: click.echo drops the style when piped, NO_COLOR or --color never.
         click.echo(click.style(line, bold=True) if index == 0 else line)
 

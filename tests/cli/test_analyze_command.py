@@ -122,3 +122,16 @@ def test_analyze_through_a_server_reads_its_api(
         assert "Verdict: " in human.stdout
         status = json_of(promptctl(*server, "status", TRIAGE, "--json"))
         assert [r["analysis"] for r in status] == [local["verdict"]]
+
+
+def test_the_table_columns_line_up_under_their_headers_without_colour(run, json_of, send):
+    """The verdict cell is coloured on a terminal; piped, its columns still line up."""
+    send(released(run, json_of), 300)
+    result = run("analyze", TRIAGE, "--env", "staging")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    header, rows = lines[1], lines[2:10]
+    assert "\x1b[" not in result.stdout
+    for column in ("LIMIT", "VERDICT", "CALLS S/C"):
+        at = header.index(column)
+        assert all(row[at - 2 : at] == "  " and row[at] != " " for row in rows), (column, rows)

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from promptctl.registry.releases.values import EnvironmentInfo, LogEntry, ReleaseState
     from promptctl.registry.review.report import ReviewReport
     from promptctl.registry.rollouts.controller import Controller
-    from promptctl.registry.rollouts.policy import PolicyBook
+    from promptctl.registry.rollouts.policy import Policy, PolicyBook
     from promptctl.registry.rollouts.service import Decision, RolloutService
     from promptctl.registry.rollouts.values import RolloutState
     from promptctl.registry.store.database import Database
@@ -777,13 +777,42 @@ class Registry:
         viewer: TokenInfo | None = None,
     ) -> CanaryReport:
         """Judge the canary of `name` in `environment` against stable, from the start of
-        its current weight step (or `since`) to now (registry.analysis.stored)."""
+        its current weight step (or `since`) to now (registry.analysis.stored).
+
+        Under a live rollout of that canary the guards are its policy's, so that analyze,
+        status and the dashboard say what the controller acts on; else the defaults."""
         from promptctl.registry.analysis.stored import analyze_canary
         from promptctl.registry.metrics.summary import parse_time
 
         if viewer is not None:
             viewer.narrow(environment)
-        return analyze_canary(self.database, name, environment, since=parse_time(since))
+        policy = self._live_policy(name, environment)
+        if policy is None:
+            return analyze_canary(self.database, name, environment, since=parse_time(since))
+        report = analyze_canary(
+            self.database,
+            name,
+            environment,
+            since=parse_time(since),
+            config=policy.analysis_config(),
+        )
+        note = f"judged with the guards of rollout policy '{policy.name}', as its controller judges"
+        return replace(report, notes=(*report.notes, note))
+
+    def _live_policy(self, name: str, environment: str) -> Policy | None:
+        """The policy of the live rollout of the canary running now, if there is one."""
+        from promptctl.registry.errors import RolloutNotFound
+
+        try:
+            rollout = self.rollouts.current(name, environment)
+        except RolloutNotFound:
+            return None
+        if not rollout.live:
+            return None
+        release = self.releases.release(name, environment)
+        if release is None or release.canary is None:
+            return None
+        return rollout.policy if release.canary.digest == rollout.canary_digest else None
 
     def authenticate(self, secret: str) -> TokenInfo | None:
         """The active token with this secret, from memory; None when unknown or revoked."""

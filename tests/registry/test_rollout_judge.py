@@ -63,7 +63,7 @@ def send(registry: Registry, canary_profile, calls: int, seed: int) -> None:
 def test_a_bad_step_is_judged_from_the_rollups_as_registry_analyze_judges_it(registry):
     registry.start_rollout("greet", "staging", actor="alice")
     send(registry, replace(BASELINE, error_rate=0.4), 1500, seed=1)
-    # What an operator sees now, with the default guards.
+    # What an operator sees now (`promptctl analyze`): the rollout's policy.
     seen = registry.analyze("greet", "staging")
 
     ((state, decision),) = registry.run_rollouts()
@@ -80,7 +80,7 @@ def test_a_bad_step_is_judged_from_the_rollups_as_registry_analyze_judges_it(reg
     by_metric = {m["metric"]: m for m in judged["metrics"]}
     for metric in seen.metrics:
         if metric.metric in by_metric:
-            # The same rows read the same way; only the level differs (α over 7 guards).
+            # The same rows read the same way, with the same guards.
             assert by_metric[metric.metric]["stable"] == metric.stable
             assert by_metric[metric.metric]["canary"] == metric.canary
             assert by_metric[metric.metric]["difference"] == metric.difference
@@ -101,3 +101,25 @@ def test_a_good_step_with_enough_calls_advances_and_one_with_too_few_holds(regis
     assert decision.action == "advanced", state.last_analysis["reasons"]
     assert registry.status("greet", "staging")[0].weight_bp == 5000
     assert registry.rollout("greet", "staging").events[-1].analysis["verdict"] == "pass"
+
+
+def test_analyze_under_a_live_rollout_judges_with_the_policy_the_controller_uses(registry):
+    """`promptctl analyze`, status's verdict and the dashboard say what the controller
+    acts on: under a live rollout, its policy's guards, named in a note."""
+    before = registry.start_rollout("greet", "staging")
+    send(registry, replace(BASELINE, latency_median_ms=BASELINE.latency_median_ms * 1.15), 400, 5)
+    seen = registry.analyze("greet", "staging")
+    ((state, decision),) = registry.run_rollouts()
+
+    assert decision.action == "held"
+    assert seen.settings == before.policy.analysis_config().to_json()
+    assert [m.metric for m in seen.metrics] == [g.metric for g in before.policy.guards]
+    assert seen.to_json()["settings"] == state.last_analysis["settings"]
+    assert str(seen.verdict) == state.last_analysis["verdict"]
+    assert any("rollout policy 'guarded'" in note for note in seen.notes)
+
+    registry.change_rollout("abort", "greet", "staging")
+    registry.perform(Promote(prompt="greet", environment="staging", canary_bp=1000))
+    plain = registry.analyze("greet", "staging")  # a canary of no rollout: the defaults
+    assert "truncation" in [m.metric for m in plain.metrics]
+    assert not any("rollout policy" in note for note in plain.notes)

@@ -1036,10 +1036,26 @@ class Registry:
 
     def run_rollouts(self) -> list[tuple[RolloutState, Decision]]:
         """Judge every running rollout once and act on it (the controller's one look)."""
+        import logging
+
         service = self.rollouts
         done = []
         for rollout_id in service.running_ids():
-            decision = service.decide(rollout_id)
+            try:
+                decision = service.decide(rollout_id)
+            except Exception:  # one rollout that cannot be judged must not stop the others
+                try:
+                    state = service.by_id(rollout_id)
+                    which = f"the rollout of {state.prompt} in {state.environment}"
+                except Exception:  # a row this version cannot read at all
+                    which = "a rollout"
+                logging.getLogger("promptctl.rollouts").warning(
+                    "could not judge %s (id %d); the others go on",
+                    which,
+                    rollout_id,
+                    exc_info=True,
+                )
+                continue
             if decision is None:
                 continue
             state = service.by_id(rollout_id)

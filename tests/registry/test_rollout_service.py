@@ -202,3 +202,27 @@ def test_refusals_leave_nothing_started(registry):
         registry.start_rollout("greet", "staging")
     with pytest.raises(RolloutNotFound):
         registry.rollout("greet", "staging")
+
+
+def test_a_rollout_that_cannot_be_judged_is_logged_and_the_others_still_are(registry, caplog):
+    """One broken rollout (its analysis raises every time) never stops the controller from
+    acting on the others."""
+    registry.perform(
+        Promote(prompt="greet", environment="production", ref="HEAD~1", confirmed=True)
+    )
+    registry.start_rollout("greet", "staging")
+    registry.start_rollout("greet", "production", confirmed=True)
+
+    def judge(state, now):
+        if state.environment == "staging":
+            raise ValueError("a stored rollup this version cannot read")
+        return GOOD
+
+    registry.rollouts.judge = judge
+    with caplog.at_level("WARNING", logger="promptctl.rollouts"):
+        done = registry.run_rollouts()
+    assert [(s.environment, d.action) for s, d in done] == [("production", "advanced")]
+    assert registry.status("greet", "production")[0].weight_bp == 5000
+    assert registry.rollout("greet", "staging").status == "running"
+    assert "could not judge the rollout of greet in staging" in caplog.text
+    assert "a stored rollup this version cannot read" in caplog.text

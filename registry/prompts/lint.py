@@ -5,7 +5,7 @@ Each finding names a file and line. Errors fail `promptctl lint`; warnings are s
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,7 @@ from promptctl.registry.prompts.versions import normalize_include
 
 if TYPE_CHECKING:
     from promptctl.registry.metrics.prices import PriceBook
+    from promptctl.registry.prompts.promptfile import PromptFile
 
 ERROR = "error"
 WARNING = "warning"
@@ -209,40 +210,9 @@ def _lint_loaded(
             if first_unguarded is not None:
                 unguarded.setdefault(var, (path, first_unguarded))
 
-    declared = prompt.inputs
-    if declared is None:
-        undeclared = sorted(unguarded)
-        # A file without front matter is a text prompt whose variables are its own
-        # business; one with front matter has a place to declare them and does not.
-        if undeclared and prompt.front_matter:
-            path, line = unguarded[undeclared[0]]
-            add(
-                path,
-                line,
-                WARNING,
-                "no-input",
-                f"uses {', '.join(undeclared)} but has no 'input' section to declare them",
-            )
-    else:
-        for var, (path, line) in sorted(unguarded.items()):
-            if var not in declared:
-                add(
-                    path,
-                    line,
-                    ERROR,
-                    "undeclared-variable",
-                    f"variable '{var}' is used but not declared in 'input'",
-                )
-        for var in sorted(declared):
-            if var not in referenced:
-                add(
-                    prompt.path,
-                    prompt.line_of(f"input.{var}"),
-                    WARNING,
-                    "unused-variable",
-                    f"variable '{var}' is declared but never used",
-                )
+    _check_declared(prompt, add, unguarded, referenced)
 
+    declared = prompt.inputs
     if prompt.front_matter and not prompt.samples and declared:
         add(prompt.path, 1, WARNING, "no-samples", "no samples: lint cannot try a real input")
     if any(f.severity == ERROR for f in out):
@@ -345,10 +315,23 @@ def _lint_mustache(version: PromptVersion, add) -> None:
                 )
         for var, line in mustache_variables(source):
             used.setdefault(var, (path, offset + line))
+    _check_declared(prompt, add, used, used)
+
+
+def _check_declared(
+    prompt: PromptFile,
+    add: Callable[..., None],
+    used: dict[str, tuple[str, int]],
+    referenced: dict[str, tuple[str, int]],
+) -> None:
+    """Judge the variables a template uses (`used`: where each is first needed) against
+    its `input` section: undeclared ones, declared ones never `referenced`, and no section
+    at all. A file without front matter is a text prompt whose variables are its own
+    business; one with front matter has a place to declare them and does not."""
     declared = prompt.inputs
     if declared is None:
-        if used:
-            path, line = next(iter(used.values()))
+        if used and prompt.front_matter:
+            path, line = used[min(used)]
             add(
                 path,
                 line,
@@ -367,7 +350,7 @@ def _lint_mustache(version: PromptVersion, add) -> None:
                 f"variable '{var}' is used but not declared in 'input'",
             )
     for var in sorted(declared):
-        if var not in used:
+        if var not in referenced:
             add(
                 prompt.path,
                 prompt.line_of(f"input.{var}"),

@@ -223,3 +223,13 @@ def test_a_finding_reads_as_path_line_severity_message_and_code(severity):
         "message": "what is wrong",
         "prompt": "a",
     }
+
+
+def test_mustache_variables_are_judged_as_jinja2_ones(git_repo, make_library):
+    # A text file of a mustache repository: its variables are its own, as in Jinja2.
+    git_repo.write("promptctl.toml", 'template = "mustache"\n')
+    assert lint_one(git_repo, make_library, "Hi {{who}}\n") == []
+    with_front_matter = "---\ndescription: d\n---\nHi {{who}} and {{all}}\n"
+    findings = lint_one(git_repo, make_library, with_front_matter, name="q")
+    assert located(findings) == [("prompts/q.prompt", 4, WARNING, "no-input")]
+    assert "uses all, who but" in findings[0].message

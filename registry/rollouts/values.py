@@ -119,6 +119,8 @@ class RolloutState:
 
     def to_json(self, now: datetime | None = None) -> dict[str, Any]:
         now = now or datetime.now(self.step_started_at.tzinfo)
+        # An ended rollout's clock stopped when it ended.
+        in_step = min(now, self.ended_at) if self.ended_at is not None else now
         return {
             "id": self.id,
             "prompt": self.prompt,
@@ -130,7 +132,7 @@ class RolloutState:
             "weight": self.weight_bp / 100,
             "weight_bp": self.weight_bp,
             "step_started_at": timestamp(self.step_started_at),
-            "seconds_in_step": max(0.0, (now - self.step_started_at).total_seconds()),
+            "seconds_in_step": max(0.0, (in_step - self.step_started_at).total_seconds()),
             "extended": self.extended,
             "deadline": timestamp(self.deadline),
             "stable_digest": self.stable_digest,

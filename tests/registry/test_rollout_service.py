@@ -226,3 +226,14 @@ def test_a_rollout_that_cannot_be_judged_is_logged_and_the_others_still_are(regi
     assert registry.rollout("greet", "staging").status == "running"
     assert "could not judge the rollout of greet in staging" in caplog.text
     assert "a stored rollup this version cannot read" in caplog.text
+
+
+def test_an_ended_rollout_says_how_long_its_last_step_lasted_not_how_long_ago(registry):
+    registry.start_rollout("greet", "staging")
+    later(registry, 2)
+    registry.verdicts["analysis"] = BAD
+    registry.run_rollouts()
+    ended = registry.rollout("greet", "staging")
+    shown = ended.to_json(now=ended.ended_at + timedelta(hours=5))
+    assert shown["status"] == "rolled_back"
+    assert shown["seconds_in_step"] == pytest.approx(120)

@@ -19,10 +19,12 @@ How a change travels:
 The serving cache reports what it loaded to its `ChangeHub`, which hands one prebuilt
 event to every subscriber on their event loop. Nothing here blocks a request.
 
-Cursors are given out at insert, not at commit: of two concurrent actions in one
-environment, the one with the lower cursor may commit second. A client that
-disconnected in that instant resumes after the higher one and misses the other until
-its next TTL revalidation, which the client keeps doing while it streams.
+Cursors are given out at insert, not at commit: of two concurrent actions, the one with
+the lower cursor may commit second. So a resume from cursor N resends the current state
+of every release changed after N - REPLAY_MARGIN, not only after N: a change whose cursor
+was given before N but committed after the client saw N is sent too (a release the client
+already has costs one event, which it drops). Our clients also compare the revisions of
+`ready` with theirs, and keep revalidating on their TTL while they stream.
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ CHANNEL = "promptctl_releases"
 # What one subscriber may have waiting; past it the subscriber is slow, and is sent the
 # whole state once it reads again instead of every change in between.
 QUEUE_CAPACITY = 256
+# How many cursors before its own a resume resends: more than the release actions that
+# can be between insert and commit at one time.
+REPLAY_MARGIN = 100
 
 
 @dataclass(frozen=True)
@@ -127,14 +132,15 @@ def cursors_of(
 
 
 def changed_since(session: Session, environment: str, after: int) -> dict[str, int] | None:
-    """The prompts of `environment` changed after cursor `after`, each with its newest
-    cursor; None when `after` is past the newest cursor (a cursor of another database, or
-    of one restored from a backup): nothing can be replayed from it."""
+    """The prompts of `environment` changed after cursor `after` (or in the
+    REPLAY_MARGIN cursors before it), each with its newest cursor; None when `after` is
+    past the newest cursor (a cursor of another database, or of one restored from a
+    backup): nothing can be replayed from it."""
     if after > latest_cursor(session):
         return None
     rows = session.execute(
         select(ReleaseLog.prompt, func.max(ReleaseLog.id))
-        .where(ReleaseLog.environment == environment, ReleaseLog.id > after)
+        .where(ReleaseLog.environment == environment, ReleaseLog.id > after - REPLAY_MARGIN)
         .group_by(ReleaseLog.prompt)
     ).all()
     return {prompt: int(cursor) for prompt, cursor in rows}

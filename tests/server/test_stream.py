@@ -162,6 +162,24 @@ def test_resuming_after_a_cursor_replays_what_changed_since_then_ready(start, op
     assert int(resumed.events[-1].id or 0) >= int(resumed.events[1].id or 0)
 
 
+def test_resuming_resends_releases_changed_just_before_the_cursor(start, open_stream):
+    """Cursors are given at insert, not at commit: a change with a lower cursor may commit
+    after a client saw a higher one. A resume resends the current state of what changed in
+    a margin of cursors before its own, so such a change is not missed."""
+    base = start()
+    act(base, "promote", env="staging", ref="v1")
+    act(base, "promote", env="staging", ref="HEAD", prompt=SUMMARY)
+    seen = open_stream(base)
+    cursor = seen.wait_for("ready")[0].id
+    seen.close()
+    resumed = open_stream(base, last_id=cursor)
+    resumed.wait_for("ready")
+    assert resumed.kinds() == ["release", "release", "ready"]
+    replayed = [(data(e)["prompt"], data(e)["revision"]) for e in resumed.events[:2]]
+    assert replayed == [(TRIAGE, 1), (SUMMARY, 1)]  # oldest change first
+    assert resumed.events[-1].id == cursor  # the ready event never goes back
+
+
 def test_a_cursor_past_the_newest_gets_every_release_in_one_resync(start, open_stream):
     base = start()
     act(base, "promote", env="staging", ref="v1")

@@ -6,6 +6,7 @@ read through the Registry facade and the `promptctl` command (click's runner).""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -288,3 +289,41 @@ def test_the_index_is_kept_updated_incrementally_and_rebuilt_when_damaged(git_re
     git_repo.commit("other two", {"prompts/p.prompt": prompt("Other.")})
     records = registry_of(git_repo).library.history("p")[0]
     assert [r.commit.summary for r in records] == ["one", "other two"]
+
+
+def test_the_index_stores_each_version_once_and_small(git_repo):
+    # 300 commits each changing 10 prompts: 3,000 versions, written with git fast-import.
+    stream = ["reset refs/heads/main"]
+    for n in range(300):
+        stream += [
+            "commit refs/heads/main",
+            f"committer A <a@example.com> {1700000000 + n} +0000",
+            "data 2",
+            "c\n",
+        ]
+        for k in range(10):
+            text = prompt(f"Wording {n} of {k}.")
+            stream += [f"M 100644 inline prompts/p{k}.prompt", f"data {len(text)}", text]
+    subprocess.run(
+        ["git", "fast-import", "--quiet"],
+        cwd=git_repo.path,
+        input=("\n".join(stream) + "\n").encode(),
+        check=True,
+    )
+    git_repo.git("checkout", "-q", "-f", "main")
+
+    library = registry_of(git_repo).library
+    records = library.history("p3")[0]
+    assert [r.number for r in records] == list(range(1, 301))
+    store = IndexStore(library.store, library.layout, library.layout.branch)
+    # A version costs its digest (32 bytes) and a few integers: well under 150 bytes with
+    # its event and index entries (digests, shas and names as text in every row: ~460).
+    assert store.path.stat().st_size / 3000 < 150
+    with sqlite3.connect(store.path) as db:
+        own_digests = db.execute("SELECT count(*) FROM events WHERE digest IS NOT NULL")
+        assert own_digests.fetchone() == (0,)
+    warm = registry_of(git_repo).library
+    assert [(r.number, r.digest, r.commit.sha) for r in warm.history("p3")[0]] == [
+        (r.number, r.digest, r.commit.sha) for r in records
+    ]
+    assert warm.get("p3", "v7").render({}).text == "Wording 6 of 3."

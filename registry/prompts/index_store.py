@@ -345,6 +345,25 @@ class IndexStore:
         with self._writing(None) as db:
             self._write_names(db, index, list(index.events))
             self._write_state(db, index, state)
+        self._remove_other_formats()
+
+    def _remove_other_formats(self) -> None:
+        """Delete index files an older (or newer) promptctl wrote beside this one: their
+        name hashes their format, so nothing reads them again and they would stay."""
+        for other in self.path.parent.glob("version-index-*.sqlite3"):
+            if other == self.path:
+                continue
+            try:
+                with contextlib.closing(
+                    sqlite3.connect(f"file:{other}?mode=ro", uri=True)
+                ) as connection:
+                    row = connection.execute("SELECT value FROM meta WHERE key = 'key'").fetchone()
+                stored = json.loads(row[0]) if row else {}
+            except (sqlite3.Error, ValueError):
+                continue  # not ours to judge: perhaps being written
+            if isinstance(stored, dict) and stored.get("format") != FORMAT:
+                with contextlib.suppress(OSError):
+                    other.unlink()
 
     def _write_update(self, index: VersionIndex, state: WalkState, names: list[str]) -> None:
         source = self.path

@@ -5,6 +5,7 @@ read through the Registry facade and the `promptctl` command (click's runner).""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -327,3 +328,22 @@ def test_the_index_stores_each_version_once_and_small(git_repo):
         (r.number, r.digest, r.commit.sha) for r in records
     ]
     assert warm.get("p3", "v7").render({}).text == "Wording 6 of 3."
+
+
+def test_an_index_of_another_format_is_removed_when_the_new_one_is_built(git_repo):
+    git_repo.commit("one", {"prompts/p.prompt": prompt("One.")})
+    library = registry_of(git_repo).library
+    library.history("p")
+    store = IndexStore(library.store, library.layout, library.layout.branch)
+    folder = store.path.parent
+    old = folder / "version-index-0123456789abcdef.sqlite3"
+    other_branch = folder / "version-index-fedcba9876543210.sqlite3"
+    for path, fmt in ((old, 3), (other_branch, store.key["format"])):
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            db.execute("INSERT INTO meta VALUES ('key', ?)", (json.dumps({"format": fmt}),))
+    store.path.unlink()
+    assert [r.label for r in registry_of(git_repo).library.history("p")[0]] == ["v1"]
+    assert store.path.is_file()
+    assert not old.exists()
+    assert other_branch.exists()

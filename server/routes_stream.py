@@ -196,6 +196,10 @@ async def _events(
                 continue
             if change is None:
                 return  # the server is shutting down
+            # Checked before every change too: changes coming faster than heartbeats
+            # would otherwise keep a revoked token's stream going.
+            if not _still_allowed(ctx, request, subscription.environment):
+                return
             if subscription.overflowed:
                 yield _catch_up(ctx.cache, subscription)
                 continue

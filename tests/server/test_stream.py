@@ -282,6 +282,48 @@ def test_a_stream_ends_when_its_token_is_revoked(start, make_settings, open_stre
         stream.close()
 
 
+def test_a_revoked_token_is_sent_no_change_even_between_heartbeats(
+    start, make_settings, open_stream
+):
+    """Changes that come faster than heartbeats never keep a revoked token's stream alive:
+    the token is checked before each change is sent."""
+    base = start(tokens=True, stream_heartbeat=600)
+    registry = Registry(make_settings())
+    tokens = registry.tokens
+    secret, info = tokens.create("reader", "read", None)
+    admin, _ = tokens.create("admin", "admin", None)
+    headers = {"Authorization": f"Bearer {secret}"}
+
+    def opened() -> Stream | None:
+        stream = Stream(base, {"env": "staging"}, headers)
+        return stream if stream.status == 200 else None
+
+    stream = wait_until(opened, timeout=CEILING, what="the token known")
+    try:
+        stream.wait_for("ready")
+        tokens.revoke(info.name)
+
+        def refused() -> bool:
+            answer = httpx.get(
+                f"{base}/v1/prompts/{TRIAGE}/versions", headers=headers, timeout=CEILING
+            )
+            return answer.status_code == 401
+
+        wait_until(refused, timeout=CEILING, what="the revocation known to the server")
+        answer = httpx.post(
+            f"{base}/v1/prompts/{TRIAGE}/promote",
+            json={"env": "staging", "ref": "v1"},
+            headers={"Authorization": f"Bearer {admin}"},
+            timeout=CEILING,
+        )
+        assert answer.status_code == 200, answer.text
+        assert stream.ended.wait(CEILING)
+        assert "release" not in stream.kinds()
+    finally:
+        stream.close()
+        registry.close()
+
+
 def test_many_idle_subscribers_all_get_a_change_while_resolve_answers(start):
     """Two hundred idle streams (raw sockets: cheap on both ends) all receive one
     rollback, and resolve keeps answering while they are open."""

@@ -40,6 +40,7 @@ from promptctl.registry.metrics.events import (
     parse_event,
     reject,
 )
+from promptctl.registry.metrics.merge import merge_rollups
 from promptctl.registry.metrics.partitions import (
     NO_PARTITION,
     day_of,
@@ -54,7 +55,6 @@ from promptctl.registry.metrics.storage import (
     epoch,
     insert_events_postgresql,
     insert_events_sqlite,
-    merge_rollups,
     minutes_kept_from,
     moment,
     retrying,

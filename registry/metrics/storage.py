@@ -1,23 +1,20 @@
-"""Storage: rollup keys, the event inserts written for SQLite and for PostgreSQL, the merge
-of aggregates into rollup rows, and the retry of a transaction on deadlock or
-serialisation failure.
-
-Rows are locked in key order (`merge_rollups`), so concurrent batches on PostgreSQL
-serialise on a shared row and never deadlock; `retrying` runs a transaction again when
-PostgreSQL aborts it all the same.
+"""Storage: rollup keys and the aggregation of events into them, the event inserts written
+for SQLite and for PostgreSQL, the rollup reads of summaries, and the retry of a
+transaction on deadlock or serialisation failure (`retrying`). Adding aggregates into
+rollup rows is registry.metrics.merge's.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, Table, bindparam, select, text, tuple_, union_all, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Select, Table, select, text, union_all
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -28,7 +25,6 @@ from promptctl.registry.store.models import (
     MetricRollup,
     MetricWatermark,
     as_utc,
-    utcnow,
 )
 
 MINUTE, HOUR = 60, 3600
@@ -51,17 +47,6 @@ def epoch(moment: datetime) -> int:
 def moment(epoch: int) -> datetime:
     """Return the UTC time of whole Unix seconds."""
     return datetime.fromtimestamp(epoch, UTC)
-
-
-def _rollup_key(row: Any) -> RollupKey:
-    return (
-        row.prompt,
-        row.environment,
-        row.period_seconds,
-        epoch(row.period_start),
-        row.digest,
-        row.variant,
-    )
 
 
 def aggregate_events(events: Iterable[Event]) -> dict[RollupKey, Aggregate]:
@@ -259,71 +244,6 @@ def insert_events_postgresql(session: Session, events: list[Event], received: da
     # orjson writes the datetimes as RFC 3339 itself, five times faster than json.dumps.
     payload = orjson.dumps(rows).decode()
     return set(session.execute(_POSTGRESQL_INSERT, {"rows": payload}).scalars())
-
-
-def _dialect_insert(session: Session) -> Callable[..., Any]:
-    dialect = session.get_bind().dialect.name
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
-
-
-def _locked_rollups(session: Session, keys: Sequence[RollupKey]) -> dict[RollupKey, Any]:
-    """Read rollup rows by key, locking them (PostgreSQL) in key order."""
-    found: dict[RollupKey, Any] = {}
-    columns = [ROLLUPS.c[name] for name in _KEY_COLUMNS]
-    for start in range(0, len(keys), _KEY_CHUNK):
-        chunk = keys[start : start + _KEY_CHUNK]
-        wanted = [(p, e, s, moment(t), d, v) for p, e, s, t, d, v in chunk]
-        query = (
-            select(ROLLUPS).where(tuple_(*columns).in_(wanted)).order_by(*columns).with_for_update()
-        )
-        for row in session.execute(query):
-            found[_rollup_key(row)] = row
-    return found
-
-
-def merge_rollups(session: Session, aggregates: Mapping[RollupKey, Aggregate]) -> None:
-    """Add aggregates into their rollup rows (read, merge, write under the row locks)."""
-    if not aggregates:
-        return
-    now = utcnow()
-    keys = sorted(aggregates)
-    rows = _locked_rollups(session, keys)
-    missing = [k for k in keys if k not in rows]
-    if missing:
-        insert = _dialect_insert(session)
-        statement = (
-            insert(ROLLUPS)
-            .on_conflict_do_nothing(index_elements=list(_KEY_COLUMNS))
-            .returning(*(ROLLUPS.c[name] for name in _KEY_COLUMNS))
-        )
-        values = [
-            {
-                "prompt": p,
-                "environment": e,
-                "period_seconds": s,
-                "period_start": moment(t),
-                "digest": d,
-                "variant": v,
-                "updated_at": now,
-                **aggregates[(p, e, s, t, d, v)].values(),
-            }
-            for p, e, s, t, d, v in missing
-        ]
-        created = {_rollup_key(row) for row in session.execute(statement, values)}
-        raced = [k for k in missing if k not in created]
-        if raced:  # another transaction created them first: merge into its rows
-            rows.update(_locked_rollups(session, raced))
-    updates = []
-    for key, row in rows.items():
-        merged = Aggregate()
-        merged.merge_row(row)
-        merged.merge(aggregates[key])
-        updates.append({"rollup_id": row.id, "updated_at": now, **merged.values()})
-    if updates:
-        session.execute(
-            update(ROLLUPS).where(ROLLUPS.c.id == bindparam("rollup_id")),
-            updates,
-        )
 
 
 # The rollup columns a summary or an analysis reads (every figure, not the key's time).

@@ -31,7 +31,7 @@ from promptctl.server import (
     routes_webhooks,
 )
 from promptctl.server.deps import AppContext
-from promptctl.server.fastpath import FastPath
+from promptctl.server.fastpath import FastPath, FastPathApp
 from promptctl.server.guards import JsonWrites
 from promptctl.server.settings import ServerSettings
 from promptctl.server.telemetry import (
@@ -93,7 +93,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                     await task
             registry.close()
 
-    app = FastAPI(
+    app = FastPathApp(
         title="promptctl",
         version="0.1.0",
         summary="Git-backed prompt registry and release manager",
@@ -119,10 +119,10 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     openapi.install(app, settings)
     app.add_middleware(JsonWrites, router=app.router)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
-    # Resolve and release-state hits answered before routing, inside the request metrics
-    # (server/fastpath.py); every other request goes on to the routes as before.
-    app.add_middleware(FastPath, fastapi=app)
     app.add_middleware(TelemetryMiddleware, telemetry=telemetry)
+    # Resolve and release-state hits answered in front of all of the above, from memory
+    # (server/fastpath.py); every other request goes on to the app as before.
+    app.fast_path = FastPath(app)
     return app
 
 

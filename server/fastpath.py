@@ -19,11 +19,16 @@ and other methods, a trailing slash, a missing `env` (422), no token, a bad or r
 token or one for another environment (401/403 problems with WWW-Authenticate), an unknown
 prompt or environment (404 problems), an app mounted below a root path, and every request
 while OpenTelemetry is configured (FastAPI's own spans and metrics name the route from
-its router, so traced requests take the router's way). Each request is decided once: the
-cache counts a hit only for an answer given here, a miss only in the route.
+its router, so traced requests take the router's way; see `_is_traced`). Each request is
+decided once: the cache counts a hit only for an answer given here, a miss only in the
+route.
 
-It sits inside TelemetryMiddleware and names its route in `scope["route"]` as the router
-does, so /metrics counts and times these requests under the same route labels.
+`FastPathApp` is the FastAPI app with the fast path in front of its whole middleware
+stack: for a hit, that stack (Starlette's error and body-limit layers, our request
+metrics) only wraps calls that do nothing for a GET answered from memory, and it cost
+more than the answer itself. The fast path records the request metrics itself, under the
+route's template as TelemetryMiddleware does, so /metrics counts and times these
+requests under the same labels.
 
 The change stream's handshake (`GET /v1/stream`) stays a FastAPI route: it happens once
 per connection of a long-lived stream (reconnects every PROMPTCTL_STREAM_MAX_SECONDS),
@@ -34,18 +39,19 @@ for its disconnect and shutdown handling to go wrong.
 
 from __future__ import annotations
 
+from time import monotonic, perf_counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
+
+from fastapi import FastAPI
 
 from promptctl.registry.errors import RegistryError
 from promptctl.server.routes_prompts import etag_matches
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
-    from starlette.routing import BaseRoute
-    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+    from starlette.types import Message, Receive, Scope, Send
 
-    from promptctl.registry.releases.serving import ServedRelease
+    from promptctl.registry.releases.serving import Resolved, ServedRelease
     from promptctl.server.deps import AppContext
 
 PREFIX = "/v1/prompts/"
@@ -56,46 +62,72 @@ _RELEASE_END = "/release"
 _NO_CACHE = (b"cache-control", b"no-cache")
 _JSON = (b"content-type", b"application/json")
 _EMPTY: Message = {"type": "http.response.body", "body": b""}
+# How often to ask whether FastAPI's OpenTelemetry is on (seconds).
+TRACING_CHECK = 1.0
+# Header lists built per answer (a resolution or a release) are kept this many at most.
+_KEEP_HEADERS = 4096
+
+
+class FastPathApp(FastAPI):
+    """The FastAPI app with the fast path in front of it (set by create_app)."""
+
+    fast_path: FastPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.fast_path
+        if fast is not None and scope["type"] == "http" and scope["method"] == "GET":
+            started = perf_counter()
+            answer = fast.answer(scope)
+            if answer is not None:
+                start, body, route = answer
+                try:
+                    await send(start)
+                    await send(body)
+                finally:
+                    fast.observe(route, start["status"], perf_counter() - started)
+                return
+        await super().__call__(scope, receive, send)
 
 
 class FastPath:
-    """Answer resolve and release-state hits from the serving cache; pass on the rest."""
+    """Answer resolve and release-state hits from the serving cache; None for the rest."""
 
-    def __init__(self, app: ASGIApp, fastapi: FastAPI) -> None:
+    def __init__(self, app: FastAPI) -> None:
         self.app = app
-        self.ctx: AppContext = fastapi.state.ctx
+        self.ctx: AppContext = app.state.ctx
         self.cache = self.ctx.registry.serving
         self.tokens = self.ctx.settings.tokens
-        self.resolve_route = _route(fastapi, RESOLVE)
-        self.release_route = _route(fastapi, RELEASE)
+        self.observe_request = self.ctx.telemetry.observe
+        # FastAPI's own OpenTelemetry spans and metrics, on when a provider is configured.
+        self.native_telemetry = getattr(app, "_native_telemetry", None)
+        self._traced = False
+        self._traced_checked_until = 0.0
+        self._headers: dict[int, tuple[Any, list[Any], list[Any]]] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET":
-            answer = self._answer(scope)
-            if answer is not None:
-                await send(answer[0])
-                await send(answer[1])
-                return
-        await self.app(scope, receive, send)
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        """Count and time an answered request, as TelemetryMiddleware does for the routes."""
+        self.observe_request("GET", route, status, seconds)
 
-    def _answer(self, scope: Scope) -> tuple[Message, Message] | None:
-        """The two messages of the answer the route would give, or None to pass it on."""
+    def answer(self, scope: Scope) -> tuple[Message, Message, str] | None:
+        """The response start and body the route would send, and its template; None to
+        leave the request to the app."""
         path: str = scope["path"]
-        if (
-            not path.startswith(PREFIX)
-            or scope.get("root_path")
-            or scope.get("fastapi.telemetry") is not None
-            or len(path) < len(PREFIX) + len(_RESOLVE_END)
-        ):
+        if not path.startswith(PREFIX) or len(path) < len(PREFIX) + len(_RESOLVE_END):
             return None
         if path.endswith(_RESOLVE_END):
-            resolving, route = True, self.resolve_route
+            resolving, route = True, RESOLVE
         elif path.endswith(_RELEASE_END):
-            resolving, route = False, self.release_route
+            resolving, route = False, RELEASE
         else:
             return None
         name = path[len(PREFIX) : -len(_RESOLVE_END)]
-        if "\n" in name:  # the template's `.*` stops at a newline: the router decides
+        if (
+            "\n" in name  # the template's `.*` stops at a newline: the router decides
+            or scope.get("root_path")
+            or self.app.root_path
+            or "fastapi.telemetry" in scope
+            or self._is_traced()
+        ):
             return None
         query = _query(scope["query_string"])
         env = query.get("env")
@@ -113,8 +145,20 @@ class FastPath:
         served = self.cache.hit(name, env)
         if served is None:
             return None
-        scope["route"] = route
-        return _messages(served, resolving, query.get("key"), if_none_match)
+        start, body = self._messages(served, resolving, query.get("key"), if_none_match)
+        return start, body, route
+
+    def _is_traced(self) -> bool:
+        """Whether FastAPI's OpenTelemetry is on, asked at most every TRACING_CHECK seconds:
+        asking reads three environment variables, which took a fifth of a hit's time on a
+        server. Providers are configured at start-up; one configured later is noticed
+        within the interval."""
+        now = monotonic()
+        if now >= self._traced_checked_until:
+            native = self.native_telemetry
+            self._traced = native is not None and bool(native.enabled())
+            self._traced_checked_until = now + TRACING_CHECK
+        return self._traced
 
     def _may_read(self, authorization: bytes | None, env: str) -> bool:
         header = authorization.decode("latin-1") if authorization is not None else ""
@@ -124,26 +168,39 @@ class FastPath:
             return False
         return True
 
+    def _messages(
+        self,
+        served: ServedRelease,
+        resolving: bool,
+        key: str | None,
+        if_none_match: bytes | None,
+    ) -> tuple[Message, Message]:
+        """The response start and body, header for header as the route's Response."""
+        answer: Resolved | ServedRelease
+        if resolving:
+            answer = served.resolve(key)
+            body, etag = answer.body, answer.etag
+        else:
+            answer = served
+            body, etag = served.release_body, served.release_etag
+        kept = self._headers.get(id(answer))
+        if kept is None or kept[0] is not answer:
+            kept = self._keep(answer, body, etag)
+        if if_none_match is not None and etag_matches(if_none_match.decode("latin-1"), etag):
+            return {"type": "http.response.start", "status": 304, "headers": kept[2]}, _EMPTY
+        start = {"type": "http.response.start", "status": 200, "headers": kept[1]}
+        return start, {"type": "http.response.body", "body": body}
 
-def _messages(
-    served: ServedRelease, resolving: bool, key: str | None, if_none_match: bytes | None
-) -> tuple[Message, Message]:
-    """The response start and body, header for header as the route's Response."""
-    if resolving:
-        resolved = served.resolve(key)
-        body, etag = resolved.body, resolved.etag
-    else:
-        body, etag = served.release_body, served.release_etag
-    tag = (b"etag", etag.encode("latin-1"))
-    if if_none_match is not None and etag_matches(if_none_match.decode("latin-1"), etag):
-        return {"type": "http.response.start", "status": 304, "headers": [tag, _NO_CACHE]}, _EMPTY
-    length = (b"content-length", str(len(body)).encode())
-    start = {
-        "type": "http.response.start",
-        "status": 200,
-        "headers": [tag, _NO_CACHE, length, _JSON],
-    }
-    return start, {"type": "http.response.body", "body": body}
+    def _keep(self, answer: Any, body: bytes, etag: str) -> tuple[Any, list[Any], list[Any]]:
+        """Build the header lists of an answer once (servers only read them)."""
+        if len(self._headers) >= _KEEP_HEADERS:
+            self._headers.clear()  # releases changed many times: start again
+        tag = (b"etag", etag.encode("latin-1"))
+        length = (b"content-length", str(len(body)).encode())
+        # The answer itself is kept with them, so that its id is not reused meanwhile.
+        kept = (answer, [tag, _NO_CACHE, length, _JSON], [tag, _NO_CACHE])
+        self._headers[id(answer)] = kept
+        return kept
 
 
 def _query(raw: bytes) -> dict[str, str]:
@@ -158,15 +215,3 @@ def _query(raw: bytes) -> dict[str, str]:
             name, _, value = part.partition("=")
             params[name] = value
     return params
-
-
-def _route(app: FastAPI, path: str) -> BaseRoute:
-    """The app's route for `path` (what the router puts in scope["route"])."""
-    routes: list[Any] = list(app.routes)
-    while routes:
-        route = routes.pop(0)
-        if getattr(route, "path", None) == path:
-            return route
-        inner = getattr(route, "original_router", None)
-        routes.extend(getattr(inner, "routes", ()))
-    raise LookupError(f"no route {path} to serve fast")

@@ -1,7 +1,7 @@
 """The raw ASGI fast path answers exactly as the FastAPI routes it stands in front of.
 
 Two apps over one repository and database: `fast`, as create_app builds it, and `routed`,
-the same without FastPath in its middleware. A table of requests (tokens on and off, every
+the same without the fast path in front of it. A table of requests (tokens on and off, every
 scope, tokens limited to an environment, If-None-Match matching and not, sticky keys,
 unknown prompts and environments, HEAD and other methods, query variations, trailing
 slashes) goes to both; status, every header (names, values and order) and body must be
@@ -21,7 +21,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from support import serving
+from support import serving, wait_until
 
 from promptctl.registry.auth import TokenService
 from promptctl.server.app import create_app
@@ -149,8 +149,9 @@ class Pair:
 
 
 def without_fast_path(app: FastAPI) -> FastAPI:
-    """The same app with its routes answering every request (FastPath taken out)."""
-    app.user_middleware = [m for m in app.user_middleware if m.cls is not FastPath]
+    """The same app with its routes answering every request (no fast path in front)."""
+    assert isinstance(app.fast_path, FastPath)
+    app.fast_path = None
     return app
 
 
@@ -160,14 +161,14 @@ def make_pair(make_settings, open_client, monkeypatch) -> Callable[..., Pair]:
     in staging, v2 stable in production (protected); summary v1 in production; a token per
     entry of TOKENS."""
     answered: list[bool] = []
-    original = FastPath._answer
+    original = FastPath.answer
 
     def recording(self: FastPath, scope: dict[str, Any]) -> Any:
         result = original(self, scope)
         answered.append(result is not None)
         return result
 
-    monkeypatch.setattr(FastPath, "_answer", recording)
+    monkeypatch.setattr(FastPath, "answer", recording)
 
     def make(*, tokens: bool) -> Pair:
         settings = make_settings(
@@ -352,6 +353,8 @@ def spans() -> Iterator[Callable[[FastAPI], Callable[[], Any]]]:
 
 
 def test_with_opentelemetry_on_the_router_answers_and_its_span_names_the_route(make_pair, spans):
+    from opentelemetry.trace import SpanKind
+
     pair = make_pair(tokens=False)
     finished = spans(pair.fast.app)
     pair.answered.clear()
@@ -359,8 +362,6 @@ def test_with_opentelemetry_on_the_router_answers_and_its_span_names_the_route(m
     release = pair.fast.get(S, params={"env": "staging"})
     assert (response.status_code, release.status_code) == (200, 200)
     assert not any(pair.answered)
-    from opentelemetry.trace import SpanKind
-
     server = {
         span.name: span.attributes.get("http.route")
         for span in finished()
@@ -371,3 +372,18 @@ def test_with_opentelemetry_on_the_router_answers_and_its_span_names_the_route(m
         "GET /v1/prompts/{name}/release": "/v1/prompts/{name}/release",
     }
     assert "fastapi.endpoint" in {span.name for span in finished()}  # the routes ran
+
+
+def test_opentelemetry_configured_while_serving_is_noticed(make_pair, spans):
+    """Within FastPath's check interval: a provider set up after the first requests."""
+    pair = make_pair(tokens=False)
+    assert pair.fast.get(R, params={"env": "staging", "key": "u1"}).status_code == 200
+    assert pair.answered == [True]
+    finished = spans(pair.fast.app)
+
+    def traced() -> bool:
+        pair.fast.get(R, params={"env": "staging", "key": "u1"})
+        return bool(finished())
+
+    wait_until(traced, timeout=10, interval=0.1, what="a span of a resolve")
+    assert pair.answered[-1] is False

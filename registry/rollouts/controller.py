@@ -16,7 +16,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -37,15 +37,23 @@ def replica_id() -> str:
 class Lease:
     """The right to act, held by one replica at a time until it expires."""
 
-    def __init__(self, database: Database, holder: str, seconds: float, name: str = LEASE) -> None:
+    def __init__(
+        self,
+        database: Database,
+        holder: str,
+        seconds: float,
+        name: str = LEASE,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.db = database
         self.holder = holder
         self.seconds = seconds
         self.name = name
+        self.clock = clock
 
     def acquire(self) -> bool:
         """Take or renew the lease; False when another replica holds it and it has not run out."""
-        now = utcnow()
+        now = self.clock()
         until = now + timedelta(seconds=self.seconds)
         try:
             with self.db.session() as session:
@@ -77,7 +85,7 @@ class Lease:
         with self.db.session() as session:
             row = session.get(ControllerLease, self.name)
             if row is not None and row.holder == self.holder:
-                row.expires_at = utcnow()
+                row.expires_at = self.clock()
 
 
 class Controller:

@@ -3,26 +3,39 @@ over once it runs out, given up at shutdown."""
 
 from __future__ import annotations
 
-import time
+from datetime import timedelta
 
 from promptctl.registry.rollouts.controller import Controller, Lease
 from promptctl.registry.store.database import Database
+from promptctl.registry.store.models import utcnow
 
 
 def test_one_replica_holds_the_lease_and_another_takes_it_once_it_runs_out(
     migrated_database_url,
 ):
+    """On a clock of the test's own: how long the machine takes never decides who holds."""
     database = Database(migrated_database_url)
+    now = {"at": utcnow()}
+
+    def clock():
+        return now["at"]
+
+    def later(seconds: float) -> None:
+        now["at"] += timedelta(seconds=seconds)
+
     try:
-        first = Lease(database, "replica-a", seconds=0.5)
-        second = Lease(database, "replica-b", seconds=0.5)
+        first = Lease(database, "replica-a", seconds=30, clock=clock)
+        second = Lease(database, "replica-b", seconds=30, clock=clock)
         assert first.acquire() is True
+        later(29)
         assert second.acquire() is False
-        assert first.acquire() is True  # renewed by its holder
-        deadline = time.monotonic() + 10
-        while not second.acquire():  # replica-a stops renewing, as a dead process would
-            assert time.monotonic() < deadline, "the lease never ran out"
-            time.sleep(0.1)
+        assert first.acquire() is True  # renewed by its holder: 30 s from now
+        later(29)
+        assert second.acquire() is False
+        later(2)  # replica-a stopped renewing, as a dead process would
+        assert second.acquire() is True
+        assert first.acquire() is False
+        later(29)
         assert first.acquire() is False
     finally:
         database.dispose()

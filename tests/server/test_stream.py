@@ -263,17 +263,22 @@ def test_a_token_limited_to_another_environment_is_refused(start, make_settings,
     wait_until(lambda: status() == 403, timeout=CEILING, what="the token known, and refused")
 
 
-def test_a_stream_ends_when_its_token_is_revoked(start, make_settings, open_stream):
-    base = start(tokens=True, stream_heartbeat=0.05)
-    tokens = Registry(make_settings()).tokens
-    secret, info = tokens.create("reader", "read", None)
+def stream_of_token(base: str, secret: str) -> Stream:
+    """A staging stream with this token, once the server knows the token (it polls)."""
     headers = {"Authorization": f"Bearer {secret}"}
 
     def opened() -> Stream | None:
         stream = Stream(base, {"env": "staging"}, headers)
         return stream if stream.status == 200 else None
 
-    stream = wait_until(opened, timeout=CEILING, what="the token known")
+    return wait_until(opened, timeout=CEILING, what="the token known")
+
+
+def test_a_stream_ends_when_its_token_is_revoked(start, make_settings, open_stream):
+    base = start(tokens=True, stream_heartbeat=0.05)
+    tokens = Registry(make_settings()).tokens
+    secret, info = tokens.create("reader", "read", None)
+    stream = stream_of_token(base, secret)
     try:
         stream.wait_for("ready")
         tokens.revoke(info.name)
@@ -293,12 +298,7 @@ def test_a_revoked_token_is_sent_no_change_even_between_heartbeats(
     secret, info = tokens.create("reader", "read", None)
     admin, _ = tokens.create("admin", "admin", None)
     headers = {"Authorization": f"Bearer {secret}"}
-
-    def opened() -> Stream | None:
-        stream = Stream(base, {"env": "staging"}, headers)
-        return stream if stream.status == 200 else None
-
-    stream = wait_until(opened, timeout=CEILING, what="the token known")
+    stream = stream_of_token(base, secret)
     try:
         stream.wait_for("ready")
         tokens.revoke(info.name)

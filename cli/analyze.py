@@ -50,10 +50,7 @@ def analyze_command(
         f"{report.weight_bp / 100:g}% against stable {report.stable.label}, "
         f"{report.since:%Y-%m-%d %H:%M} to {report.until:%H:%M} UTC"
     )
-    table(
-        ["METRIC", "STABLE", "CANARY", "DIFFERENCE [INTERVAL]", "LIMIT", "VERDICT", "CALLS S/C"],
-        [_row(m) for m in report.metrics],
-    )
+    table(METRIC_HEADERS, [metric_row(m) for m in report.metrics])
     latency = report.metric("latency") if _has(report, "latency") else None
     if latency is not None and latency.percentiles:
         shown = ", ".join(
@@ -75,7 +72,13 @@ def _has(report: CanaryReport, name: str) -> bool:
     return any(m.metric == name for m in report.metrics)
 
 
-def _row(m: MetricResult) -> list[str]:
+METRIC_HEADERS = [
+    "METRIC", "STABLE", "CANARY", "DIFFERENCE [INTERVAL]", "LIMIT", "VERDICT", "CALLS S/C",
+]  # fmt: skip
+
+
+def metric_row(m: MetricResult) -> list[str]:
+    """One guard metric as a row under METRIC_HEADERS: values in its unit, verdict coloured."""
     verdict = str(m.verdict)
     return [
         m.label + ("" if m.required else " (optional)"),

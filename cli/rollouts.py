@@ -12,10 +12,12 @@ from typing import Any
 
 import click
 
+from promptctl.cli.analyze import METRIC_HEADERS, metric_row
 from promptctl.cli.completion import complete_environment, complete_name, complete_spec
 from promptctl.cli.confirm import confirm
 from promptctl.cli.main import JSON_OPTION, Options, cli, pass_options, split_ref
 from promptctl.cli.output import emit_json, table
+from promptctl.registry.analysis.report import metric_from_json
 from promptctl.registry.errors import RegistryError
 from promptctl.registry.releases.actions import Complete, Promote, Ramp, ReleaseAction
 from promptctl.registry.releases.routing import format_percent
@@ -220,29 +222,9 @@ def _show(state: dict[str, Any], as_json: bool, done: str | None) -> None:
             f"calls: stable {calls['stable']}, canary {calls['canary']} "
             f"({state['policy']['min_calls']} per arm needed); verdict {analysis['verdict']}"
         )
-        table(
-            ["METRIC", "VERDICT", "STABLE", "CANARY", "DIFFERENCE", "INTERVAL"],
-            [_metric_row(m) for m in analysis["metrics"]],
-        )
+        metrics = [metric_from_json(m) for m in analysis["metrics"]]
+        table(METRIC_HEADERS, [metric_row(m) for m in metrics])
     click.echo(f"next: {state['next']}")
-
-
-def _metric_row(m: dict[str, Any]) -> list[str]:
-    def num(value: Any) -> str:
-        return f"{value:.4g}" if isinstance(value, int | float) else "-"
-
-    interval = "-"
-    if isinstance(m.get("low"), int | float) and isinstance(m.get("high"), int | float):
-        interval = f"[{m['low']:+.4g}, {m['high']:+.4g}]"
-    diff = m.get("difference")
-    return [
-        m["metric"],
-        m["verdict"],
-        num(m.get("stable")),
-        num(m.get("canary")),
-        f"{diff:+.4g}" if isinstance(diff, int | float) else "-",
-        interval,
-    ]
 
 
 def _duration(seconds: float) -> str:

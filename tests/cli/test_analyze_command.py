@@ -135,3 +135,27 @@ def test_the_table_columns_line_up_under_their_headers_without_colour(run, json_
     for column in ("LIMIT", "VERDICT", "CALLS S/C"):
         at = header.index(column)
         assert all(row[at - 2 : at] == "  " and row[at] != " " for row in rows), (column, rows)
+
+
+def test_rollout_status_shows_the_controllers_look_as_analyze_shows_it(
+    run, json_of, send, repo, database_url
+):
+    """Rates in points, relative changes in per cent, as `analyze` writes them."""
+    run("promote", f"{TRIAGE}@HEAD~1", "--env", "staging")
+    started = json_of(run("rollout", "start", TRIAGE, "--env", "staging", "--json"))
+    release = json_of(run("status", TRIAGE, "--env", "staging", "--json"))[0]
+    digests = {"stable": release["stable"]["digest"], "canary": started["canary_digest"]}
+    send(digests, 300, canary=ArmProfile(error_rate=0.5))
+    registry = Registry(Settings(repo=repo.path, database_url=database_url))
+    registry.run_rollouts()
+    registry.close()
+
+    result = run("rollout", "status", TRIAGE, "--env", "staging")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("METRIC"))
+    assert header.split()[:3] == ["METRIC", "STABLE", "CANARY"]
+    rows = {line.split("  ")[0]: line for line in lines[lines.index(header) + 1 :]}
+    assert " pp [" in rows["error rate"]
+    assert "fail" in rows["error rate"]
+    assert "%" in rows["latency"]

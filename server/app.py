@@ -107,12 +107,14 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.ctx = ctx
     problems.install(app)
     routes_prompts.install(app)
+    # Before the release routes: their `/{name:path}/abort` and `/promote` would otherwise
+    # take `/{name}/rollout/abort` as a prompt called `{name}/rollout`.
+    app.include_router(routes_rollouts.router)
     app.include_router(routes_releases.router)
     app.include_router(routes_git.router)
     app.include_router(routes_metrics.router)
     app.include_router(routes_ops.router)
     app.include_router(routes_stream.router)
-    app.include_router(routes_rollouts.router)
     app.include_router(routes_webhooks.router)
     routes_docs.install(app)
     dashboard.install(app)  # last: `/prompts/{name:path}` and `/` take what the API did not

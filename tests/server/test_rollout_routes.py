@@ -18,12 +18,6 @@ def rolling(client, promote):
     return client
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server/app.py includes routes_releases before routes_rollouts, so "
-    "POST /v1/prompts/{name}/rollout/abort and /promote match the release routes "
-    "/v1/prompts/{name:path}/abort and /promote with name '{name}/rollout' (404)",
-)
 @pytest.mark.parametrize(("verb", "status"), [("abort", "aborted"), ("promote", "completed")])
 def test_abort_and_promote_reach_the_rollout(rolling, verb, status):
     answer = rolling.post(f"/v1/prompts/{PROMPT}/rollout/{verb}", json={"env": "staging"})

@@ -194,23 +194,36 @@ def _merge_sqlite(
 
 
 def _pg_histogram(a: str, b: str) -> str:
-    # Buckets of both, added by index, then laid out densely from the lowest to the highest.
+    # Both dense arrays read by index over the union of their ranges (jsonb: parsed once,
+    # and its elements reached directly; a negative index would count from the end).
+    def span(edge: str, counts: str) -> str:
+        return f"CASE WHEN jsonb_array_length({counts}) > 0 THEN {edge} END"
+
+    def count(first: str, counts: str) -> str:
+        return f"coalesce(CASE WHEN g.i >= {first} THEN ({counts}->(g.i - {first}))::bigint END, 0)"
+
+    low = f"LEAST({span('fa', 'ca')}, {span('fb', 'cb')})"
+    high = (
+        f"GREATEST({span('fa + jsonb_array_length(ca) - 1', 'ca')}, "
+        f"{span('fb + jsonb_array_length(cb) - 1', 'cb')})"
+    )
     return f"""CASE WHEN {a} IS NOT NULL AND {b} IS NOT NULL THEN (
-  WITH cells AS (
-    SELECT (v.h->>'offset')::int + x.o::int - 1 AS i, x.n::text::bigint AS n
-    FROM (VALUES ({a}), ({b})) AS v(h)
-    CROSS JOIN LATERAL json_array_elements(v.h->'counts') WITH ORDINALITY AS x(n, o)
-  ), sums AS (SELECT i, sum(n) AS n FROM cells GROUP BY i)
+  WITH h AS MATERIALIZED (
+    SELECT (x->>'offset')::int AS fa, x->'counts' AS ca, (y->>'offset')::int AS fb,
+      y->'counts' AS cb,
+      coalesce((x->>'zero')::bigint, 0) + coalesce((y->>'zero')::bigint, 0) AS zero
+    FROM (SELECT {a}::jsonb AS x, {b}::jsonb AS y) AS pair
+  )
   SELECT json_build_object(
-    'zero', coalesce(({a}->>'zero')::bigint, 0) + coalesce(({b}->>'zero')::bigint, 0),
+    'zero', max(h.zero),
     'offset', coalesce(min(g.i), 0),
     'counts', coalesce(
-      json_agg(coalesce(sums.n, 0) ORDER BY g.i) FILTER (WHERE g.i IS NOT NULL), '[]'::json
+      json_agg({count("fa", "ca")} + {count("fb", "cb")} ORDER BY g.i)
+        FILTER (WHERE g.i IS NOT NULL),
+      '[]'::json
     )
   )
-  FROM (SELECT min(i) AS low, max(i) AS high FROM cells) AS span
-  LEFT JOIN LATERAL generate_series(span.low, span.high) AS g(i) ON true
-  LEFT JOIN sums ON sums.i = g.i
+  FROM h LEFT JOIN LATERAL generate_series({low}, {high}) AS g(i) ON true
 ) END"""
 
 

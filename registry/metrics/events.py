@@ -229,11 +229,27 @@ def _parse_ts(value: Any, now: float) -> tuple[float, datetime] | str:
     return epoch, moment.astimezone(UTC)
 
 
-def parse_event(raw: Any, now: float) -> Event | str:
+class BatchMemo:
+    """What a batch's events share, checked once per batch: the prompt, environment and
+    digest texts that passed, and each ts text's reading (the batch's `now` is fixed)."""
+
+    __slots__ = ("names", "digests", "times")
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+        self.digests: set[str] = set()
+        self.times: dict[str, tuple[float, datetime] | str] = {}
+
+
+def parse_event(raw: Any, now: float, memo: BatchMemo | None = None) -> Event | str:
     """Check one event's format; return it, or the reason it is rejected.
 
     Written flat, without helpers for the common case: it runs for every event ingested.
+    `memo` (one per batch, for one `now`) skips the checks an earlier event of the batch
+    passed with the same text; the answers are the same with it or without.
     """
+    if memo is None:
+        memo = BatchMemo()
     if type(raw) is not dict:
         return "an event must be a JSON object"
     if not FIELDS.issuperset(raw):
@@ -249,18 +265,27 @@ def parse_event(raw: Any, now: float) -> Event | str:
         )
     if not _is_text(event_id, EVENT_ID_MAX):
         return f"event_id must be a non-empty string of at most {EVENT_ID_MAX} printable characters"
-    if not _is_text(prompt, NAME_MAX):
-        return f"prompt must be a non-empty string, got {_show(prompt)}"
-    if not _is_text(env, NAME_MAX):
-        return f"env must be a non-empty string, got {_show(env)}"
-    if type(digest) is not str or not _HEX64.fullmatch(digest):
-        if type(digest) is str and _HEX64.fullmatch(digest.lower()):
-            digest = digest.lower()
+    names = memo.names
+    # Only strings are looked up: a prompt sent as a list or an object would not hash.
+    if type(prompt) is not str or prompt not in names:
+        if not _is_text(prompt, NAME_MAX):
+            return f"prompt must be a non-empty string, got {_show(prompt)}"
+        names.add(prompt)
+    if type(env) is not str or env not in names:
+        if not _is_text(env, NAME_MAX):
+            return f"env must be a non-empty string, got {_show(env)}"
+        names.add(env)
+    if type(digest) is not str or digest not in memo.digests:
+        if type(digest) is not str or not _HEX64.fullmatch(digest):
+            if type(digest) is str and _HEX64.fullmatch(digest.lower()):
+                digest = digest.lower()
+            else:
+                return (
+                    "digest must be the version's full SHA-256 (64 hex characters, as resolve "
+                    f"returns it), got {_show(digest)}"
+                )
         else:
-            return (
-                "digest must be the version's full SHA-256 (64 hex characters, as resolve "
-                f"returns it), got {_show(digest)}"
-            )
+            memo.digests.add(digest)
     if type(latency) is not float:
         if not _is_number(latency):
             return f"latency_ms must be a finite number, got {_show(latency)}"
@@ -271,7 +296,13 @@ def parse_event(raw: Any, now: float) -> Event | str:
         return f"latency_ms must not be negative, got {_show(get('latency_ms'))}"
     if latency > MAX_LATENCY_MS:
         return f"latency_ms must be at most {MAX_LATENCY_MS:.0f} (a day), got {_show(latency)}"
-    ts = _parse_ts(get("ts"), now)
+    raw_ts = get("ts")
+    if type(raw_ts) is str:
+        ts = memo.times.get(raw_ts)
+        if ts is None:
+            ts = memo.times[raw_ts] = _parse_ts(raw_ts, now)
+    else:
+        ts = _parse_ts(raw_ts, now)
     if type(ts) is str:
         return ts
     epoch, moment = ts
@@ -362,7 +393,7 @@ def parse_event(raw: Any, now: float) -> Event | str:
         finish_reason,
         trace_id,
     )
-    event.stamped = get("ts") is None
+    event.stamped = raw_ts is None
     return event
 
 

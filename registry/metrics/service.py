@@ -33,6 +33,7 @@ from promptctl.registry.metrics.events import (
     DUPLICATE,
     REJECTED,
     VARIANTS,
+    BatchMemo,
     BatchResult,
     Event,
     batch_result,
@@ -142,8 +143,9 @@ class MetricsService:
         results: list[dict[str, Any] | None] = [None] * len(events)
         parsed: list[Event] = []
         oldest = now - self.event_retention.total_seconds() if self.event_retention else None
+        memo = BatchMemo()
         for index, raw in enumerate(events):
-            event = parse_event(raw, now)
+            event = parse_event(raw, now, memo)
             if isinstance(event, str):
                 results[index] = reject(raw, event)
             elif oldest is not None and event.epoch < oldest:

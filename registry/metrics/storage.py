@@ -129,6 +129,11 @@ def insert_events_sqlite(session: Session, events: list[Event], received: dateti
     """
     connection = session.connection()
     at = sqlite_time(received)
+    # A batch's events mostly share a handful of times: each is formatted once.
+    times: dict[datetime, str] = {}
+    for e in events:
+        if e.ts not in times:
+            times[e.ts] = sqlite_time(e.ts)
     rows = [
         (
             e.event_id,
@@ -136,7 +141,7 @@ def insert_events_sqlite(session: Session, events: list[Event], received: dateti
             e.env,
             e.digest,
             e.variant,
-            sqlite_time(e.ts),
+            times[e.ts],
             e.latency,
             e.input_tokens,
             e.output_tokens,

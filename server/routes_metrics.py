@@ -130,22 +130,27 @@ async def _batch(
 ) -> Response:
     token = ctx.authorize(request, SCOPE)
     body = await request.body()
+    authorize = _authorizer(token)
+
+    def work() -> tuple[BatchResult, bytes]:
+        # Decode, store and encode in one trip to the thread pool (one hop, not three).
+        try:
+            decoded = _decode(body)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8: ValueErrors
+            raise MalformedJSON(str(exc)) from exc
+        result = run(batch_items(decoded, key), authorize=authorize)
+        return result, _encode(result)
+
     try:
-        decoded = await run_in_threadpool(_decode, body)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and bad UTF-8 are ValueErrors
-        ctx.telemetry.count("ingest_batches_refused_total")
-        raise MalformedJSON(str(exc)) from exc
-    try:
-        items = batch_items(decoded, key)
-        result = await run_in_threadpool(run, items, authorize=_authorizer(token))
-    except RegistryError:  # not a list, or over the limit: the problem handler answers
+        result, answer = await run_in_threadpool(work)
+    except (MalformedJSON, RegistryError):  # the problem handler answers
         ctx.telemetry.count("ingest_batches_refused_total")
         raise
     prefix = "ingest_scores" if key == "scores" else "ingest_events"
     ctx.telemetry.count(f"{prefix}_accepted_total", result.accepted)
     ctx.telemetry.count(f"{prefix}_duplicate_total", result.duplicate)
     ctx.telemetry.count(f"{prefix}_rejected_total", result.rejected)
-    return Response(await run_in_threadpool(_encode, result), media_type="application/json")
+    return Response(answer, media_type="application/json")
 
 
 @router.post(

@@ -17,6 +17,8 @@ Printed per replica count (best round by events/s, and the median):
   writer, checkpointer), read from /proc, so run it where PostgreSQL runs and nothing
   else uses it; and from it, events/s per database core (a core's second over the
   database's CPU time per event): what one PostgreSQL core absorbs;
+- bytes on disk per stored event: every table and index of the schema (events, rollups,
+  the rest) over the number of events, after the last round;
 - the load average before and after (a shared machine slows every figure).
 
 Nothing is asserted: the figures depend on the machine. On a machine where the servers,
@@ -41,6 +43,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ingest  # noqa: E402  (bench/ingest.py: repository, release, batches, servers)
+from sqlalchemy import create_engine, text  # noqa: E402
 
 
 def postgres_cpu_seconds() -> float:
@@ -88,8 +91,27 @@ def post_spread(ports: list[int], batches: list[bytes], connections: int) -> tup
     return time.perf_counter() - start, sum(accepted for _, accepted in results)
 
 
-def measure(postgres: str, replicas: int, args: argparse.Namespace) -> list[Round]:
-    """Rounds of ingest through `replicas` servers on a fresh schema."""
+def bytes_per_event(url: str) -> float:
+    """The schema's tables and indexes on disk over the events stored."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            size = connection.execute(
+                text(
+                    "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = current_schema() AND c.relkind = 'r'"
+                )
+            ).scalar_one()
+            events = connection.execute(text("SELECT count(*) FROM metric_events")).scalar_one()
+    finally:
+        engine.dispose()
+    return float(size) / max(1, events)
+
+
+def measure(postgres: str, replicas: int, args: argparse.Namespace) -> tuple[list[Round], float]:
+    """Rounds of ingest through `replicas` servers on a fresh schema; and the bytes on
+    disk per event after them."""
     with tempfile.TemporaryDirectory(prefix="promptctl-replicas-") as tmp, ExitStack() as stack:
         repo = ingest.make_repo(Path(tmp))
         url = stack.enter_context(ingest.postgres_schema(postgres))
@@ -111,7 +133,7 @@ def measure(postgres: str, replicas: int, args: argparse.Namespace) -> list[Roun
             rounds.append(
                 Round(accepted / seconds, server / accepted * 1e6, database / accepted * 1e6)
             )
-        return rounds
+        return rounds, bytes_per_event(url)
 
 
 def load_average() -> str:
@@ -137,10 +159,10 @@ def main() -> None:
     )
     print(
         f"{'replicas':>8} {'events/s':>9} {'median':>9} {'per replica':>11} "
-        f"{'server us/ev':>12} {'db us/ev':>9} {'ev/s per db core':>16}"
+        f"{'server us/ev':>12} {'db us/ev':>9} {'ev/s per db core':>16} {'bytes/ev':>8}"
     )
     for replicas in args.replicas or [1, 2]:
-        rounds = measure(args.postgres, replicas, args)
+        rounds, on_disk = measure(args.postgres, replicas, args)
         best = max(rounds, key=lambda r: r.events_per_second)
         median = statistics.median(r.events_per_second for r in rounds)
         database_us = min(r.database_us for r in rounds)
@@ -148,7 +170,7 @@ def main() -> None:
             f"{replicas:8} {best.events_per_second:9,.0f} {median:9,.0f} "
             f"{best.events_per_second / replicas:11,.0f} "
             f"{min(r.server_us for r in rounds):12.1f} {database_us:9.1f} "
-            f"{1e6 / database_us:16,.0f}",
+            f"{1e6 / database_us:16,.0f} {on_disk:8,.0f}",
             flush=True,
         )
     print(f"after the run: {load_average()}")

@@ -5,8 +5,9 @@ What a stream sends, in this order:
 1. `retry: 1000` (how long an EventSource waits before reconnecting).
 2. With `Last-Event-ID: N`: one `release` event per release of the environment changed
    after cursor N (its current state), oldest first; or, when nothing can be replayed
-   from N (a cursor past the newest: another database, or one restored from a backup), a
-   single `resync` event with the state of every release.
+   from N (a cursor past the newest, or too large to be a cursor at all: another
+   database, one restored from a backup, another server's ids), a single `resync` event
+   with the state of every release. A Last-Event-ID that is not a whole number is a 400.
 3. `ready`: the cursor the stream starts from (its `id:`), the heartbeat interval, and
    the revision and ETag of every release of the environment, so that a client that
    fetched before subscribing can tell what it missed.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated
 
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
     from promptctl.registry.releases.changes import ReleaseChange, Subscription
     from promptctl.registry.releases.serving import ServingCache
 
+log = logging.getLogger("promptctl.server")
+
 router = APIRouter(prefix="/v1", tags=["releases"])
 
 EVENT_STREAM = "text/event-stream"
@@ -52,6 +56,9 @@ HEADERS = {
 # The most prompts one stream may name; past it, subscribe to the whole environment.
 MAX_PROMPTS = 1000
 PING = b": ping\n\n"
+# Cursors are ids of a 64-bit signed column: a larger number cannot be one of ours (and
+# would overflow the database's integer if we asked it).
+MAX_CURSOR = 2**63 - 1
 
 PromptsQuery = Annotated[
     tuple[str, ...],
@@ -104,28 +111,41 @@ async def stream(
     # worst (clients keep the newer revision), never lost.
     subscription = cache.changes.subscribe(env, prompts)
     try:
-        replayed = (
-            None if after is None else await run_in_threadpool(cache.replay, env, after, prompts)
-        )
+        replayed: list[ReleaseChange] | None = None
+        if after is not None and after <= MAX_CURSOR:
+            replayed = await run_in_threadpool(cache.replay, env, after, prompts)
     except BaseException:
         subscription.close()
         raise
+    if after is not None and replayed is None:
+        log.info(
+            "stream of %s: Last-Event-ID %.40s is not a cursor of this database (past its "
+            "newest, %d here: another database's, or a backup's); sending a resync "
+            "with every release",
+            env,
+            (last_event_id or "").strip(),
+            cache.changes.cursor,
+        )
     opening = _opening(cache, subscription, after, replayed, ctx.settings.stream_heartbeat)
     events = _events(ctx, request, subscription, opening)
     return StreamingResponse(events, media_type=EVENT_STREAM, headers=HEADERS)
 
 
 def _cursor(header: str | None) -> int | None:
-    """The cursor a Last-Event-ID names; UsageError (400) for anything else."""
+    """The cursor a Last-Event-ID names (past MAX_CURSOR: too large to be ours, which
+    the stream treats as unknown); UsageError (400) when it is not a whole number."""
     if header is None or not header.strip():
         return None
     value = header.strip()
-    if not value.isascii() or not value.isdigit() or len(value) > 18:
+    if not value.isascii() or not value.isdigit():
         raise UsageError(
-            f"Last-Event-ID must be the id of an event of this stream (a whole number), "
-            f"got {header[:40]!r}"
+            f"the Last-Event-ID header must be the id of an event of this stream (a "
+            f"whole number of 0 or more), got {header[:40]!r}"
         )
-    return int(value)
+    digits = value.lstrip("0") or "0"
+    # Not parsed past 19 digits: int() of a very long string is slow (and refused past
+    # 4300 digits), and any such number is past MAX_CURSOR anyway.
+    return int(digits) if len(digits) <= 19 else MAX_CURSOR + 1
 
 
 def _opening(

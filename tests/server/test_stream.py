@@ -4,6 +4,7 @@ its limits and its bad input."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -180,15 +181,44 @@ def test_resuming_resends_releases_changed_just_before_the_cursor(start, open_st
     assert resumed.events[-1].id == cursor  # the ready event never goes back
 
 
-def test_a_cursor_past_the_newest_gets_every_release_in_one_resync(start, open_stream):
+@pytest.mark.parametrize(
+    "last_id",
+    [
+        "999999",  # past the newest cursor: another database's, or a backup's
+        "9223372036854775807",  # the largest cursor a database could hold
+        "9" * 19,  # too large to be a cursor at all
+        "1" + "0" * 39,
+        "9" * 5000,  # past what int() parses
+    ],
+)
+def test_a_cursor_past_the_newest_gets_every_release_in_one_resync(
+    start, open_stream, caplog, last_id
+):
     base = start()
     act(base, "promote", env="staging", ref="v1")
     act(base, "promote", env="staging", ref="HEAD", prompt=SUMMARY)
-    stream = open_stream(base, last_id="999999")
-    stream.wait_for("ready")
+    with caplog.at_level(logging.INFO, logger="promptctl.server"):
+        stream = open_stream(base, last_id=last_id)
+        [ready] = stream.wait_for("ready")
+    assert stream.status == 200
     assert stream.kinds() == ["resync", "ready"]
-    releases = data(stream.events[0])["releases"]
-    assert sorted(r["prompt"] for r in releases) == [SUMMARY, TRIAGE]
+    resync = data(stream.events[0])
+    assert sorted(r["prompt"] for r in resync["releases"]) == [SUMMARY, TRIAGE]
+    assert int(ready.id or 0) == resync["cursor"] < 1000  # the server's own cursor
+    [said] = [r.getMessage() for r in caplog.records if "Last-Event-ID" in r.getMessage()]
+    assert f"Last-Event-ID {last_id[:40]} is not a cursor of this database" in said
+    assert "sending a resync" in said
+
+
+def test_a_cursor_with_leading_zeros_is_the_same_cursor(start, open_stream):
+    base = start()
+    act(base, "promote", env="staging", ref="v1")
+    seen = open_stream(base)
+    cursor = seen.wait_for("ready")[0].id or ""
+    seen.close()
+    resumed = open_stream(base, last_id="0" * 30 + cursor)
+    resumed.wait_for("ready")
+    assert resumed.kinds() == ["release", "ready"]
 
 
 def test_a_prompt_filter_streams_only_those_prompts(start, open_stream):
@@ -220,9 +250,10 @@ def test_a_stream_ends_after_its_longest_life(start, open_stream):
     ("params", "headers", "status", "says"),
     [
         ({"env": "nowhere"}, {}, 404, "unknown environment 'nowhere'"),
-        ({"env": "staging"}, {"Last-Event-ID": "yesterday"}, 400, "Last-Event-ID must be"),
+        ({"env": "staging"}, {"Last-Event-ID": "yesterday"}, 400, "Last-Event-ID header"),
         ({"env": "staging"}, {"Last-Event-ID": "-3"}, 400, "got '-3'"),
-        ({"env": "staging"}, {"Last-Event-ID": "9" * 40}, 400, "a whole number"),
+        ({"env": "staging"}, {"Last-Event-ID": "12.5"}, 400, "a whole number"),
+        ({"env": "staging"}, {"Last-Event-ID": "²".encode("latin-1")}, 400, "got '²'"),
         ({}, {}, 422, "env"),
     ],
 )
@@ -269,7 +300,10 @@ def stream_of_token(base: str, secret: str) -> Stream:
 
     def opened() -> Stream | None:
         stream = Stream(base, {"env": "staging"}, headers)
-        return stream if stream.status == 200 else None
+        if stream.status == 200:
+            return stream
+        stream.close()  # refused while the token is not known yet: no socket left open
+        return None
 
     return wait_until(opened, timeout=CEILING, what="the token known")
 

@@ -26,19 +26,32 @@ from promptctl.registry.prompts.variables import coerce_text
 
 __all__ = ["JSON_OPTION", "Options", "cli", "main", "pass_options", "split_ref"]
 
-# Modules whose commands register themselves on the group when imported. They pull in
-# SQLAlchemy, Alembic and httpx, so they are imported only when one of their commands (or
-# the whole list, for --help) is asked for: the read commands start twice as fast.
-COMMAND_MODULES = (
-    "promptctl.cli.analyze",
-    "promptctl.cli.ci",
-    "promptctl.cli.metrics",
-    "promptctl.cli.releases",
-    "promptctl.cli.review",
-    "promptctl.cli.rollouts",
-    "promptctl.cli.serve",
-    "promptctl.cli.webhooks",
-)
+# Modules whose commands register themselves on the group when imported, and the commands
+# each adds. They pull in SQLAlchemy, Alembic and httpx, so a command imports only its own
+# module (`status` needs neither the server nor the review report); --help imports them all.
+# A name missing here is still found: an unknown command imports every module before it is
+# refused (tests/cli/test_startup.py checks the map against what the modules register).
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "promptctl.cli.analyze": ("analyze",),
+    "promptctl.cli.ci": ("ci",),
+    "promptctl.cli.metrics": ("metrics",),
+    "promptctl.cli.releases": (
+        "bundle",
+        "canary",
+        "db",
+        "env",
+        "history",
+        "promote",
+        "resolve",
+        "rollback",
+        "status",
+    ),
+    "promptctl.cli.review": ("review",),
+    "promptctl.cli.rollouts": ("rollout",),
+    "promptctl.cli.serve": ("serve", "token"),
+    "promptctl.cli.webhooks": ("webhook",),
+}
+_MODULE_OF = {name: module for module, names in COMMAND_MODULES.items() for name in names}
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
@@ -72,6 +85,9 @@ class PromptctlGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in _MODULE_OF:
+            importlib.import_module(_MODULE_OF[cmd_name])
+            command = super().get_command(ctx, cmd_name)
         if command is None:
             _import_command_modules()
             command = super().get_command(ctx, cmd_name)

@@ -245,9 +245,13 @@ class IndexStore:
 
     def _load_versions(self, name: str, digest: str | None = None) -> list[VersionRecord]:
         where = "n.name = ?" + (" AND v.dkey = ?" if digest is not None else "")
+        # One digest is found through its index: without statistics SQLite would rather
+        # walk the primary key (for ORDER BY), every version of the prompt, thousands of
+        # rows for each of a thousand prompts `list` asks about.
+        by_digest = " INDEXED BY versions_by_digest" if digest is not None else ""
         rows = self._query(
             f"SELECT v.number, v.digest, v.path, {_WITH_COMMIT} FROM names n"
-            " JOIN versions v ON v.name = n.id JOIN commits c ON c.id = v.commit_id"
+            f" JOIN versions v{by_digest} ON v.name = n.id JOIN commits c ON c.id = v.commit_id"
             f" WHERE {where} ORDER BY v.number",
             (name,) if digest is None else (name, _digest_key(digest)),
         )

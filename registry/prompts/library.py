@@ -24,12 +24,14 @@ from promptctl.registry.prompts.engines import JINJA2, declared_engine_in
 from promptctl.registry.prompts.gitstore import GitStore
 from promptctl.registry.prompts.index_store import IndexStore, terminal_progress
 from promptctl.registry.prompts.layout import CONFIG_FILE, Layout, check_name, load_layout
-from promptctl.registry.prompts.outputs import resolve_output_schema, schema_ref_in
-from promptctl.registry.prompts.promptfile import (
-    check_version_size,
-    decode_text,
-    parse_prompt_file,
+from promptctl.registry.prompts.outputs import (
+    declared_schema_ref,
+    resolve_output_schema,
+    schema_ref_in,
+    schema_relpath,
 )
+from promptctl.registry.prompts.parsed_cache import ParsedCache
+from promptctl.registry.prompts.promptfile import check_version_size, decode_text
 from promptctl.registry.prompts.promptversion import PromptVersion, is_chat
 from promptctl.registry.prompts.render_limits import DEFAULT_LIMITS, RenderLimits
 from promptctl.registry.prompts.rendering import Rendered
@@ -70,6 +72,8 @@ class Snapshot:
             self._disk = {}
             self._blobs = store.files_at(commit, layout.root)
         self._cache: dict[str, bytes] = {}
+        # (path, engine) -> what the file includes: partials are shared by many prompts.
+        self._includes: dict[tuple[str, str], list[str] | None] = {}
 
     @property
     def where(self) -> str:
@@ -98,6 +102,14 @@ class Snapshot:
         if data is not None:
             self._cache[relpath] = data
         return data
+
+    def includes(self, relpath: str, engine: str = JINJA2) -> list[str] | None:
+        """Return what a file includes, read as `engine` reads it (None: no such file)."""
+        key = (relpath, engine)
+        if key not in self._includes:
+            data = self.read(relpath)
+            self._includes[key] = includes_in(data, engine) if data is not None else None
+        return self._includes[key]
 
     def names(self) -> list[str]:
         """Return the names of every prompt in this snapshot."""
@@ -159,6 +171,8 @@ class PromptLibrary:
             self.layout = replace(self.layout, branch=guess)
         self._index: VersionIndex | None = None
         self._one: VersionIndex | None = None  # an index of a single prompt
+        # Parses of prompt files by content, kept beside the version index when it is.
+        self.parsed = ParsedCache(self.store.git_dir if persistent else None)
 
     # -- snapshots and references -------------------------------------------------
 
@@ -297,20 +311,31 @@ class PromptLibrary:
         """
         snapshot = self.snapshot(rev)
         names = snapshot.names()
+        index = None
         if len(names) > 1 and self.store.has_commits():
-            self.index_or_none()  # all of them are asked about: number them in one walk
+            # All of them are asked about: number them in one walk, looked up once.
+            index = self.index_or_none()
         out: dict[str, PromptVersion | RegistryError] = {}
-        for name in names:
-            try:
-                out[name] = self.load(snapshot, name)
-            except RegistryError as exc:
-                out[name] = exc
+        with self.parsed.batch():
+            for name in names:
+                try:
+                    out[name] = self.load(snapshot, name, index=index)
+                except RegistryError as exc:
+                    out[name] = exc
         return out
 
-    def load(self, snapshot: Snapshot, name: str, *, numbered: bool = True) -> PromptVersion:
+    def load(
+        self,
+        snapshot: Snapshot,
+        name: str,
+        *,
+        numbered: bool = True,
+        index: VersionIndex | None = None,
+    ) -> PromptVersion:
         """Load one prompt and its partials from a snapshot.
 
-        `numbered=False` skips finding the version's number in history (lint needs none).
+        `numbered=False` skips finding the version's number in history (lint needs none);
+        `index` is the version index to number it by, when the caller holds it already.
         """
         layout = snapshot.layout
         relpath = layout.relpath_of(name)
@@ -319,11 +344,14 @@ class PromptLibrary:
             where = WORKTREE if snapshot.commit is None else snapshot.commit[:10]
             raise PromptNotFound(name, where, snapshot.names())
         repo_path = layout.repo_path(relpath)
-        prompt = parse_prompt_file(repo_path, data)
+        prompt = self.parsed.parse(repo_path, data)
         engine = prompt.engine or layout.template
-        closure = dependency_closure(
-            relpath, lambda p: _includes(snapshot, p, engine), schema_ref_in(data)
-        )
+        # The schema file the front matter names: schema_ref_in(data) without parsing the
+        # file again (it too looks only at files whose bytes say `schema`), so the digest
+        # is the one numbering gives this version.
+        ref = declared_schema_ref(prompt.front_matter) if b"schema" in data else None
+        schema = schema_relpath("", ref) if ref is not None else None
+        closure = dependency_closure(relpath, lambda p: snapshot.includes(p, engine), schema)
         partial_bytes = [(p, snapshot.read(p)) for p in closure]
         check_version_size(
             repo_path,
@@ -335,7 +363,8 @@ class PromptLibrary:
             p: decode_text(layout.repo_path(p), b) if b is not None else None
             for p, b in partial_bytes
         }
-        index = self.index_or_none(name) if numbered and self.store.has_commits() else None
+        if index is None and numbered and self.store.has_commits():
+            index = self.index_or_none(name)
         record = index.record_for(name, digest) if index else None
         commit = self.store.commit_info(snapshot.commit) if snapshot.commit else None
         return PromptVersion(
@@ -372,7 +401,7 @@ class PromptLibrary:
             engine = declared or self.layout.template
             paths |= set(
                 dependency_closure(
-                    relpath, lambda p, s=snapshot, e=engine: _includes(s, p, e), schema
+                    relpath, lambda p, s=snapshot, e=engine: s.includes(p, e), schema
                 )
             )
         return [
@@ -396,8 +425,3 @@ class PromptLibrary:
             where = f"any commit of branch '{index.branch}'"
             raise PromptNotFound(name, where, self.list())
         return records, index
-
-
-def _includes(snapshot: Snapshot, relpath: str, engine: str = JINJA2) -> list[str] | None:
-    data = snapshot.read(relpath)
-    return includes_in(data, engine) if data is not None else None

@@ -7,7 +7,7 @@ import sys
 
 from click.testing import CliRunner
 
-from promptctl.cli.main import cli
+from promptctl.cli.main import COMMAND_MODULES, cli
 
 SERVICE_LIBRARIES = ("sqlalchemy", "alembic", "httpx", "fastapi", "starlette", "uvicorn")
 
@@ -34,3 +34,55 @@ def test_a_command_from_another_module_runs_without_listing_first():
     result = CliRunner().invoke(cli, ["env", "--help"])
     assert result.exit_code == 0
     assert "environments" in result.stdout
+
+
+def test_each_command_module_registers_the_commands_the_group_expects_of_it(project_root):
+    # A command runs after importing only the module COMMAND_MODULES names for it: that
+    # import must register it, and every command of every module must be named.
+    code = (
+        "import importlib, sys\n"
+        "from promptctl.cli.main import cli\n"
+        "before = set(cli.commands)\n"
+        "for module in sys.argv[1:]:\n"
+        "    importlib.import_module(module)\n"
+        "print(' '.join(sorted(set(cli.commands) - before)))"
+    )
+
+    def registered(*modules: str) -> set[str]:
+        result = subprocess.run(
+            [sys.executable, "-c", code, *modules],
+            cwd=project_root,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return set(result.stdout.split())
+
+    for module, names in COMMAND_MODULES.items():
+        assert set(names) <= registered(module), module
+    every = {name for names in COMMAND_MODULES.values() for name in names}
+    assert registered(*COMMAND_MODULES) == every
+
+
+def test_status_imports_neither_the_server_nor_the_review_report(git_repo, project_root):
+    code = (
+        "import sys\n"
+        "from promptctl.cli.main import main\n"
+        "sys.argv = ['promptctl', '--repo', sys.argv[1], 'status']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(' '.join(m for m in ('promptctl.cli.serve', 'promptctl.cli.review',"
+        " 'promptctl.cli.webhooks', 'fastapi', 'uvicorn') if m in sys.modules))"
+    )
+    git_repo.commit("one", {"prompts/p.prompt": "Text.\n"})
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(git_repo.path)],
+        cwd=project_root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "Nothing released" in result.stdout
+    assert result.stdout.splitlines()[-1].split() == []

@@ -8,6 +8,7 @@ weight, as `promote` does: start, resume and promote; pause and abort never ask.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -208,11 +209,17 @@ def _show(state: dict[str, Any], as_json: bool, done: str | None) -> None:
     if done:
         click.echo(done)
     seconds = state["seconds_in_step"]
+    ended = state.get("ended")
     click.echo(
-        f"{state['prompt']} in {state['environment']}: {state['status']}, step "
+        f"{state['prompt']} in {state['environment']}: "
+        f"{state['status'].replace('_', ' ')}, step "
         f"{state['step']}/{state['steps']} ({format_percent(state['weight_bp'])}), "
         f"{_duration(seconds)} in step, policy {state['policy']['name']}"
     )
+    if ended:
+        # An ended rollout has no deadline and nothing next: say how it ended instead.
+        by = f" by {ended['by']}" if ended["by"] else ""
+        click.echo(f"ended: {ended['outcome'].replace('_', ' ')} on {_when(ended['at'])}{by}")
     if state["reason"]:
         click.echo(f"why: {state['reason']}")
     analysis = state.get("analysis")
@@ -224,7 +231,13 @@ def _show(state: dict[str, Any], as_json: bool, done: str | None) -> None:
         )
         metrics = [metric_from_json(m) for m in analysis["metrics"]]
         table(METRIC_HEADERS, [metric_row(m) for m in metrics])
-    click.echo(f"next: {state['next']}")
+    if not ended:
+        click.echo(f"next: {state['next']}")
+
+
+def _when(moment: str) -> str:
+    """An ISO 8601 timestamp of the JSON as the rest of the output writes times."""
+    return f"{datetime.fromisoformat(moment).astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
 def _duration(seconds: float) -> str:

@@ -920,8 +920,21 @@ class RolloutEventShape(BaseModel):
     created_at: str
 
 
+class RolloutEndingShape(Shape):
+    """How an ended rollout ended."""
+
+    outcome: Literal["completed", "rolled_back", "aborted"]
+    at: Timestamp
+    by: str | None = Field(description="Who ended it (promptctl-controller for the controller).")
+    reason: str | None = Field(description="Why, as the ending decision recorded it.")
+    step: int = Field(description="The step it ended at, from 1")
+    weight: Percent
+    weight_bp: BasisPoints
+
+
 class RolloutShape(BaseModel):
-    """A rollout: its policy snapshot, step, status, the last analysis and what comes next."""
+    """A rollout: its policy snapshot, step, status, the last analysis and what comes next
+    (while live) or how it ended."""
 
     id: int
     prompt: str
@@ -935,7 +948,9 @@ class RolloutShape(BaseModel):
     step_started_at: str
     seconds_in_step: float
     extended: bool
-    deadline: str
+    deadline: str | None = Field(
+        description="When a step without a verdict is acted on; null once the rollout ended."
+    )
     stable_digest: str
     canary_digest: str
     revision: int
@@ -945,5 +960,6 @@ class RolloutShape(BaseModel):
     reason: str | None
     last_checked_at: str | None
     analysis: dict[str, Any] | None
-    next: str
+    next: str | None = Field(description="What happens next, in words; null once ended.")
+    ended: RolloutEndingShape | None = Field(description="How it ended; null while live.")
     events: list[RolloutEventShape]

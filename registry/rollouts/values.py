@@ -46,6 +46,39 @@ class RolloutEventInfo:
 
 
 @dataclass(frozen=True)
+class RolloutEnding:
+    """How a rollout ended: completed, rolled back or aborted; when, by whom, and why."""
+
+    outcome: str  # COMPLETED, ROLLED_BACK or ABORTED
+    at: datetime
+    by: str | None  # None when the ending decision is not among the events read
+    reason: str | None
+    step: int  # 0-based: the step it ended at
+    steps: int
+    weight_bp: int  # that step's weight
+
+    def describe(self) -> str:
+        """The ending in one line, e.g. `rolled back at step 2/4 (10%) on ... by ...`."""
+        who = f" by {self.by}" if self.by else ""
+        why = f": {self.reason}" if self.reason else ""
+        return (
+            f"{self.outcome.replace('_', ' ')} at step {self.step + 1}/{self.steps} "
+            f"({format_percent(self.weight_bp)}) on {_hm(self.at)}{who}{why}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "at": timestamp(self.at),
+            "by": self.by,
+            "reason": self.reason,
+            "step": self.step + 1,
+            "weight": self.weight_bp / 100,
+            "weight_bp": self.weight_bp,
+        }
+
+
+@dataclass(frozen=True)
 class RolloutState:
     """A rollout: its policy, where it is, and what happens next."""
 
@@ -86,6 +119,24 @@ class RolloutState:
         return self.step_started_at + timedelta(seconds=self.policy.min_seconds)
 
     @property
+    def ending(self) -> RolloutEnding | None:
+        """How the rollout ended; None while it is live."""
+        if self.live:
+            return None
+        # The ending decision is the last event whose action names the outcome (the
+        # service and a person's release action both record it so).
+        by = next((e.actor for e in reversed(self.events) if e.action == self.status), None)
+        return RolloutEnding(
+            outcome=self.status,
+            at=self.ended_at or self.step_started_at,
+            by=by,
+            reason=self.reason,
+            step=self.step,
+            steps=len(self.policy.steps_bp),
+            weight_bp=self.weight_bp,
+        )
+
+    @property
     def deadline(self) -> datetime:
         """When a step without a verdict is acted on (`on_inconclusive`)."""
         return self.step_started_at + timedelta(seconds=step_deadline(self.policy, self.extended))
@@ -94,8 +145,9 @@ class RolloutState:
         """What happens next and when, in words."""
         if self.status == PAUSED:
             return "waits for a person: `promptctl rollout resume` or `abort` or `promote`"
-        if not self.live:
-            return "nothing: the rollout has ended"
+        ending = self.ending
+        if ending is not None:
+            return f"nothing: the rollout {ending.describe()}"
         target = (
             "the canary becomes stable"
             if self.last_step
@@ -118,9 +170,12 @@ class RolloutState:
         )
 
     def to_json(self, now: datetime | None = None) -> dict[str, Any]:
+        """The rollout as the API and `--json` answer it; an ended one has no deadline
+        and no next step, and says in `ended` how it ended."""
         now = now or datetime.now(self.step_started_at.tzinfo)
         # An ended rollout's clock stopped when it ended.
         in_step = min(now, self.ended_at) if self.ended_at is not None else now
+        ending = self.ending
         return {
             "id": self.id,
             "prompt": self.prompt,
@@ -134,7 +189,7 @@ class RolloutState:
             "step_started_at": timestamp(self.step_started_at),
             "seconds_in_step": max(0.0, (in_step - self.step_started_at).total_seconds()),
             "extended": self.extended,
-            "deadline": timestamp(self.deadline),
+            "deadline": timestamp(self.deadline) if ending is None else None,
             "stable_digest": self.stable_digest,
             "canary_digest": self.canary_digest,
             "revision": self.release_revision,
@@ -144,7 +199,8 @@ class RolloutState:
             "reason": self.reason,
             "last_checked_at": timestamp(self.last_checked_at) if self.last_checked_at else None,
             "analysis": self.last_analysis,
-            "next": self.next_action(now),
+            "next": self.next_action(now) if ending is None else None,
+            "ended": ending.to_json() if ending is not None else None,
             "events": [e.to_json() for e in self.events],
         }
 

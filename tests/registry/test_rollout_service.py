@@ -237,3 +237,23 @@ def test_an_ended_rollout_says_how_long_its_last_step_lasted_not_how_long_ago(re
     shown = ended.to_json(now=ended.ended_at + timedelta(hours=5))
     assert shown["status"] == "rolled_back"
     assert shown["seconds_in_step"] == pytest.approx(120)
+
+
+def test_a_rolled_back_rollout_says_how_when_and_why_instead_of_what_comes_next(registry):
+    live = registry.start_rollout("greet", "staging")
+    assert live.ending is None
+    assert live.to_json()["deadline"] is not None
+    later(registry, 2)
+    registry.verdicts["analysis"] = BAD
+    registry.run_rollouts()
+    ended = registry.rollout("greet", "staging")
+    shown = ended.to_json(now=ended.ended_at + timedelta(hours=5))
+    assert (shown["deadline"], shown["next"]) == (None, None)
+    assert shown["ended"]["outcome"] == "rolled_back"
+    assert shown["ended"]["by"] == "promptctl-controller"
+    assert shown["ended"]["at"] == shown["ended_at"]
+    assert shown["ended"]["reason"] == ended.reason
+    assert "error_rate" in ended.reason
+    said = ended.next_action(registry.clock["now"])
+    assert said.startswith("nothing: the rollout rolled back at step 1/2 (10%) on ")
+    assert " by promptctl-controller: " in said

@@ -13,8 +13,10 @@ goes away with the clone; the release database stays in `.promptctl/` beside it.
   is a different index.
 - Never trusted blindly: a file that cannot be read, has another format or key, or whose
   tip is not a first-parent ancestor of the branch now (history was rewritten) is thrown
-  away and built again. A tip equal to the branch's is used as is; an ancestor is brought
-  up to date by walking only the commits after it.
+  away and built again. So is one found damaged only when a prompt's rows are read (its
+  header was fine): the question is answered from the index built again, not refused. A
+  tip equal to the branch's is used as is; an ancestor is brought up to date by walking
+  only the commits after it.
 - Safe with concurrent processes: a new or updated index is written to a temporary file
   in the same folder and moved over the old one with os.replace (atomic), so a reader sees
   the old file or the new one, never half of either; two writers both write a correct
@@ -174,11 +176,18 @@ class IndexStore:
         self.path = store.git_dir / FOLDER / f"version-index-{digest[:16]}.sqlite3"
         self._connection: sqlite3.Connection | None = None
         self._commits: dict[str, CommitInfo] = {}
+        # The tip the lazily read rows are at, and whether a read failure may build the
+        # index again there (not while an update reads them: it starts over itself).
+        self._tip: str | None = None
+        self._may_rebuild = False
+        self._rebuilt: VersionIndex | None = None
+        self._progress: Callable[[int, int], None] | None = None
 
     # -- the one entry point ---------------------------------------------------------------
 
     def index(self, tip: str, progress: Callable[[int, int], None] | None = None) -> VersionIndex:
         """Return the index at `tip`: stored, brought up to date, or built (and stored)."""
+        self._progress = progress
         try:
             stored_tip = self._open()
         except _Invalid:
@@ -190,8 +199,12 @@ class IndexStore:
                 return self._update(stored_tip, tip, progress)
             except (_Invalid, NotOnFirstParents):
                 pass  # the branch was rewritten or the file is damaged: start over
+        return self._build(tip)
+
+    def _build(self, tip: str) -> VersionIndex:
+        """Walk the whole history to `tip`, store the index and return it."""
         self.close()
-        index, state = walk_all(self.store, self.layout, self.branch, tip, progress=progress)
+        index, state = walk_all(self.store, self.layout, self.branch, tip, progress=self._progress)
         with contextlib.suppress(OSError, sqlite3.Error):
             self._write_full(index, state)
         return index
@@ -228,9 +241,19 @@ class IndexStore:
         try:
             return self._connection.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
-            raise RegistryError(
-                f"the version index {self.path} cannot be read ({exc}): delete it and retry"
-            ) from exc
+            raise _Invalid(f"{self.path} cannot be read ({exc})") from exc
+
+    def _rows(self, read: Callable[[], list[Any]]) -> list[Any] | None:
+        """Read rows from the stored file; on a read failure build the index again at the
+        tip being served (when allowed) and return None: the caller answers from it."""
+        if self._rebuilt is None:
+            try:
+                return read()
+            except _Invalid:
+                if not self._may_rebuild or self._tip is None:
+                    raise
+                self._rebuilt = self._build(self._tip)
+        return None
 
     def _commit_of(self, row: tuple) -> CommitInfo:
         """The commit of a row that ends with the commit's columns (_WITH_COMMIT)."""
@@ -244,6 +267,21 @@ class IndexStore:
         return found
 
     def _load_versions(self, name: str, digest: str | None = None) -> list[VersionRecord]:
+        records = self._rows(lambda: self._read_versions(name, digest))
+        if records is None:
+            assert self._rebuilt is not None
+            records = self._rebuilt.versions.get(name, [])
+            return [r for r in records if digest is None or r.digest == digest]
+        return records
+
+    def _load_events(self, name: str) -> list[HistoryEvent]:
+        events = self._rows(lambda: self._read_events(name))
+        if events is None:
+            assert self._rebuilt is not None
+            return list(self._rebuilt.events.get(name, []))
+        return events
+
+    def _read_versions(self, name: str, digest: str | None = None) -> list[VersionRecord]:
         where = "n.name = ?" + (" AND v.dkey = ?" if digest is not None else "")
         # One digest is found through its index: without statistics SQLite would rather
         # walk the primary key (for ORDER BY), every version of the prompt, thousands of
@@ -262,7 +300,7 @@ class IndexStore:
             records = [r for r in records if r.digest == digest]
         return records
 
-    def _load_events(self, name: str) -> list[HistoryEvent]:
+    def _read_events(self, name: str) -> list[HistoryEvent]:
         rows = self._query(
             "SELECT coalesce(e.digest, v.digest), e.number, e.moved_from, e.path,"
             f" {_WITH_COMMIT} FROM names n JOIN events e ON e.name = n.id"
@@ -277,6 +315,7 @@ class IndexStore:
         ]  # fmt: skip
 
     def _lazy_index(self, tip: str) -> VersionIndex:
+        self._tip, self._may_rebuild, self._rebuilt = tip, True, None
         index = _StoredIndex(branch=self.branch, tip=tip)
         index.versions = _PerName(self._load_versions)
         index.events = _PerName(self._load_events)
@@ -298,6 +337,7 @@ class IndexStore:
         try:
             state = self._state()
             index = self._lazy_index(stored_tip)
+            self._may_rebuild = False  # a failure below starts over from scratch instead
             index, state = walk_all(
                 self.store,
                 self.layout,
@@ -316,6 +356,9 @@ class IndexStore:
         # Read every changed prompt's rows before the file is replaced under us.
         for name in changed:
             index.versions.get(name)
+        # The other prompts' rows are read later, as they were at the stored tip and are
+        # at `tip`: a read failure then builds the index again at `tip`.
+        self._tip, self._may_rebuild = tip, True
         with contextlib.suppress(OSError, sqlite3.Error):
             self._write_update(index, state, changed)
         return index

@@ -27,6 +27,7 @@ from promptctl.registry.prompts.library import PromptLibrary, PromptVersion, Sna
 from promptctl.registry.prompts.outputs import OUTPUT_KEYS, schema_problems
 from promptctl.registry.prompts.promptversion import ENGINE_FILE
 from promptctl.registry.prompts.rendering import Rendered, make_environment
+from promptctl.registry.prompts.syntax_hints import syntax_hint
 from promptctl.registry.prompts.versions import normalize_include
 
 if TYPE_CHECKING:
@@ -191,7 +192,10 @@ def _lint_loaded(
             analysed.append((path, facts))
         else:
             line, message = facts.syntax_error
-            add(path, line, ERROR, "template-syntax", f"template syntax error: {message}")
+            said = f"template syntax error: {message}"
+            # A partial has no front matter to name its style in: hints are the prompt's.
+            hint = syntax_hint(source, message or "") if path == prompt.path else None
+            add(path, line, ERROR, "template-syntax", f"{said}; {hint}" if hint else said)
     if len(analysed) < len(sources):
         return out
 

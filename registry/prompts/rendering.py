@@ -29,6 +29,7 @@ from promptctl.registry.errors import RenderLimitExceeded, TemplateError
 from promptctl.registry.prompts import render_limits
 from promptctl.registry.prompts.promptfile import DEFAULT_DATA_ROLES
 from promptctl.registry.prompts.render_limits import DEFAULT_LIMITS, LimitHit, RenderLimits
+from promptctl.registry.prompts.syntax_hints import syntax_hint
 
 # Names a body may reference as another file: the static dependency scan used for
 # digests and history. Dynamic includes are rejected by lint, so this stays exact.
@@ -277,7 +278,7 @@ def compile_body(env: BoundedEnvironment, source: str, *, repo_path: str) -> Tem
     try:
         template = env.from_string(source)
     except TemplateSyntaxError as exc:
-        raise _syntax_error(exc, repo_path) from exc
+        raise _syntax_error(exc, repo_path, source) from exc
     template.filename = repo_path
     return template
 
@@ -381,9 +382,17 @@ def _undefined_detail(exc: UndefinedError) -> str:
     return f"undefined: {message}"
 
 
-def _syntax_error(exc: TemplateSyntaxError, default_path: str) -> TemplateError:
+def _syntax_error(
+    exc: TemplateSyntaxError, default_path: str, source: str | None = None
+) -> TemplateError:
+    """The error of a syntax error; with the body's `source`, and the error in that body
+    (not in a partial), a hint when the body looks like plain text or another style."""
     path = exc.filename or default_path
-    return TemplateError(path, f"template syntax error: {exc.message}", line=exc.lineno or None)
+    said = f"template syntax error: {exc.message}"
+    if source is not None and path == default_path:
+        hint = syntax_hint(source, exc.message or "")
+        said = f"{said}; {hint}" if hint else said
+    return TemplateError(path, said, line=exc.lineno or None)
 
 
 def _location(exc: BaseException, default_path: str) -> tuple[str, int | None]:

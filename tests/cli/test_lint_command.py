@@ -78,3 +78,17 @@ def test_lint_at_a_revision_ignores_the_working_tree(promptctl, repo):
 
 def test_lint_of_an_unknown_prompt_is_a_clean_error(promptctl, fails):
     fails(promptctl("lint", "ghost"), "unknown prompt 'ghost' at working tree")
+
+
+def test_a_markdown_file_read_as_jinja2_is_told_to_say_it_is_plain(promptctl, repo):
+    repo.write("prompts/guide.prompt", "# Guide\n\n## Setup {#setup}\n\nRun `make`.\n")
+    result = promptctl("lint", "guide")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[0] == (
+        "prompts/guide.prompt:3: error: template syntax error: Missing end of comment tag; "
+        "if this file is plain text, set `template: plain` in its front matter or "
+        '`template = "plain"` in promptctl.toml [template-syntax]'
+    )
+    rendered = promptctl("render", "guide")
+    assert rendered.exit_code == 1
+    assert "Missing end of comment tag; if this file is plain text" in rendered.stderr

@@ -233,3 +233,74 @@ def test_mustache_variables_are_judged_as_jinja2_ones(git_repo, make_library):
     findings = lint_one(git_repo, make_library, with_front_matter, name="q")
     assert located(findings) == [("prompts/q.prompt", 4, WARNING, "no-input")]
     assert "uses all, who but" in findings[0].message
+
+
+PLAIN_HINT = (
+    'if this file is plain text, set `template: plain` in its front matter or `template = "plain"`'
+    " in promptctl.toml"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "jinja_says"),
+    [
+        ("# Guide\n\n## Setup {#setup}\n\nRun it.\n", 3, "Missing end of comment tag"),
+        (
+            "Intro\n\n```\nsome code\n```\n\n{{ x | }}\n",
+            7,
+            "expected token 'name', got 'end of print statement'",
+        ),
+        ("Hello {{ .Name }}, welcome.\n", 1, "unexpected '.'"),
+    ],
+)
+def test_a_file_that_reads_as_plain_text_gets_a_hint_with_its_syntax_error(
+    git_repo, make_library, text, line, jinja_says
+):
+    [finding] = lint_one(git_repo, make_library, text)
+    assert located([finding]) == [("prompts/p.prompt", line, ERROR, "template-syntax")]
+    assert finding.message == f"template syntax error: {jinja_says}; {PLAIN_HINT}"
+
+
+def test_a_mustache_looking_file_is_told_of_both_styles(git_repo, make_library):
+    [finding] = lint_one(git_repo, make_library, "{{#items}}- {{name}}\n{{/items}}\n")
+    assert finding.message.endswith(
+        f"; {PLAIN_HINT} (`template: mustache` if it is a mustache template)"
+    )
+
+
+def test_a_jinja2_template_with_an_anchor_is_told_how_to_write_it_as_text(
+    git_repo, make_library
+):
+    text = "{% if x %}## Setup {#setup}{% endif %}\n"
+    [finding] = lint_one(git_repo, make_library, text)
+    assert "Missing end of comment tag; a `{#` starts a Jinja2 comment" in finding.message
+    assert "template: plain" not in finding.message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{% if x %}{{ x }\n",  # a Jinja2 template with a mistake in it
+        "Dear {{ name }\n",  # nothing in it says it is anything but Jinja2
+    ],
+)
+def test_a_jinja2_mistake_gets_no_plain_text_hint(git_repo, make_library, text):
+    [finding] = lint_one(git_repo, make_library, text)
+    assert finding.code == "template-syntax"
+    assert "template: plain" not in finding.message
+
+
+def test_a_partial_gets_no_hint_it_could_not_follow(git_repo, make_library):
+    findings = lint_one(
+        git_repo,
+        make_library,
+        'Intro {% include "partials/doc.md" %}',
+        partials={"partials/doc.md": "## Setup {#setup}\n"},
+    )
+    assert located(findings) == [("prompts/partials/doc.md", 1, ERROR, "template-syntax")]
+    assert findings[0].message == "template syntax error: Missing end of comment tag"
+
+
+def test_a_file_named_plain_in_its_front_matter_lints_clean(git_repo, make_library):
+    text = "---\ntemplate: plain\n---\n# Guide\n\n## Setup {#setup}\n\nRun it.\n"
+    assert lint_one(git_repo, make_library, text) == []

@@ -111,6 +111,14 @@ class _Built(Generic[T]):
         return built[self.name]
 
 
+def _watch_rollouts(session: Any, applied: Any) -> None:
+    """The rollout service's watch_rollouts, imported when a release changes: reading
+    releases (status, history) needs none of the rollout and analysis code."""
+    from promptctl.registry.rollouts.service import watch_rollouts
+
+    watch_rollouts(session, applied)
+
+
 class Registry:
     """One prompt repository and one release database, built lazily from settings.
 
@@ -148,10 +156,9 @@ class Registry:
     @_Built
     def releases(self) -> ReleaseService:
         from promptctl.registry.releases.service import ReleaseService
-        from promptctl.registry.rollouts.service import watch_rollouts
 
         service = ReleaseService(self.database)
-        service.observers.append(watch_rollouts)  # a person's action pauses or ends a rollout
+        service.observers.append(_watch_rollouts)  # a person's action pauses or ends a rollout
         return service
 
     @_Built
@@ -737,13 +744,14 @@ class Registry:
         return read_series(self.database, prompt, environment, start=start, end=end, step=step)
 
     def recent_traffic(
-        self, since: datetime, *, viewer: TokenInfo | None = None
+        self, since: datetime, *, prompt: str | None = None, viewer: TokenInfo | None = None
     ) -> dict[tuple[str, str], Traffic]:
-        """Calls and errors per (prompt, environment) since `since`, from minute rollups."""
+        """Calls and errors per (prompt, environment) since `since`, from minute rollups
+        (of one prompt, when named)."""
         from promptctl.registry.metrics.series import recent_traffic
 
         environment = viewer.narrow(None) if viewer is not None else None
-        return recent_traffic(self.database, since, environment)
+        return recent_traffic(self.database, since, environment, prompt)
 
     def audit_log(self, query: AuditQuery, *, viewer: TokenInfo | None = None) -> list[LogEntry]:
         """Release log rows across prompts, newest first (see registry.releases.audit)."""
@@ -1034,15 +1042,21 @@ class Registry:
         lease = Lease(self.database, replica_id(), seconds=1.5 * interval)
         return Controller(lease, self.run_rollouts)
 
-    def run_rollouts(self) -> list[tuple[RolloutState, Decision]]:
-        """Judge every running rollout once and act on it (the controller's one look)."""
+    def run_rollouts(
+        self, may_act: Callable[[], bool] | None = None
+    ) -> list[tuple[RolloutState, Decision]]:
+        """Judge every running rollout once and act on it (the controller's one look).
+
+        `may_act` is asked right before each decision is written (the controller renews
+        its lease there); once it says no, the look stops with that rollout, yielded.
+        """
         import logging
 
         service = self.rollouts
         done = []
         for rollout_id in service.running_ids():
             try:
-                decision = service.decide(rollout_id)
+                decision = service.decide(rollout_id, may_act)
             except Exception:  # one rollout that cannot be judged must not stop the others
                 try:
                     state = service.by_id(rollout_id)
@@ -1059,6 +1073,9 @@ class Registry:
             if decision is None:
                 continue
             state = service.by_id(rollout_id)
+            if decision.action == "yielded":
+                done.append((state, decision))
+                break  # another replica acts now: leave it the rest of the look
             if decision.action != "held":
                 self._release_changed(state.prompt, state.environment)
             done.append((state, decision))

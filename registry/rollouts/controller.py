@@ -1,12 +1,24 @@
 """The rollout controller: on an interval, one replica judges every running rollout and acts.
 
 Replicas share one database; a lease row (`controller_leases`) says which one acts, until
-when. The holder renews it on every look; when it dies, the lease runs out after
-`1.5 × interval` and the next replica to look takes it, so another acts within two
-intervals. A lease is a row rather than a PostgreSQL advisory lock so that SQLite works the
-same way and a replica that loses its connection cannot keep acting unnoticed. Two
-replicas acting at once (a lease taken over from a replica that was only slow) can still
-not act twice: every decision is guarded by the release's and the rollout's revisions.
+when. The holder takes or renews it at the start of every look and again right before each
+decision's transaction: judging a rollout reads its metrics and may take a while, so a
+look that lasts longer than the lease's slack (half an interval) would otherwise go on
+acting on a lease that has run out and that another replica may have taken. A renewal
+that finds another holder stops the look before it writes anything. When the holder dies,
+the lease runs out after `1.5 × interval` and the next replica to look takes it, so another
+acts within two intervals. A lease is a row rather than a PostgreSQL advisory lock so that
+SQLite works the same way and a replica that loses its connection cannot keep acting
+unnoticed.
+
+Clocks: the holder writes the expiry by its own clock and every other replica compares
+it with its own, so the lease assumes the replicas' clocks agree to well within half an
+interval (NTP keeps hosts within milliseconds; the default interval is seconds). A replica
+whose clock runs ahead by more can take the lease while the holder still believes it holds
+it, and for the rest of one decision both may act. That is still safe, only wasteful: every
+decision is one transaction guarded by the release's revision and the rollout row's
+revision, so of two replicas deciding on the same state one writes and the other is told
+it was superseded; no step is taken twice and no person's action is overwritten.
 """
 
 from __future__ import annotations
@@ -91,17 +103,26 @@ class Lease:
 class Controller:
     """One look: take the lease, then judge and act on every running rollout."""
 
-    def __init__(self, lease: Lease, run: Callable[[], list]) -> None:
+    def __init__(self, lease: Lease, run: Callable[..., list]) -> None:
         self.lease = lease
-        self.run = run
+        self.run = run  # run(may_act=...): Registry.run_rollouts
 
     def tick(self) -> int:
         """Look once; return how many rollouts were judged (0 without the lease)."""
         if not self.lease.acquire():
             return 0
-        done = self.run()
+        # Renewed again right before each decision is written: see the module docstring.
+        done = self.run(may_act=self.lease.acquire)
         for state, decision in done:
-            if decision.action != "held":
+            if decision.action == "yielded":
+                log.info(
+                    "rollout controller: %s lost the lease during a look; it stops before "
+                    "deciding on %s in %s",
+                    self.lease.holder,
+                    state.prompt,
+                    state.environment,
+                )
+            elif decision.action != "held":
                 log.info(
                     "rollout of %s in %s: %s (%s)",
                     state.prompt,

@@ -81,8 +81,12 @@ class _Superseded(Exception):
 class Decision:
     """What the controller did with one rollout on one look."""
 
-    action: str  # advanced, completed, rolled_back, paused, extended, held, superseded
+    action: str  # advanced, completed, rolled_back, paused, extended, held, superseded, yielded
     reason: str
+
+
+# The decision of a look that lost the controller's lease before it could act.
+YIELDED = Decision("yielded", "another replica holds the controller's lease now; it decides")
 
 
 class RolloutService:
@@ -304,9 +308,14 @@ class RolloutService:
 
     # -- the controller ------------------------------------------------------------------
 
-    def decide(self, rollout_id: int) -> Decision | None:
+    def decide(self, rollout_id: int, may_act: Callable[[], bool] | None = None) -> Decision | None:
         """Judge one running rollout and act on it: advance, complete, roll back, pause,
-        extend its deadline, or hold. None when it is not running any more."""
+        extend its deadline, or hold. None when it is not running any more.
+
+        `may_act` (the controller's lease renewal) is asked right before the decision's
+        transaction, after the judging, which may take a while; when it says no, nothing
+        is written and the decision is YIELDED.
+        """
         with self.db.session() as session:
             row = session.get(Rollout, rollout_id)
             if row is None or row.status != RUNNING:
@@ -320,6 +329,8 @@ class RolloutService:
                 f"the release changed outside the rollout (revision {seen}, the rollout "
                 f"last saw {state.release_revision})"
             )
+            if may_act is not None and not may_act():
+                return YIELDED
             return self._without_release(state, "paused", why, None)
         steps = len(state.policy.steps_bp)
         where = f"step {state.step + 1}/{steps} ({format_percent(state.weight_bp)})"
@@ -335,6 +346,8 @@ class RolloutService:
                 elapsed=(now - state.step_started_at).total_seconds(),
                 extended=state.extended,
             )
+            if may_act is not None and not may_act():
+                return YIELDED
             if move == "roll_back":
                 why = f"{where}: fail: {_failing(analysis)}; {calls}"
                 return self._roll_back(state, why, numbers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,12 +24,15 @@ class GitReadDuringHotPath(AssertionError):
 
 @contextmanager
 def counting_queries(app: FastAPI) -> Iterator[list[str]]:
-    """Record every SQL statement the app's engine sends while the block runs."""
+    """Record every SQL statement the app's engine sends while the block runs, but those
+    of the PostgreSQL listener's thread: after it connects it reads the release
+    fingerprint once (catching up on what it missed), whenever that thread gets to it."""
     engine = app.state.ctx.registry.database.engine
     statements: list[str] = []
 
     def record(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ARG001
-        statements.append(statement)
+        if threading.current_thread().name != "promptctl-listen":
+            statements.append(statement)
 
     event.listen(engine, "before_cursor_execute", record)
     try:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Sequence
 from typing import Any
 
 from promptctl.registry.metrics.events import ERROR_TYPES_MAX, OTHER, TRUNCATED
@@ -277,13 +278,9 @@ class Aggregate:
         """Add a stored rollup row (anything with the columns as attributes; a reader that
         needs neither every call's histogram nor the error types and traces may leave
         those columns out)."""
-        self.count += row.count
-        self.errors += row.errors
-        self.latency_sum += row.latency_sum
-        if row.latency_min is not None and row.latency_min < self.latency_min:
-            self.latency_min = row.latency_min
-        if row.latency_max is not None and row.latency_max > self.latency_max:
-            self.latency_max = row.latency_max
+        self._merge_sums(
+            row, getattr(row, "error_types", None), getattr(row, "failing_traces", None)
+        )
         histogram = getattr(row, "latency_histogram", None)
         if histogram:
             if histogram.get("counts"):
@@ -295,14 +292,32 @@ class Aggregate:
             # marked, so that a row written back from this aggregate says NULL again.
             self.success_unknown = True
         else:
-            self.ok_sum += row.success_latency_sum or 0.0
-            if row.success_latency_min is not None and row.success_latency_min < self.ok_min:
-                self.ok_min = row.success_latency_min
-            if row.success_latency_max is not None and row.success_latency_max > self.ok_max:
-                self.ok_max = row.success_latency_max
-            if ok.get("counts"):
-                self.ok_stored.append((ok["offset"], ok["counts"]))
-            self.ok_zero += ok.get("zero", 0)
+            self._merge_success(row, (ok,))
+
+    def merge_group(self, row: Any, histograms: Sequence[dict[str, Any] | None]) -> None:
+        """Add a group of stored rollup rows the database summed (registry.metrics.series):
+        each column's sum, minimum or maximum over the rows, with NULL where one of the
+        rows had NULL for a sum of squares, and `rows_without_success`, how many rows did
+        not record successful calls' latency (left out of its sums); `histograms` are the
+        rows' successful-call histograms (None for those rows).
+
+        Every call's histogram, the error types and the traces are not read this way."""
+        self._merge_sums(row, None, None)
+        if row.rows_without_success:
+            self.success_unknown = True
+        self._merge_success(row, [h for h in histograms if h])
+
+    def _merge_sums(
+        self, row: Any, error_types: dict[str, int] | None, traces: list[Any] | None
+    ) -> None:
+        """Add a row's (or a summed group's) counts, sums, minima, maxima and outcomes."""
+        self.count += row.count
+        self.errors += row.errors
+        self.latency_sum += row.latency_sum
+        if row.latency_min is not None and row.latency_min < self.latency_min:
+            self.latency_min = row.latency_min
+        if row.latency_max is not None and row.latency_max > self.latency_max:
+            self.latency_max = row.latency_max
         self.input_count += row.input_tokens_count
         self.input_sum += row.input_tokens_sum
         self.input_sumsq = _plus(self.input_sumsq, row.input_tokens_sumsq)
@@ -320,9 +335,22 @@ class Aggregate:
             row.outputs_invalid or 0,
             row.finishes or 0,
             row.truncated or 0,
-            getattr(row, "error_types", None),
-            getattr(row, "failing_traces", None),
+            error_types,
+            traces,
         )
+
+    def _merge_success(self, row: Any, histograms: Sequence[dict[str, Any]]) -> None:
+        """Add successful calls' latency: the row's sum, minimum and maximum, and its
+        stored histograms (kept to be settled densely, all at once)."""
+        self.ok_sum += row.success_latency_sum or 0.0
+        if row.success_latency_min is not None and row.success_latency_min < self.ok_min:
+            self.ok_min = row.success_latency_min
+        if row.success_latency_max is not None and row.success_latency_max > self.ok_max:
+            self.ok_max = row.success_latency_max
+        for ok in histograms:
+            if ok.get("counts"):
+                self.ok_stored.append((ok["offset"], ok["counts"]))
+            self.ok_zero += ok.get("zero", 0)
 
     def values(self) -> dict[str, Any]:
         """The rollup row's columns (without its key)."""

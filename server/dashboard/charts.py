@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from html import escape
 
 from markupsafe import Markup
@@ -39,6 +40,12 @@ def _nice_ceiling(value: float) -> float:
         if value <= factor * power * (1 + 1e-9):
             return factor * power
     return 10 * power
+
+
+@lru_cache(maxsize=4096)
+def _when(moment: datetime) -> str:
+    """A point's time in its hover title (the page's charts share their points' times)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _time_label(moment: datetime, span: float) -> str:
@@ -109,22 +116,22 @@ def line_chart(
         css = f"line-{index % PALETTE_SIZE}" + (" canary" if line.canary else "")
         name = escape(line.name)
         parts.append(f'<g class="{css}" data-series="{name}">')
+        coordinates = [(f"{x(moment):.1f}", f"{y(value):.1f}") for moment, value in line.points]
         segment: list[str] = []
         previous: datetime | None = None
-        for moment, value in line.points:
+        for (moment, _), (cx, cy) in zip(line.points, coordinates, strict=True):
             if previous is not None and moment.timestamp() - previous.timestamp() > step * 1.5:
                 if len(segment) > 1:
                     parts.append(f'<polyline points="{" ".join(segment)}"/>')
                 segment = []
-            segment.append(f"{x(moment):.1f},{y(value):.1f}")
+            segment.append(f"{cx},{cy}")
             previous = moment
         if len(segment) > 1:
             parts.append(f'<polyline points="{" ".join(segment)}"/>')
-        for moment, value in line.points:
-            when = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        for (moment, value), (cx, cy) in zip(line.points, coordinates, strict=True):
             parts.append(
-                f'<circle class="point" cx="{x(moment):.1f}" cy="{y(value):.1f}" r="2.5">'
-                f"<title>{name} · {when} · {escape(fmt(value))}</title></circle>"
+                f'<circle class="point" cx="{cx}" cy="{cy}" r="2.5">'
+                f"<title>{name} · {_when(moment)} · {escape(fmt(value))}</title></circle>"
             )
         parts.append("</g>")
     parts.append("</svg>")

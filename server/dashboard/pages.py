@@ -246,7 +246,7 @@ def prompt_page(pr: PageRequest) -> Page:
             runs.setdefault(s.canary.digest, []).append(
                 f"{s.environment} canary {s.canary_weight_bp / 100:g}%"
             )
-    traffic = registry.recent_traffic(now - HOUR, viewer=token)
+    traffic = registry.recent_traffic(now - HOUR, prompt=name, viewer=token)
     protected = registry.serving.environments()
     releases = [
         {
@@ -287,7 +287,7 @@ def prompt_page(pr: PageRequest) -> Page:
     diff = _diff(pr, name, labels)
     samples = _samples(pr, name, labels, states)
     history = registry.history(name, env, limit=15, viewer=token) if states else []
-    data = {
+    data = lambda: {  # noqa: E731 - built for ?format=json only (the series' points are many)
         "prompt": name,
         "environment": env,
         "range": chosen,

@@ -259,12 +259,15 @@ class Registry:
 
         if self.settings.database_url:
             return self.settings.database_url
+        return default_sqlite_url(self._embedded_base())
+
+    def _embedded_base(self) -> Path:
+        """The folder the embedded database's `.promptctl/` is in: the repository's."""
         try:
             store = GitStore(self.settings.repo)
-            base = store.workdir or store.git_dir
+            return store.workdir or store.git_dir
         except RepositoryError:
-            base = Path(self.settings.repo)
-        return default_sqlite_url(base)
+            return Path(self.settings.repo)
 
     def _released_numbers(self) -> dict[str, dict[str, int]]:
         """{prompt: {digest: number}} of every released version: the numbers git's
@@ -564,10 +567,27 @@ class Registry:
         repository nor the release database knows is PromptNotFound, not an empty list."""
         if viewer is not None:
             environment = viewer.narrow(environment)
-        states = self.releases.status(prompt, environment)
+        states = self._read_status(prompt, environment)
+        if states is None:
+            states = self.releases.status(prompt, environment)
         if prompt is not None and not states:
             self._check_known(prompt)
         return states
+
+    def _read_status(
+        self, prompt: str | None, environment: str | None
+    ) -> list[ReleaseState] | None:
+        """The releases read straight from the embedded SQLite file, without SQLAlchemy
+        (a one-shot `status` spent most of its time importing it), or None: a configured
+        database, or a process that has the release service already (the server), asks
+        the service, as does anything the file alone cannot answer (see status_reader)."""
+        if self.settings.database_url or "releases" in self.__dict__:
+            return None
+        from promptctl.registry.releases.status_reader import read_status
+        from promptctl.registry.store.embedded import default_sqlite_file, migration_head
+
+        file = default_sqlite_file(self._embedded_base())
+        return read_status(file, migration_head(), prompt, environment)
 
     def history(
         self,

@@ -269,10 +269,7 @@ def version_numbers(
 
 
 def _ref(prompt: str, digest: str | None, numbers: dict) -> VersionRef | None:
-    if not digest:
-        return None
-    number, source = numbers.get((prompt, digest), (None, None))
-    return VersionRef(digest, number, source)
+    return VersionRef.numbered(prompt, digest, numbers)
 
 
 def release_state(row: Release, numbers: dict) -> ReleaseState:

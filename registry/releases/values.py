@@ -63,6 +63,20 @@ class VersionRef:
     def from_json(cls, data: dict[str, Any] | None) -> VersionRef | None:
         return cls(data["digest"], data.get("version"), data.get("source")) if data else None
 
+    @classmethod
+    def numbered(
+        cls,
+        prompt: str,
+        digest: str | None,
+        numbers: Mapping[tuple[str, str], tuple[int | None, str | None]],
+    ) -> VersionRef | None:
+        """A stored digest with its number and source ref from `numbers` (as the version
+        snapshots give them, by prompt and digest); None for no digest."""
+        if not digest:
+            return None
+        number, source = numbers.get((prompt, digest), (None, None))
+        return cls(digest, number, source)
+
 
 @dataclass(frozen=True)
 class EnvironmentInfo:

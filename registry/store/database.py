@@ -8,10 +8,8 @@ the release it changes inside its own write lock.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +24,7 @@ from promptctl.registry.errors import (
     DatabaseUnreachable,
     SchemaOutOfDate,
 )
+from promptctl.registry.store.embedded import MIGRATIONS, default_sqlite_file, migration_head
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -33,17 +32,12 @@ if TYPE_CHECKING:
 # Alembic (with Mako and Pygments) is imported only to change or judge a schema: a
 # database already at the newest migration is recognised without it (`at_head`), which is
 # a third of what `promptctl status` spent starting.
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"  # promptctl/migrations
 SQLITE_BUSY_SECONDS = 30
-# `revision = "0007"` and `down_revision = "0006"` as our migration files write them.
-_REVISION_LINE = re.compile(
-    r"^(down_revision|revision)\s*(?::[^=]+)?=\s*(?:\(\s*)?['\"]([^'\"]+)['\"]", re.MULTILINE
-)
 
 
 def default_sqlite_url(base: Path) -> str:
     """Return the embedded database URL: `.promptctl/registry.db` below `base`."""
-    return f"sqlite:///{(base / '.promptctl' / 'registry.db').resolve()}"
+    return f"sqlite:///{default_sqlite_file(base)}"
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -139,26 +133,6 @@ def head_revision() -> str | None:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
-
-
-@cache
-def migration_head() -> str | None:
-    """The newest migration's revision, read from the files' `revision` and
-    `down_revision` lines without Alembic; None unless exactly one revision is no other's
-    parent (then Alembic is asked, see `at_head`)."""
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in (MIGRATIONS / "versions").glob("*.py"):
-        try:
-            found = dict(_REVISION_LINE.findall(path.read_text()))
-        except OSError:
-            return None
-        if "revision" in found:
-            revisions.add(found["revision"])
-        if "down_revision" in found:
-            parents.add(found["down_revision"])
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
 
 
 def at_head(engine: Engine) -> bool:

@@ -280,9 +280,10 @@ class Registry:
 
         rows: list[tuple[str, str, int]] = []
         if not self.settings.database_url:
+            from promptctl.registry.store.embedded import default_sqlite_file
+
             store = self.library.store
-            # The file database_url names by default (store.database.default_sqlite_url).
-            path = (store.workdir or store.git_dir) / ".promptctl" / "registry.db"
+            path = default_sqlite_file(store.workdir or store.git_dir)
             if not path.is_file():
                 return {}
             try:

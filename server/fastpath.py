@@ -39,6 +39,7 @@ for its disconnect and shutdown handling to go wrong.
 
 from __future__ import annotations
 
+import weakref
 from time import monotonic, perf_counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -64,8 +65,6 @@ _JSON = (b"content-type", b"application/json")
 _EMPTY: Message = {"type": "http.response.body", "body": b""}
 # How often to ask whether FastAPI's OpenTelemetry is on (seconds).
 TRACING_CHECK = 1.0
-# Header lists built per answer (a resolution or a release) are kept this many at most.
-_KEEP_HEADERS = 4096
 
 
 class FastPathApp(FastAPI):
@@ -102,7 +101,8 @@ class FastPath:
         self.native_telemetry = getattr(app, "_native_telemetry", None)
         self._traced = False
         self._traced_checked_until = 0.0
-        self._headers: dict[int, tuple[Any, list[Any], list[Any]]] = {}
+        # Per answer (a resolution or a release), while it lives: its header lists.
+        self._headers: dict[int, tuple[weakref.ref[Any], list[Any], list[Any]]] = {}
 
     def observe(self, route: str, status: int, seconds: float) -> None:
         """Count and time an answered request, as TelemetryMiddleware does for the routes."""
@@ -184,22 +184,24 @@ class FastPath:
             answer = served
             body, etag = served.release_body, served.release_etag
         kept = self._headers.get(id(answer))
-        if kept is None or kept[0] is not answer:
+        if kept is None or kept[0]() is not answer:
             kept = self._keep(answer, body, etag)
         if if_none_match is not None and etag_matches(if_none_match.decode("latin-1"), etag):
             return {"type": "http.response.start", "status": 304, "headers": kept[2]}, _EMPTY
         start = {"type": "http.response.start", "status": 200, "headers": kept[1]}
         return start, {"type": "http.response.body", "body": body}
 
-    def _keep(self, answer: Any, body: bytes, etag: str) -> tuple[Any, list[Any], list[Any]]:
-        """Build the header lists of an answer once (servers only read them)."""
-        if len(self._headers) >= _KEEP_HEADERS:
-            self._headers.clear()  # releases changed many times: start again
+    def _keep(
+        self, answer: Any, body: bytes, etag: str
+    ) -> tuple[weakref.ref[Any], list[Any], list[Any]]:
+        """Build the header lists of an answer once (servers only read them), kept until
+        the serving cache lets go of the answer (a release changed)."""
+        key = id(answer)
         tag = (b"etag", etag.encode("latin-1"))
         length = (b"content-length", str(len(body)).encode())
-        # The answer itself is kept with them, so that its id is not reused meanwhile.
-        kept = (answer, [tag, _NO_CACHE, length, _JSON], [tag, _NO_CACHE])
-        self._headers[id(answer)] = kept
+        alive = weakref.ref(answer, lambda _: self._headers.pop(key, None))
+        kept = (alive, [tag, _NO_CACHE, length, _JSON], [tag, _NO_CACHE])
+        self._headers[key] = kept
         return kept
 
 

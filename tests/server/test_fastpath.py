@@ -387,3 +387,23 @@ def test_opentelemetry_configured_while_serving_is_noticed(make_pair, spans):
 
     wait_until(traced, timeout=10, interval=0.1, what="a span of a resolve")
     assert pair.answered[-1] is False
+
+
+def test_after_a_release_changes_the_fast_path_answers_the_new_version(make_pair):
+    pair = make_pair(tokens=False)
+    before = pair.fast.get(R, params={"env": "production"})
+    assert before.json()["label"] == "v2"
+    promoted = pair.fast.post(
+        f"/v1/prompts/{TRIAGE}/promote", json={"env": "production", "ref": "v3", "confirm": True}
+    )
+    assert promoted.status_code == 200, promoted.text
+    pair.answered.clear()
+    after = pair.fast.get(R, params={"env": "production"})
+    stale = pair.fast.get(
+        R, params={"env": "production"}, headers={"If-None-Match": before.headers["etag"]}
+    )
+    assert pair.answered == [True, True]
+    assert after.json()["label"] == "v3"
+    assert after.headers["etag"] != before.headers["etag"]
+    assert int(after.headers["content-length"]) == len(after.content)
+    assert (stale.status_code, stale.headers["etag"]) == (200, after.headers["etag"])

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from promptctl.registry.core import ModelPriceSetting, Settings
 from promptctl.registry.errors import UnguardedHost
@@ -81,6 +82,19 @@ class ServerSettings(Settings):
     # load balancer must share it; unset, each process draws one at start (sessions then
     # end when it restarts).
     dashboard_secret: SecretStr | None = None
+    # Whether the session cookie is marked Secure (sent over HTTPS only): `auto` when the
+    # request came over HTTPS, as uvicorn's proxy headers tell it behind a TLS-terminating
+    # proxy it trusts (FORWARDED_ALLOW_IPS, default 127.0.0.1); `true` always, for a proxy
+    # that sends no X-Forwarded-Proto or is not trusted; `false` never.
+    dashboard_secure_cookie: Literal["auto", "true", "false"] = "auto"
+
+    @field_validator("dashboard_secure_cookie", mode="before")
+    @classmethod
+    def _auto_or_boolean(cls, value: Any) -> Any:
+        """Read True/False as "true"/"false", and any case of the words."""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return value.strip().lower() if isinstance(value, str) else value
 
     @property
     def webhook_guarded(self) -> bool:

@@ -11,6 +11,7 @@ for a protected environment `admin` or a token limited to it); a read-only token
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -31,8 +32,21 @@ from promptctl.registry.releases.actions import (
 )
 from promptctl.registry.releases.queries import PUSHES
 from promptctl.registry.releases.routing import parse_percent
-from promptctl.registry.releases.values import ReleaseState
+from promptctl.registry.releases.values import LogEntry, ReleaseState
 from promptctl.server.dashboard.web import Page, PageRequest, Redirect
+
+
+class IncompleteForm(UsageError):
+    """An action's form posted without the release revision its page showed."""
+
+    title = "Form incomplete"
+
+    def __init__(self, field: str) -> None:
+        super().__init__(
+            f"this form is incomplete: it has no {field!r}, the release revision the page "
+            "showed, without which a change made since could not be noticed. Open the "
+            "action's page again and confirm there."
+        )
 
 
 @dataclass(frozen=True)
@@ -62,16 +76,24 @@ def _state(pr: PageRequest, name: str, env: str) -> ReleaseState | None:
     return states[0] if states else None
 
 
-def _previous_stable(pr: PageRequest, name: str, env: str) -> str | None:
-    """What stable returns to on a rollback without a canary: the log replayed."""
-    stack: list[str] = []
-    entries = pr.registry.history(name, env, viewer=pr.visitor.token)
+def rollback_targets(entries: Sequence[LogEntry]) -> dict[str, str]:
+    """What stable returns to on a rollback without a canary, per environment of a
+    prompt's log (`entries` newest first, as `Registry.history` gives them): the log
+    replayed as the registry replays it, promotions pushing and rollbacks popping.
+    An environment whose stable version has no earlier one is absent."""
+    stacks: dict[str, list[str]] = {}
     for entry in reversed(entries):  # oldest first
+        stack = stacks.setdefault(entry.environment, [])
         if entry.action in PUSHES and entry.to_version is not None:
             stack.append(entry.to_version.label)
         elif entry.action == "rollback" and stack:
             stack.pop()
-    return stack[-2] if len(stack) > 1 else None
+    return {env: stack[-2] for env, stack in stacks.items() if len(stack) > 1}
+
+
+def _previous_stable(pr: PageRequest, name: str, env: str) -> str | None:
+    """What stable returns to on a rollback without a canary in `env`."""
+    return rollback_targets(pr.registry.history(name, env, viewer=pr.visitor.token)).get(env)
 
 
 def _changes(
@@ -120,7 +142,8 @@ def _action(pr: PageRequest, kind: str, name: str, env: str, revision: int) -> R
         "reason": pr.arg("reason") or None,
         "actor": pr.visitor.actor(),
         "confirmed": True,  # this page is the confirmation --yes gives on the command line
-        "expected_revision": revision or None,
+        # Always explicit: 0 is "not released yet", so a release made since is noticed too.
+        "expected_revision": revision,
     }
     if kind == "rollback":
         return Rollback(**common)
@@ -173,7 +196,11 @@ def action(pr: PageRequest) -> Page | Redirect:
     problem = None
     status = 200
     if pr.form is not None:
-        seen = pr.arg("revision", "0")
+        seen = pr.form.get("revision", "").strip()
+        if not seen:
+            # The check of a stale form rests on it: a post without it is refused, never
+            # carried out unchecked.
+            raise IncompleteForm("revision")
         if not seen.isdigit():
             raise UsageError(f"revision must be a number, not {seen!r}")
         try:

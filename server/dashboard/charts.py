@@ -9,7 +9,7 @@ markup reaches the template already built.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -31,15 +31,37 @@ class Line:
     points: Sequence[tuple[datetime, float]]
 
 
-def _nice_ceiling(value: float) -> float:
-    """The smallest 1, 2, 2.5 or 5 times a power of ten at or above `value`."""
-    if value <= 0:
-        return 1.0
-    power = 10 ** math.floor(math.log10(value))
-    for factor in (1, 2, 2.5, 5, 10):
-        if value <= factor * power * (1 + 1e-9):
-            return factor * power
-    return 10 * power
+def _nice_steps(least: float) -> Iterator[float]:
+    """1, 2 and 5 times the powers of ten, from the first at or above `least` upward."""
+    power = 10.0 ** math.floor(math.log10(least))
+    while True:
+        for factor in (1, 2, 5):
+            if factor * power >= least * (1 - 1e-9):
+                yield factor * power
+        power *= 10
+
+
+def _y_ticks(
+    highest: float, fmt: Callable[[float], str], ceiling: float | None, resolution: float
+) -> list[float]:
+    """The y axis's ticks, from 0 up to the chart's top.
+
+    The step is the smallest nice one (1, 2 or 5 times a power of ten) that reaches the
+    highest value (or `ceiling`) in at most four steps, is no finer than `resolution`
+    (1 for counts), and that `fmt` labels distinctly: sub-millisecond latencies read
+    "0 ms, 1 ms", not "0 ms, 0 ms, 1 ms, 1 ms, 1 ms". An empty chart reads 0 to one step.
+    """
+    top = ceiling if ceiling is not None else highest
+    if top <= 0:
+        top = 1.0
+    ticks: list[float] = []
+    for tries, step in enumerate(_nice_steps(max(top / 4, resolution))):
+        count = max(1, math.ceil(top / step - 1e-9))
+        ticks = [step * i for i in range(count + 1)]
+        labels = [fmt(t) for t in ticks]
+        if len(set(labels)) == len(labels) or tries > 30:
+            break
+    return ticks
 
 
 @lru_cache(maxsize=4096)
@@ -64,17 +86,16 @@ def line_chart(
     fmt: Callable[[float], str],
     *,
     ceiling: float | None = None,
+    resolution: float = 0.0,
 ) -> Markup:
-    """Return an <svg> charting `lines` over [start, end); values labelled with `fmt`."""
+    """Return an <svg> charting `lines` over [start, end); values labelled with `fmt`, the
+    y axis up to `ceiling` when given, its ticks no closer than `resolution`."""
     drawn = [line for line in lines if line.points]
     t0, t1 = start.timestamp(), end.timestamp()
     span = max(t1 - t0, 1.0)
-    top = (
-        ceiling
-        if ceiling is not None
-        else max((v for line in drawn for _, v in line.points), default=0.0)
-    )
-    top = _nice_ceiling(top) if ceiling is None else top
+    highest = max((v for line in drawn for _, v in line.points), default=0.0)
+    ticks = _y_ticks(highest, fmt, ceiling, resolution)
+    top = ticks[-1]
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def x(moment: datetime) -> float:
@@ -89,8 +110,7 @@ def line_chart(
         f'aria-label="{label}" data-points="{sum(len(line.points) for line in drawn)}">',
         f"<title>{label}</title>",
     ]
-    for i in range(5):
-        value = top * i / 4
+    for value in ticks:
         gy = y(value)
         parts.append(
             f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{gy:.1f}" y2="{gy:.1f}"/>'

@@ -21,6 +21,7 @@ from promptctl.registry.metrics.series import MetricSeries, SeriesPoint
 from promptctl.registry.metrics.summary import parse_time
 from promptctl.registry.releases.audit import AuditQuery
 from promptctl.registry.releases.values import LogEntry, ReleaseState
+from promptctl.server.dashboard.actions import rollback_targets
 from promptctl.server.dashboard.charts import Line, line_chart
 from promptctl.server.dashboard.present import health, millis, number, percent, usd
 from promptctl.server.dashboard.web import Page, PageRequest, to_json_text
@@ -190,17 +191,17 @@ def _chart_lines(series: MetricSeries, value: Any) -> list[Line]:
     return lines
 
 
-CHARTS: list[tuple[str, str, Any, Any, float | None]] = [
-    # (key, title, value of a point, format, fixed ceiling)
-    ("calls", "Calls per step", lambda p: float(p.count), number, None),
-    ("error_rate", "Error rate", lambda p: p.error_rate, percent, None),
-    ("latency_p50", "Latency p50 (successful calls)", lambda p: p.latency_p50, millis, None),
-    ("latency_p95", "Latency p95 (successful calls)", lambda p: p.latency_p95, millis, None),
-    ("latency_p99", "Latency p99 (successful calls)", lambda p: p.latency_p99, millis, None),
-    ("cost", "Cost per call", lambda p: p.cost_mean, usd, None),
-    ("tokens", "Tokens per call (input + output)", SeriesPoint.tokens_mean.fget, number, None),
-    ("quality", "Quality (mean)", lambda p: p.quality_mean, number, 1.0),
-    ("invalid", "Invalid-output rate", lambda p: p.invalid_output_rate, percent, None),
+CHARTS: list[tuple[str, str, Any, Any, float | None, float]] = [
+    # (key, title, value of a point, format, fixed ceiling, finest step between y ticks)
+    ("calls", "Calls per step", lambda p: float(p.count), number, None, 1.0),
+    ("error_rate", "Error rate", lambda p: p.error_rate, percent, None, 0.0),
+    ("latency_p50", "Latency p50 (successful calls)", lambda p: p.latency_p50, millis, None, 0.0),
+    ("latency_p95", "Latency p95 (successful calls)", lambda p: p.latency_p95, millis, None, 0.0),
+    ("latency_p99", "Latency p99 (successful calls)", lambda p: p.latency_p99, millis, None, 0.0),
+    ("cost", "Cost per call", lambda p: p.cost_mean, usd, None, 0.0),
+    ("tokens", "Tokens per call (input + output)", SeriesPoint.tokens_mean.fget, number, None, 0.0),
+    ("quality", "Quality (mean)", lambda p: p.quality_mean, number, 1.0, 0.0),
+    ("invalid", "Invalid-output rate", lambda p: p.invalid_output_rate, percent, None, 0.0),
 ]
 
 
@@ -248,13 +249,25 @@ def prompt_page(pr: PageRequest) -> Page:
             )
     traffic = registry.recent_traffic(now - HOUR, prompt=name, viewer=token)
     protected = registry.serving.environments()
+    may_act = {
+        s.environment: pr.visitor.may_act(s.environment, protected.get(s.environment, False))
+        for s in states
+    }
+    # Where a rollback has nothing to do (no canary, no earlier stable version), the page
+    # says so instead of offering a button that can only fail.
+    back_to = (
+        rollback_targets(registry.history(name, viewer=token))
+        if any(may_act[s.environment] and s.canary is None for s in states)
+        else {}
+    )
     releases = [
         {
             "state": s,
             "traffic": traffic.get((name, s.environment)),
             "health": health(traffic.get((name, s.environment))),
-            "may_act": pr.visitor.may_act(s.environment, protected.get(s.environment, False)),
+            "may_act": may_act[s.environment],
             "protected": protected.get(s.environment, False),
+            "rollback_to": back_to.get(s.environment),
         }
         for s in states
     ]
@@ -264,14 +277,21 @@ def prompt_page(pr: PageRequest) -> Page:
         series = registry.metrics_series(
             name, env, start=now - timedelta(seconds=window), end=now, step=step, viewer=token
         )
-        for key, title, value, fmt, ceiling in CHARTS:
+        for key, title, value, fmt, ceiling, resolution in CHARTS:
             lines = _chart_lines(series, value)
             charts.append(
                 {
                     "key": key,
                     "title": title,
                     "svg": line_chart(
-                        title, lines, series.start, series.end, step, fmt, ceiling=ceiling
+                        title,
+                        lines,
+                        series.start,
+                        series.end,
+                        series.step_seconds,  # whole hours where minute rows are gone
+                        fmt,
+                        ceiling=ceiling,
+                        resolution=resolution,
                     ),
                     # Numbered as the chart numbers its lines: those with points.
                     "legend": list(enumerate(line for line in lines if line.points)),

@@ -3,8 +3,9 @@
 The cookie holds no secret a script could reuse: a random session id, the SHA-256 of the
 API token the person pasted (never the token), and when it was issued, signed with
 HMAC-SHA256. It is HttpOnly (no script reads it) and SameSite=Strict (no other site's page
-sends it), Secure over HTTPS. Each request looks the token's hash up among the active
-tokens, so revoking the token ends its sessions at once.
+sends it), Secure over HTTPS (the forwarded scheme behind a trusted proxy) or always with
+PROMPTCTL_DASHBOARD_SECURE_COOKIE=true. Each request looks the token's hash up among the
+active tokens, so revoking the token ends its sessions at once.
 
 Every visitor has a session, signed in or not, so that every form carries a CSRF token:
 HMAC(key, session id), checked on each POST. Without tokens on (a loopback server) there is
@@ -115,6 +116,7 @@ class Sessions:
     def __init__(self, ctx: AppContext, key: bytes | None = None) -> None:
         self.ctx = ctx
         self.key = key or secrets.token_bytes(32)
+        self.secure = getattr(ctx.settings, "dashboard_secure_cookie", "auto")
 
     def _sign(self, data: bytes) -> str:
         mac = hmac.new(self.key, data, hashlib.sha256).digest()
@@ -166,8 +168,17 @@ class Sessions:
             path="/",
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https",
+            secure=self.is_secure(request),
         )
+
+    def is_secure(self, request: Request) -> bool:
+        """Whether the cookie is for HTTPS only (PROMPTCTL_DASHBOARD_SECURE_COOKIE).
+
+        `auto` asks the request's scheme, which behind a TLS-terminating proxy is the
+        forwarded one once uvicorn's proxy headers middleware trusts that proxy."""
+        if self.secure == "auto":
+            return request.url.scheme == "https"
+        return self.secure == "true"
 
     def check_form(self, request: Request, visitor: Visitor, form: dict[str, str]) -> None:
         """Raise CsrfRefused unless a POST comes from this site's own page of this session."""

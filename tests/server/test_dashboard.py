@@ -342,6 +342,46 @@ def test_a_stale_form_is_refused_showing_the_new_state(client, released):
     assert client.post(path, data={**again, "weight": "50"}, follow_redirects=False).is_redirect
 
 
+@pytest.mark.parametrize("revision", [None, "", "  "], ids=["absent", "empty", "blank"])
+def test_an_action_posted_without_the_revision_is_refused_as_incomplete(client, released, revision):
+    path = "/-/actions/ramp?prompt=greet&env=staging"
+    form = {"csrf": csrf_of(client.get(path).text), "weight": "50"}
+    if revision is not None:
+        form["revision"] = revision
+    refused = client.post(f"{path}&revision=2", data=form, follow_redirects=False)
+    assert refused.status_code == 400
+    assert "Form incomplete" in refused.text
+    assert "has no &#39;revision&#39;" in refused.text
+    [state] = released.state.ctx.registry.status("greet", "staging")
+    assert state.canary_weight_bp == 2000  # nothing was done
+
+
+def test_a_form_that_saw_no_release_is_stale_once_one_exists(client, released):
+    path = "/-/actions/promote?prompt=greet&env=production"
+    form = {"csrf": csrf_of(client.get(path).text), "revision": "0", "version": "v3"}
+    stale = client.post(path, data=form, follow_redirects=False)
+    assert stale.status_code == 409
+    [state] = released.state.ctx.registry.status("greet", "production")
+    assert state.stable.label == "v2"
+
+
+def test_rollback_is_offered_only_where_there_is_an_earlier_version(client, released):
+    html = client.get("/prompts/greet?env=staging").text
+    assert "/-/actions/rollback?prompt=greet&amp;env=staging" in html  # a canary to drop
+    # production runs the first version it was given: nothing to roll back to.
+    assert "/-/actions/rollback?prompt=greet&amp;env=production" not in html
+    assert re.search(r"<button [^>]*disabled[^>]*>Roll back</button>", html)
+    assert "v2 has no earlier version to return to" in html
+
+    release(released, "greet", "production", "v3")
+    html = client.get("/prompts/greet?env=production").text
+    assert "/-/actions/rollback?prompt=greet&amp;env=production" in html
+    assert "stable v3 → v2" in html
+    assert confirm(client, "/-/actions/rollback?prompt=greet&env=production").is_redirect
+    html = client.get("/prompts/greet?env=production").text
+    assert "/-/actions/rollback?prompt=greet&amp;env=production" not in html
+
+
 def test_an_action_the_registry_refuses_shows_why(client, released):
     done = confirm(client, "/-/actions/rollback?prompt=greet&env=production")
     assert done.status_code == 409
@@ -465,6 +505,48 @@ def test_the_session_cookie_is_httponly_strict_and_never_holds_the_token(open_cl
     TokenService(tokens_app.state.ctx.registry.database).revoke("read-all")
     tokens_app.state.ctx.cache.load_all()
     assert client.get("/", follow_redirects=False).status_code == 303
+
+
+def session_cookie(answer) -> str:
+    cookies = [v for k, v in answer.headers.multi_items() if k == "set-cookie"]
+    found = [c for c in cookies if c.startswith("promptctl_session=")]
+    assert found, f"no session cookie among {cookies}"
+    return found[0]
+
+
+@pytest.mark.parametrize(
+    ("setting", "trusted", "forwarded", "secure"),
+    [
+        pytest.param("auto", "*", None, False, id="auto over http"),
+        pytest.param("auto", "*", "https", True, id="auto behind a trusted TLS proxy"),
+        pytest.param("auto", "10.9.9.9", "https", False, id="auto, the proxy not trusted"),
+        pytest.param("true", "*", None, True, id="forced on over http"),
+        pytest.param("false", "*", "https", False, id="forced off over https"),
+    ],
+)
+def test_the_session_cookie_is_secure_over_https_behind_a_proxy_or_when_forced(
+    make_settings, setting, trusted, forwarded, secure
+):
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    app = create_app(make_settings(dashboard_secure_cookie=setting))
+    # As `promptctl serve` runs the app: behind uvicorn's proxy headers middleware, which
+    # takes X-Forwarded-Proto from the proxies it trusts (FORWARDED_ALLOW_IPS).
+    with TestClient(ProxyHeadersMiddleware(app, trusted_hosts=trusted)) as client:
+        headers = {"x-forwarded-proto": forwarded, "x-forwarded-for": "203.0.113.7"}
+        answer = client.get("/", headers=headers if forwarded else {})
+    assert answer.status_code == 200
+    attributes = [a.strip().lower() for a in session_cookie(answer).split(";")]
+    assert ("secure" in attributes) is secure
+    assert "httponly" in attributes
+
+
+def test_the_secure_cookie_setting_is_auto_true_or_false(make_settings):
+    assert make_settings().dashboard_secure_cookie == "auto"
+    assert make_settings(dashboard_secure_cookie=" TRUE ").dashboard_secure_cookie == "true"
+    assert make_settings(dashboard_secure_cookie=False).dashboard_secure_cookie == "false"
+    with pytest.raises(ValueError, match="dashboard_secure_cookie"):
+        make_settings(dashboard_secure_cookie="sometimes")
 
 
 def test_a_read_only_token_sees_no_action_buttons_and_cannot_act(open_client, tokens_app):

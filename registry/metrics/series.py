@@ -228,7 +228,8 @@ def read_series(
     return MetricSeries(prompt, environment, moment(low), moment(high), step, rollup, tuple(series))
 
 
-# Rollup columns summed over a step's rows, and those whose minimum or maximum is kept.
+# The rollup columns a step sums: counts (cast back to integers from PostgreSQL's numeric
+# sums), sums of floats, and sums of squares, which rows written before 0006 lack.
 _COUNTS = (
     "count",
     "errors",

@@ -31,7 +31,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 from promptctl.registry import errors
@@ -62,12 +62,19 @@ class ParsedCache:
     no folder) in this process only."""
 
     def __init__(self, git_dir: Path | None) -> None:
-        self.path = git_dir / FOLDER / f"parsed-{code_fingerprint()}.sqlite3" if git_dir else None
+        self.git_dir = git_dir
         self._connection: sqlite3.Connection | None = None
         self._opened = False
         self._pending: dict[bytes, bytes] = {}
         self._batch = 0
         self._lock = threading.Lock()
+
+    @cached_property
+    def path(self) -> Path | None:
+        """The cache file (named on first use: naming it reads the parsing code)."""
+        if self.git_dir is None:
+            return None
+        return self.git_dir / FOLDER / f"parsed-{code_fingerprint()}.sqlite3"
 
     def parse(self, path: str, data: bytes) -> PromptFile:
         """Return the parse of a prompt file's bytes, as parse_prompt_file would."""

@@ -82,8 +82,8 @@ class FastPathApp(FastAPI):
                 try:
                     await send(start)
                     await send(body)
-                finally:
-                    fast.observe(route, start["status"], perf_counter() - started)
+                finally:  # as TelemetryMiddleware records the routes' requests
+                    fast.observe("GET", route, start["status"], perf_counter() - started)
                 return
         await super().__call__(scope, receive, send)
 
@@ -96,17 +96,14 @@ class FastPath:
         self.ctx: AppContext = app.state.ctx
         self.cache = self.ctx.registry.serving
         self.tokens = self.ctx.settings.tokens
-        self.observe_request = self.ctx.telemetry.observe
+        # Request metrics (/metrics): counted and timed as TelemetryMiddleware does.
+        self.observe = self.ctx.telemetry.observe
         # FastAPI's own OpenTelemetry spans and metrics, on when a provider is configured.
         self.native_telemetry = getattr(app, "_native_telemetry", None)
         self._traced = False
         self._traced_checked_until = 0.0
         # Per answer (a resolution or a release), while it lives: its header lists.
-        self._headers: dict[int, tuple[weakref.ref[Any], list[Any], list[Any]]] = {}
-
-    def observe(self, route: str, status: int, seconds: float) -> None:
-        """Count and time an answered request, as TelemetryMiddleware does for the routes."""
-        self.observe_request("GET", route, status, seconds)
+        self._headers: dict[int, tuple[weakref.ref[Any], list[Any], list[Any], bytes]] = {}
 
     def answer(self, scope: Scope) -> tuple[Message, Message, str] | None:
         """The response start and body the route would send, and its template; None to
@@ -186,21 +183,24 @@ class FastPath:
         kept = self._headers.get(id(answer))
         if kept is None or kept[0]() is not answer:
             kept = self._keep(answer, body, etag)
-        if if_none_match is not None and etag_matches(if_none_match.decode("latin-1"), etag):
+        if if_none_match is not None and (
+            if_none_match == kept[3]  # the usual case, which etag_matches would also say
+            or etag_matches(if_none_match.decode("latin-1"), etag)
+        ):
             return {"type": "http.response.start", "status": 304, "headers": kept[2]}, _EMPTY
         start = {"type": "http.response.start", "status": 200, "headers": kept[1]}
         return start, {"type": "http.response.body", "body": body}
 
     def _keep(
         self, answer: Any, body: bytes, etag: str
-    ) -> tuple[weakref.ref[Any], list[Any], list[Any]]:
+    ) -> tuple[weakref.ref[Any], list[Any], list[Any], bytes]:
         """Build the header lists of an answer once (servers only read them), kept until
         the serving cache lets go of the answer (a release changed)."""
         key = id(answer)
         tag = (b"etag", etag.encode("latin-1"))
         length = (b"content-length", str(len(body)).encode())
         alive = weakref.ref(answer, lambda _: self._headers.pop(key, None))
-        kept = (alive, [tag, _NO_CACHE, length, _JSON], [tag, _NO_CACHE])
+        kept = (alive, [tag, _NO_CACHE, length, _JSON], [tag, _NO_CACHE], tag[1])
         self._headers[key] = kept
         return kept
 

@@ -62,27 +62,3 @@ def test_each_command_module_registers_the_commands_the_group_expects_of_it(proj
         assert set(names) <= registered(module), module
     every = {name for names in COMMAND_MODULES.values() for name in names}
     assert registered(*COMMAND_MODULES) == every
-
-
-def test_status_imports_neither_the_server_nor_the_review_report(git_repo, project_root):
-    code = (
-        "import sys\n"
-        "from promptctl.cli.main import main\n"
-        "sys.argv = ['promptctl', '--repo', sys.argv[1], 'status']\n"
-        "try:\n"
-        "    main()\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "print(' '.join(m for m in ('promptctl.cli.serve', 'promptctl.cli.review',"
-        " 'promptctl.cli.webhooks', 'fastapi', 'uvicorn') if m in sys.modules))"
-    )
-    git_repo.commit("one", {"prompts/p.prompt": "Text.\n"})
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(git_repo.path)],
-        cwd=project_root,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "Nothing released" in result.stdout
-    assert result.stdout.splitlines()[-1].split() == []

@@ -77,7 +77,10 @@ def test_environment_variables_override_the_file_and_options_override_both(
     ("config", "message"),
     [
         ('root = "unclosed', "promptctl.toml: "),
-        ('root = "p"\nprompts = "x"\n', "unknown key(s) prompts (known: root, pattern, branch, template)"),
+        (
+            'root = "p"\nprompts = "x"\n',
+            "unknown key(s) prompts (known: root, pattern, branch, template)",
+        ),
         ('root = ""\n', "'root' must be a non-empty string"),
         ("branch = 3\n", "'branch' must be a non-empty string"),
         ("promptctl = 3\n", "[promptctl] must be a table"),

@@ -47,7 +47,7 @@ CHECKOUT = Path(__file__).resolve().parents[2]
 README = CHECKOUT / "README.md"
 BIN = Path(sys.executable).parent
 RUN = {"sh", "python"}
-NOT_RUN = {"console", "text", "toml", ""}
+NOT_RUN = {"console", "text", "toml", "json", ""}  # json: a payload shown, never run
 FENCE = re.compile(r"^```(\S*)\s*$")
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Readme Test",

@@ -16,7 +16,14 @@ from sqlalchemy.orm import Session, aliased
 
 from promptctl.registry.errors import EnvironmentNotFound, VersionNotFound
 from promptctl.registry.prompts.promptversion import SHORT, PromptVersion, version_from_files
-from promptctl.registry.releases.values import EnvironmentInfo, LogEntry, ReleaseState, VersionRef
+from promptctl.registry.releases.values import (
+    PUSHES,
+    EnvironmentInfo,
+    LogEntry,
+    ReleaseState,
+    VersionRef,
+    replay_stable,
+)
 from promptctl.registry.store.models import (
     ApiToken,
     Environment,
@@ -26,8 +33,6 @@ from promptctl.registry.store.models import (
     as_utc,
     utcnow,
 )
-
-PUSHES = ("promote", "complete", "rollback_to")
 
 
 def find_environment(session: Session, name: str) -> Environment:
@@ -106,15 +111,9 @@ def stable_history(
         .where(ReleaseLog.prompt == prompt, ReleaseLog.environment == environment)
         .order_by(ReleaseLog.id)
     ).all()
-    stack: list[str] = []
-    ever: set[str] = set()
-    for action, to_digest in rows:
-        if action in PUSHES and to_digest:
-            stack.append(to_digest)
-            ever.add(to_digest)
-        elif action == "rollback" and stack:
-            stack.pop()
-    return stack, frozenset(ever)
+    steps = [(action, to_digest or None) for action, to_digest in rows]
+    ever = frozenset(d for action, d in steps if action in PUSHES and d is not None)
+    return replay_stable(steps), ever
 
 
 def release_states(

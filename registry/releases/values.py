@@ -6,12 +6,30 @@ CLI's remote backend (which rebuilds them from the server's JSON).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from promptctl.registry.prompts.promptversion import SHORT
+
+V = TypeVar("V")
+
+# Log actions that make a new version stable; a `rollback` without --to returns to the one
+# before.
+PUSHES = ("promote", "complete", "rollback_to")
+
+
+def replay_stable(steps: Iterable[tuple[str, V | None]]) -> list[V]:
+    """The stack of stable versions a release's log leaves, given its (action, new version)
+    steps oldest first: promotions push the new stable version, rollbacks pop it."""
+    stack: list[V] = []
+    for action, version in steps:
+        if action in PUSHES and version is not None:
+            stack.append(version)
+        elif action == "rollback" and stack:
+            stack.pop()
+    return stack
 
 
 def timestamp(moment: datetime) -> str:

@@ -30,9 +30,8 @@ from promptctl.registry.releases.actions import (
     ReleaseAction,
     Rollback,
 )
-from promptctl.registry.releases.queries import PUSHES
 from promptctl.registry.releases.routing import parse_percent
-from promptctl.registry.releases.values import LogEntry, ReleaseState
+from promptctl.registry.releases.values import LogEntry, ReleaseState, replay_stable
 from promptctl.server.dashboard.web import Page, PageRequest, Redirect
 
 
@@ -81,13 +80,11 @@ def rollback_targets(entries: Sequence[LogEntry]) -> dict[str, str]:
     prompt's log (`entries` newest first, as `Registry.history` gives them): the log
     replayed as the registry replays it, promotions pushing and rollbacks popping.
     An environment whose stable version has no earlier one is absent."""
-    stacks: dict[str, list[str]] = {}
+    steps: dict[str, list[tuple[str, str | None]]] = {}
     for entry in reversed(entries):  # oldest first
-        stack = stacks.setdefault(entry.environment, [])
-        if entry.action in PUSHES and entry.to_version is not None:
-            stack.append(entry.to_version.label)
-        elif entry.action == "rollback" and stack:
-            stack.pop()
+        to = entry.to_version.label if entry.to_version is not None else None
+        steps.setdefault(entry.environment, []).append((entry.action, to))
+    stacks = {env: replay_stable(env_steps) for env, env_steps in steps.items()}
     return {env: stack[-2] for env, stack in stacks.items() if len(stack) > 1}
 
 

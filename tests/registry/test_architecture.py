@@ -37,7 +37,6 @@ VALUE_MODULES = {
 VALUE_NAMES = {
     "promptctl.registry.auth": {"SCOPES", "TokenInfo", "hash_token"},
     "promptctl.registry.releases.serving": {"change_of"},
-    "promptctl.registry.releases.queries": {"PUSHES"},
     "promptctl.registry.metrics.series": {"MetricSeries", "SeriesPoint", "Traffic"},
     "promptctl.registry.releases.audit": {"AuditQuery"},
 }
